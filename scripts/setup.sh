@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the system packages isobench needs. Idempotent: packages already present are skipped,
+# and `apt-get update` runs first only when something is missing.
+# Usage: scripts/setup.sh        (as root; CI runs it from .ci/run)
+set -euo pipefail
+
+packages=(
+  qemu-system-x86        # vm backend
+  qemu-utils             # qemu-img: qcow2 overlays for VMs
+  busybox-static         # the default image: a rootfs built from the host's busybox
+  linux-image-cloud-amd64 # guest kernel with virtio drivers for the vm backend
+  runc crun              # OCI runtimes, peers of our own container launcher
+  e2fsprogs              # mkfs.ext4 -d: the VM base disk from a rootfs
+  util-linux             # unshare(1): the reference point for container start-up
+  procps                 # ps inside tests and for humans
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: must run as root (it installs Debian packages)" >&2
+  exit 2
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all system packages present"
+fi

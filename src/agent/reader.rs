@@ -1,0 +1,156 @@
+//! The harness side of the agent protocol: reads the agent's lines from a pipe with a deadline
+//! and a cancel flag, so a hung instance or a Ctrl-C never blocks the run.
+
+use super::{DONE_LINE, Facts, READY_LINE};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often a wait wakes up to look at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+/// Lines of unexpected output kept for error messages (an exec error, a panic).
+const KEEP_LINES: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("no `{expected}` line after {waited_ms} ms{}", output_suffix(.output))]
+    Timeout {
+        expected: &'static str,
+        waited_ms: u64,
+        output: Vec<String>,
+    },
+    #[error("agent output ended before `{expected}`{}", output_suffix(.output))]
+    Eof {
+        expected: &'static str,
+        output: Vec<String>,
+    },
+    #[error("interrupted")]
+    Cancelled,
+    #[error("agent facts line is not valid: {0}")]
+    BadFacts(String),
+    #[error("reading agent output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn output_suffix(output: &[String]) -> String {
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!(" (agent said: {})", output.join(" | "))
+    }
+}
+
+/// Reads the agent's stdout (and stderr, which backends point at the same pipe).
+pub struct AgentReader {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    other: Vec<String>,
+}
+
+impl AgentReader {
+    pub fn new(fd: OwnedFd) -> AgentReader {
+        AgentReader {
+            file: std::fs::File::from(fd),
+            buf: Vec::with_capacity(512),
+            other: Vec::new(),
+        }
+    }
+
+    /// Waits for the facts line and then `ready`. The moment this returns is the end of
+    /// start-up, so callers take their timestamp right after it.
+    pub fn wait_ready(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<Facts, AgentError> {
+        let mut facts = None;
+        loop {
+            let line = self.next_line(READY_LINE, deadline, cancel)?;
+            if line == READY_LINE {
+                return facts.ok_or_else(|| {
+                    AgentError::BadFacts("`ready` came before the facts line".into())
+                });
+            }
+            if line.starts_with('{') {
+                facts = Some(
+                    serde_json::from_str::<Facts>(&line)
+                        .map_err(|e| AgentError::BadFacts(format!("{e}: {line}")))?,
+                );
+            } else {
+                self.keep(line);
+            }
+        }
+    }
+
+    /// Waits for `done`: the workload has finished its work (allocated, written) and idles.
+    pub fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+        loop {
+            let line = self.next_line(DONE_LINE, deadline, cancel)?;
+            if line == DONE_LINE {
+                return Ok(());
+            }
+            self.keep(line);
+        }
+    }
+
+    fn keep(&mut self, line: String) {
+        if self.other.len() < KEEP_LINES {
+            self.other.push(line);
+        }
+    }
+
+    fn next_line(
+        &mut self,
+        expected: &'static str,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<String, AgentError> {
+        let start = Instant::now();
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(String::from_utf8_lossy(&line[..pos]).trim_end().to_string());
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(AgentError::Cancelled);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(AgentError::Timeout {
+                    expected,
+                    waited_ms: (now - start).as_millis() as u64,
+                    output: std::mem::take(&mut self.other),
+                });
+            }
+            let wait = (deadline - now).min(CANCEL_POLL);
+            let timeout =
+                PollTimeout::try_from(wait.as_millis() as u32 + 1).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(AgentError::Io(e.into())),
+            }
+            let mut chunk = [0u8; 512];
+            match self.file.read(&mut chunk) {
+                Ok(0) => {
+                    if !self.buf.is_empty() {
+                        let rest = String::from_utf8_lossy(&self.buf).trim_end().to_string();
+                        self.buf.clear();
+                        self.keep(rest);
+                    }
+                    return Err(AgentError::Eof {
+                        expected,
+                        output: std::mem::take(&mut self.other),
+                    });
+                }
+                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(AgentError::Io(e)),
+            }
+        }
+    }
+}

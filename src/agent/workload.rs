@@ -1,0 +1,97 @@
+//! The agent's side: print facts and `ready`, run the workload, print `done`, idle until killed.
+
+use super::{DONE_LINE, Facts, READY_LINE};
+use std::io::Write;
+
+/// Where `write-file` writes inside the instance: on its private copy-on-write layer.
+pub const WRITE_FILE_PATH: &str = "/var/tmp/isobench-write-file";
+
+const MIB: usize = 1 << 20;
+
+/// Runs the agent with the workload named by `args` (`idle`, `touch-memory MIB`,
+/// `write-file MIB`). Returns only on bad arguments or an I/O error; otherwise it idles
+/// until killed, because an instance's lifetime is the harness's decision.
+pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
+    let workload: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mib = |v: Option<&&str>| -> Result<usize, String> {
+        v.and_then(|s| s.parse::<usize>().ok())
+            .filter(|m| (1..=65536).contains(m))
+            .ok_or_else(|| format!("agent: {workload:?}: MiB must be 1..=65536"))
+    };
+    // Validate before printing anything, so a bad call never looks ready.
+    let plan = match workload.first().copied() {
+        Some("idle") | None => Plan::Idle,
+        Some("touch-memory") => Plan::Touch(mib(workload.get(1))?),
+        Some("write-file") => Plan::Write(mib(workload.get(1))?),
+        Some(other) => {
+            return Err(format!(
+                "agent: unknown workload {other:?}; allowed: idle, touch-memory MIB, write-file MIB"
+            ));
+        }
+    };
+
+    let facts = serde_json::to_string(&Facts::gather()).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{facts}\n{READY_LINE}")
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+
+    // The memory stays referenced until the process dies: `_held` lives for the idle loop.
+    let _held = match plan {
+        Plan::Idle => Vec::new(),
+        Plan::Touch(m) => touch_memory(m),
+        Plan::Write(m) => {
+            write_file(m)?;
+            Vec::new()
+        }
+    };
+    writeln!(out, "{DONE_LINE}")
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+    drop(out);
+    loop {
+        // pause() until a signal; the harness ends us with SIGKILL.
+        nix::unistd::pause();
+    }
+}
+
+enum Plan {
+    Idle,
+    Touch(usize),
+    Write(usize),
+}
+
+/// Allocates `mib` MiB and writes one byte per page so every page is really backed.
+fn touch_memory(mib: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; mib * MIB];
+    let page = 4096;
+    for i in (0..buf.len()).step_by(page) {
+        // Non-zero so the kernel cannot keep the zero page mapped.
+        buf[i] = 1 + (i / page % 251) as u8;
+    }
+    std::hint::black_box(&buf);
+    buf
+}
+
+/// Writes `mib` MiB of non-repeating data and syncs it, so it lands on the instance's private
+/// layer (overlay upper dir, qcow2 overlay) where disk use is measured.
+fn write_file(mib: usize) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("agent: write-file {WRITE_FILE_PATH}: {e}");
+    if let Some(dir) = std::path::Path::new(WRITE_FILE_PATH).parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut f = std::fs::File::create(WRITE_FILE_PATH).map_err(err)?;
+    let mut block = vec![0u8; MIB];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..mib {
+        // xorshift: cheap bytes that no filesystem can compress or dedupe away.
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&block).map_err(err)?;
+    }
+    f.sync_all().map_err(err)
+}

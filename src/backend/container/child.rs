@@ -1,0 +1,437 @@
+//! The container's first process between clone and exec of the agent.
+//!
+//! This runs in the child of a raw clone(2) of a multithreaded harness: other threads' locks
+//! (malloc's among them) may be held forever in this copy of the address space, so the code
+//! here allocates nothing, formats nothing and calls only async-signal-safe syscalls on data
+//! the parent prepared in [`ChildSpec`]. Failures travel to the parent as a stage + errno.
+
+use super::sync::{ChildMsg, GO, Stage};
+use std::ffi::{CString, c_char};
+use std::os::fd::RawFd;
+
+/// Capabilities of the OCI default set (runtime-spec's config for runc `spec`), by number from
+/// linux/capability.h: everything else is dropped from the bounding set.
+pub const OCI_DEFAULT_CAPS: &[u32] = &[
+    0,  // CAP_CHOWN
+    1,  // CAP_DAC_OVERRIDE
+    3,  // CAP_FOWNER
+    4,  // CAP_FSETID
+    5,  // CAP_KILL
+    6,  // CAP_SETGID
+    7,  // CAP_SETUID
+    8,  // CAP_SETPCAP
+    10, // CAP_NET_BIND_SERVICE
+    13, // CAP_NET_RAW
+    18, // CAP_SYS_CHROOT
+    27, // CAP_MKNOD
+    29, // CAP_AUDIT_WRITE
+    31, // CAP_SETFCAP
+];
+
+/// /proc paths the OCI default config masks (runc's `spec`): files get /dev/null bound over
+/// them, directories an empty read-only tmpfs. /sys entries are moot: no /sys is mounted.
+pub const MASKED_PATHS: &[&str] = &[
+    "proc/acpi",
+    "proc/asound",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+];
+
+/// /proc paths the OCI default config makes read-only.
+pub const READONLY_PATHS: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+/// Character devices of the minimal /dev: (name, major, minor), as the OCI default config lists.
+pub const DEV_NODES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+/// Symlinks of the minimal /dev: (link, target).
+pub const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+
+/// Filesystem set-up, all paths absolute on the host (the child still sees the host's tree
+/// until pivot_root).
+pub struct FsSpec {
+    pub root: CString,
+    pub overlay_opts: CString,
+    pub proc_dir: CString,
+    pub dev_dir: CString,
+    pub dev_null: CString,
+    pub dev_nodes: Vec<(CString, libc::dev_t)>,
+    pub dev_links: Vec<(CString, CString)>,
+    pub masked: Vec<CString>,
+    pub readonly: Vec<CString>,
+}
+
+pub struct ChildSpec {
+    pub fs: Option<FsSpec>,
+    pub hostname: Option<CString>,
+    pub cgroup_ns: bool,
+    /// Bounding-set capabilities to drop (0..=cap_last_cap minus the OCI default set).
+    pub drop_caps: Vec<u32>,
+    pub keep_caps_mask: u64,
+    pub exe: CString,
+    /// NULL-terminated pointer arrays into `_argv`/`_envp`, built before the clone.
+    pub argv: Vec<*const c_char>,
+    pub envp: Vec<*const c_char>,
+    pub _argv: Vec<CString>,
+    pub _envp: Vec<CString>,
+}
+
+impl ChildSpec {
+    pub fn new(exe: CString, args: Vec<CString>, env: Vec<CString>) -> ChildSpec {
+        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const c_char> = env.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(40);
+        ChildSpec {
+            fs: None,
+            hostname: None,
+            cgroup_ns: false,
+            drop_caps: (0..=last_cap)
+                .filter(|c| !OCI_DEFAULT_CAPS.contains(c))
+                .collect(),
+            keep_caps_mask: OCI_DEFAULT_CAPS.iter().fold(0u64, |m, c| m | (1u64 << c)),
+            exe,
+            argv,
+            envp,
+            _argv: args,
+            _envp: env,
+        }
+    }
+}
+
+/// The descriptors the child uses, by number (all O_CLOEXEC in the parent).
+pub struct ChildFds {
+    /// Child -> parent messages; closes at exec.
+    pub msg_w: RawFd,
+    /// Parent -> child `Go`.
+    pub go_r: RawFd,
+    /// Becomes the agent's stdout and stderr.
+    pub out_w: RawFd,
+    /// Host /dev/null: the agent's stdin.
+    pub null_r: RawFd,
+}
+
+fn send(fd: RawFd, msg: ChildMsg) {
+    let b = msg.encode();
+    // SAFETY: write(2) of a stack buffer to a pipe we own; failure is ignored on purpose
+    // (the parent then sees EOF or a timeout).
+    unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn fail(fds: &ChildFds, stage: Stage) -> ! {
+    send(
+        fds.msg_w,
+        ChildMsg::Error {
+            stage,
+            errno: errno(),
+        },
+    );
+    // SAFETY: _exit ends the process without running the parent's atexit handlers or
+    // destructors, which belong to the parent's copy of this address space.
+    unsafe { libc::_exit(1) }
+}
+
+fn check(r: libc::c_long, fds: &ChildFds, stage: Stage) {
+    if r < 0 {
+        fail(fds, stage);
+    }
+}
+
+const NULL: *const c_char = std::ptr::null();
+
+/// Entered right after clone(2) returned 0. Never returns.
+pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
+    // SAFETY (whole function): every call is a raw syscall wrapper on pointers into `spec`,
+    // which the parent built before clone and which stays valid in this copy of its memory.
+    unsafe {
+        check(
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as _,
+            fds,
+            Stage::Setsid,
+        );
+        // Own session: a Ctrl-C at the harness's terminal must not reach instances directly.
+        check(libc::setsid() as _, fds, Stage::Setsid);
+
+        if let Some(fs) = &spec.fs {
+            setup_fs(fs, spec.hostname.as_ref(), fds);
+        } else if let Some(h) = &spec.hostname {
+            check(
+                libc::sethostname(h.as_ptr(), h.as_bytes().len()) as _,
+                fds,
+                Stage::Hostname,
+            );
+        }
+        send(fds.msg_w, ChildMsg::FsReady);
+
+        // Wait until the parent has put us into our cgroup (limits already written).
+        let mut b = 0u8;
+        let n = libc::read(fds.go_r, (&mut b as *mut u8).cast(), 1);
+        if n != 1 || b != GO {
+            libc::_exit(1);
+        }
+        // After joining the cgroup, so that our own cgroup becomes the namespace's root.
+        if spec.cgroup_ns {
+            check(
+                libc::unshare(libc::CLONE_NEWCGROUP) as _,
+                fds,
+                Stage::CgroupNs,
+            );
+        }
+        libc::umask(0o022);
+        check(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as _,
+            fds,
+            Stage::NoNewPrivs,
+        );
+        drop_caps(spec, fds);
+
+        check(libc::dup2(fds.null_r, 0) as _, fds, Stage::Fds);
+        check(libc::dup2(fds.out_w, 1) as _, fds, Stage::Fds);
+        check(libc::dup2(fds.out_w, 2) as _, fds, Stage::Fds);
+        // Everything above 2 closes at exec, msg_w included (it is how the parent sees exec).
+        check(
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ),
+            fds,
+            Stage::Fds,
+        );
+        send(fds.msg_w, ChildMsg::Exec);
+        libc::execve(spec.exe.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr());
+        fail(fds, Stage::Exec)
+    }
+}
+
+/// # Safety
+/// Called only from [`run`], in the cloned child; see there.
+unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds) {
+    // SAFETY: raw syscalls on NUL-terminated strings owned by `fs`.
+    unsafe {
+        // Nothing we mount may propagate back to the host's mount namespace.
+        check(
+            libc::mount(
+                NULL,
+                c"/".as_ptr(),
+                NULL,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) as _,
+            fds,
+            Stage::Propagation,
+        );
+        check(
+            libc::mount(
+                c"overlay".as_ptr(),
+                fs.root.as_ptr(),
+                c"overlay".as_ptr(),
+                0,
+                fs.overlay_opts.as_ptr().cast(),
+            ) as _,
+            fds,
+            Stage::Overlay,
+        );
+        let pflags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        check(
+            libc::mount(
+                c"proc".as_ptr(),
+                fs.proc_dir.as_ptr(),
+                c"proc".as_ptr(),
+                pflags,
+                std::ptr::null(),
+            ) as _,
+            fds,
+            Stage::Proc,
+        );
+        check(
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                fs.dev_dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_STRICTATIME,
+                c"mode=755,size=64k".as_ptr().cast(),
+            ) as _,
+            fds,
+            Stage::Dev,
+        );
+        libc::umask(0);
+        for (path, dev) in &fs.dev_nodes {
+            check(
+                libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, *dev) as _,
+                fds,
+                Stage::Dev,
+            );
+        }
+        for (link, target) in &fs.dev_links {
+            check(
+                libc::symlink(target.as_ptr(), link.as_ptr()) as _,
+                fds,
+                Stage::Dev,
+            );
+        }
+        for p in &fs.masked {
+            if libc::mount(
+                fs.dev_null.as_ptr(),
+                p.as_ptr(),
+                NULL,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) < 0
+            {
+                match errno() {
+                    libc::ENOENT => {}
+                    // A directory: hide it under an empty read-only tmpfs.
+                    libc::ENOTDIR | libc::EISDIR => check(
+                        libc::mount(
+                            c"tmpfs".as_ptr(),
+                            p.as_ptr(),
+                            c"tmpfs".as_ptr(),
+                            libc::MS_RDONLY,
+                            std::ptr::null(),
+                        ) as _,
+                        fds,
+                        Stage::Mask,
+                    ),
+                    _ => fail(fds, Stage::Mask),
+                }
+            }
+        }
+        for p in &fs.readonly {
+            if libc::mount(
+                p.as_ptr(),
+                p.as_ptr(),
+                NULL,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) < 0
+            {
+                if errno() == libc::ENOENT {
+                    continue;
+                }
+                fail(fds, Stage::Readonly);
+            }
+            let ro = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | pflags;
+            check(
+                libc::mount(NULL, p.as_ptr(), NULL, ro, std::ptr::null()) as _,
+                fds,
+                Stage::Readonly,
+            );
+        }
+        if let Some(h) = hostname {
+            check(
+                libc::sethostname(h.as_ptr(), h.as_bytes().len()) as _,
+                fds,
+                Stage::Hostname,
+            );
+        }
+        // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+        // only the container's tree (runc's approach, no put_old directory needed).
+        check(libc::chdir(fs.root.as_ptr()) as _, fds, Stage::PivotRoot);
+        check(
+            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()),
+            fds,
+            Stage::PivotRoot,
+        );
+        check(
+            libc::umount2(c".".as_ptr(), libc::MNT_DETACH) as _,
+            fds,
+            Stage::PivotRoot,
+        );
+        check(libc::chdir(c"/".as_ptr()) as _, fds, Stage::PivotRoot);
+    }
+}
+
+/// Drops every capability outside the OCI default set from the bounding set, clears ambient
+/// capabilities and sets effective/permitted/inheritable to the default set. Root's
+/// capabilities after exec are bounded by the bounding set, which is what holds.
+unsafe fn drop_caps(spec: &ChildSpec, fds: &ChildFds) {
+    // capset(2) ABI: version 3 takes two 32-bit data words per set.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl and capset with stack structs laid out as the kernel's ABI.
+    unsafe {
+        for &c in &spec.drop_caps {
+            if libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) < 0
+                && errno() != libc::EINVAL
+            {
+                fail(fds, Stage::Caps);
+            }
+        }
+        check(
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            ) as _,
+            fds,
+            Stage::Caps,
+        );
+        let m = spec.keep_caps_mask;
+        let (lo, hi) = (m as u32, (m >> 32) as u32);
+        let mut hdr = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [
+            Data {
+                effective: lo,
+                permitted: lo,
+                inheritable: lo,
+            },
+            Data {
+                effective: hi,
+                permitted: hi,
+                inheritable: hi,
+            },
+        ];
+        check(
+            libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()),
+            fds,
+            Stage::Caps,
+        );
+    }
+}

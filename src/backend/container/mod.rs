@@ -1,0 +1,422 @@
+//! Our own container launcher: namespaces, an overlay root with pivot_root, a fresh /proc,
+//! a minimal /dev, OCI default masks and capabilities, and a cgroup with limits written before
+//! the workload execs.
+//!
+//! One raw clone(2) carries every namespace flag, so the agent is PID 1 of its PID namespace
+//! without the double fork `unshare --fork` needs. The mounts live only in the child's mount
+//! namespace: they disappear with it, even if the harness is killed.
+
+pub mod child;
+pub mod sync;
+
+use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use crate::agent::reader::{AgentError, AgentReader};
+use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
+use crate::image::{AGENT_IN_ROOTFS, Layers};
+use crate::scenario::BackendKind;
+use child::{ChildFds, ChildSpec, FsSpec};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+use sync::{ChildMsg, GO, RecvError};
+
+/// How long teardown waits for the kernel to empty a cgroup after the kill.
+const CGROUP_EMPTY_WAIT: Duration = Duration::from_secs(5);
+
+pub struct ContainerBackend {
+    ctx: RunContext,
+    layers: Option<Layers>,
+    cgroups: RunCgroups,
+    instances_dir: PathBuf,
+}
+
+fn cstr(p: impl AsRef<Path>) -> CString {
+    // Paths come from our own state dir and the scenario; an interior NUL would be a bug.
+    CString::new(p.as_ref().as_os_str().as_bytes()).unwrap_or_else(|_| c"/nonexistent".to_owned())
+}
+
+impl ContainerBackend {
+    pub fn new(ctx: RunContext) -> Result<ContainerBackend, PrepareError> {
+        let err = |what: String| PrepareError {
+            backend: "container",
+            what,
+        };
+        if !crate::host::is_root() {
+            return Err(err(
+                "needs root (namespaces, mounts and cgroups): run isobench as root".into(),
+            ));
+        }
+        let ns = ctx.scenario.namespaces;
+        let layers = if ns.mount {
+            Some(
+                Layers::prepare(
+                    &ctx.scenario.image,
+                    &ctx.state_dir.join("layers"),
+                    &ctx.agent_exe,
+                )
+                .map_err(|e| err(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let host = CgroupHost::detect().map_err(|e| err(e.to_string()))?;
+        let cgroups = host
+            .create_run(&ctx.run_id)
+            .map_err(|e| err(e.to_string()))?;
+        let instances_dir = ctx.state_dir.join("instances");
+        std::fs::create_dir_all(&instances_dir)
+            .map_err(|e| err(format!("{}: {e}", instances_dir.display())))?;
+        Ok(ContainerBackend {
+            ctx,
+            layers,
+            cgroups,
+            instances_dir,
+        })
+    }
+
+    fn child_spec(&self, name: &str, dir: &Path) -> ChildSpec {
+        let s = &self.ctx.scenario;
+        let (exe, argv0) = if self.layers.is_some() {
+            (cstr(AGENT_IN_ROOTFS), AGENT_IN_ROOTFS.to_string())
+        } else {
+            (
+                cstr(&self.ctx.agent_exe),
+                self.ctx.agent_exe.display().to_string(),
+            )
+        };
+        let mut args = vec![CString::new(argv0).unwrap_or_default(), c"agent".to_owned()];
+        args.extend(
+            s.workload
+                .agent_args()
+                .into_iter()
+                .filter_map(|a| CString::new(a).ok()),
+        );
+        let mut env = vec![
+            c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            c"HOME=/root".to_owned(),
+        ];
+        env.extend(
+            self.ctx
+                .marker_env(name)
+                .iter()
+                .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok()),
+        );
+        let mut spec = ChildSpec::new(exe, args, env);
+        spec.cgroup_ns = s.namespaces.cgroup;
+        if s.namespaces.uts {
+            spec.hostname = CString::new(name).ok();
+        }
+        if let Some(layers) = &self.layers {
+            let root = dir.join("merged");
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                layers.lowerdir(),
+                dir.join("upper").display(),
+                dir.join("work").display()
+            );
+            spec.fs = Some(FsSpec {
+                overlay_opts: CString::new(opts).unwrap_or_default(),
+                proc_dir: cstr(root.join("proc")),
+                dev_dir: cstr(root.join("dev")),
+                dev_null: cstr(root.join("dev/null")),
+                dev_nodes: child::DEV_NODES
+                    .iter()
+                    .map(|(n, maj, min)| {
+                        (cstr(root.join("dev").join(n)), libc::makedev(*maj, *min))
+                    })
+                    .collect(),
+                dev_links: child::DEV_LINKS
+                    .iter()
+                    .map(|(l, t)| (cstr(root.join("dev").join(l)), cstr(t)))
+                    .collect(),
+                masked: child::MASKED_PATHS
+                    .iter()
+                    .map(|p| cstr(root.join(p)))
+                    .collect(),
+                readonly: child::READONLY_PATHS
+                    .iter()
+                    .map(|p| cstr(root.join(p)))
+                    .collect(),
+                root: cstr(&root),
+            });
+        }
+        spec
+    }
+
+    fn clone_flags(&self) -> libc::c_int {
+        let ns = self.ctx.scenario.namespaces;
+        let mut f = 0;
+        for (on, flag) in [
+            (ns.pid, libc::CLONE_NEWPID),
+            (ns.mount, libc::CLONE_NEWNS),
+            (ns.uts, libc::CLONE_NEWUTS),
+            (ns.ipc, libc::CLONE_NEWIPC),
+            (ns.net, libc::CLONE_NEWNET),
+        ] {
+            if on {
+                f |= flag;
+            }
+        }
+        f
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+fn errno_text(errno: i32) -> String {
+    std::io::Error::from_raw_os_error(errno).to_string()
+}
+
+impl Backend for ContainerBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Container
+    }
+
+    fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
+        let lerr = |what: String| LaunchError::new(name, what);
+        let dir = self.instances_dir.join(name);
+        if self.layers.is_some() {
+            for d in ["upper", "work", "merged"] {
+                let p = dir.join(d);
+                std::fs::create_dir_all(&p).map_err(|e| lerr(format!("{}: {e}", p.display())))?;
+            }
+        }
+        // From here on, `Partial` owns what exists and removes it if launch fails.
+        let mut partial = Partial {
+            pid: None,
+            cgroup: None,
+            dir: Some(dir.clone()),
+        };
+        partial.cgroup = Some(
+            self.cgroups
+                .create_instance(name, &self.ctx.scenario.limits)
+                .map_err(|e| lerr(e.to_string()))?,
+        );
+        let spec = self.child_spec(name, &dir);
+        let (msg_r, msg_w) = pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
+        let (go_r, go_w) = pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
+        let (out_r, out_w) = pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| lerr(format!("/dev/null: {e}")))?;
+        let fds = ChildFds {
+            msg_w: msg_w.as_raw_fd(),
+            go_r: go_r.as_raw_fd(),
+            out_w: out_w.as_raw_fd(),
+            null_r: null.as_raw_fd(),
+        };
+        let flags = self.clone_flags() | libc::SIGCHLD;
+
+        let start = Instant::now();
+        // SAFETY: clone(2) without CLONE_VM and with a NULL stack behaves like fork(2): the
+        // child runs on a copy of this stack. It goes straight into `child::run`, which never
+        // returns and touches only data prepared above (no allocation; see child.rs).
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if ret == 0 {
+            child::run(&spec, &fds);
+        }
+        if ret < 0 {
+            return Err(lerr(format!("clone: {}", std::io::Error::last_os_error())));
+        }
+        let spawn = start.elapsed();
+        let pid = ret as i32;
+        partial.pid = Some(pid);
+        drop((msg_w, go_r, out_w, null));
+
+        let cg = partial
+            .cgroup
+            .as_ref()
+            .ok_or_else(|| lerr("cgroup vanished".into()))?;
+        cg.add_pid(pid)
+            .map_err(|e| lerr(format!("joining cgroup: {e}")))?;
+        nix::unistd::write(&go_w, &[GO])
+            .map_err(|e| lerr(format!("releasing child {pid}: {e}")))?;
+        drop(go_w);
+
+        let deadline = self.ctx.ready_deadline(start);
+        let mut setup = None;
+        let mut exec = None;
+        while exec.is_none() {
+            match sync::recv(msg_r.as_fd(), deadline) {
+                Ok(ChildMsg::FsReady) => setup = Some(start.elapsed()),
+                Ok(ChildMsg::Exec) => exec = Some(start.elapsed()),
+                Ok(ChildMsg::Error { stage, errno }) => {
+                    return Err(lerr(format!(
+                        "{} failed: {}",
+                        stage.describe(),
+                        errno_text(errno)
+                    )));
+                }
+                Err(RecvError::Timeout) => {
+                    return Err(lerr("timed out before exec of the agent".into()));
+                }
+                Err(e) => return Err(lerr(format!("container init died before exec ({e:?})"))),
+            }
+        }
+        let mut reader = AgentReader::new(out_r);
+        let facts = reader.wait_ready(deadline, &self.ctx.cancel).map_err(|e| {
+            // A failed exec leaves its reason on the message pipe.
+            match sync::try_recv_error(msg_r.as_fd()) {
+                Some((stage, errno)) => lerr(format!(
+                    "{} failed: {}",
+                    stage.describe(),
+                    errno_text(errno)
+                )),
+                None => lerr(e.to_string()),
+            }
+        })?;
+        let startup = start.elapsed();
+        let (pid, cgroup, dir) = partial.disarm();
+        Ok(Box::new(ContainerInstance {
+            name: name.to_string(),
+            startup: Startup {
+                startup,
+                spawn: Some(spawn),
+                setup,
+                exec,
+                facts,
+            },
+            pid,
+            cgroup,
+            dir,
+            reader,
+            live: true,
+        }))
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        let mut errs = Vec::new();
+        if let Err(e) = self.cgroups.remove() {
+            errs.push(e.to_string());
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.instances_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            errs.push(format!("{}: {e}", self.instances_dir.display()));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
+    }
+}
+
+/// What a launch has created so far; removed on drop unless the launch succeeds.
+struct Partial {
+    pid: Option<i32>,
+    cgroup: Option<InstanceCgroup>,
+    dir: Option<PathBuf>,
+}
+
+impl Partial {
+    fn disarm(mut self) -> (i32, Option<InstanceCgroup>, Option<PathBuf>) {
+        (
+            self.pid.take().unwrap_or(0),
+            self.cgroup.take(),
+            self.dir.take(),
+        )
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = destroy(self.pid.take(), self.cgroup.take(), self.dir.take());
+    }
+}
+
+/// Kills the instance (SIGKILL to PID 1 ends its whole PID namespace), reaps it, removes its
+/// cgroup and its overlay directories.
+fn destroy(
+    pid: Option<i32>,
+    cgroup: Option<InstanceCgroup>,
+    dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut errs = Vec::new();
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        if let Err(e) = waitpid(Pid::from_raw(pid), None) {
+            errs.push(format!("waitpid {pid}: {e}"));
+        }
+    }
+    if let Some(cg) = cgroup
+        && let Err(e) = cg.remove(CGROUP_EMPTY_WAIT)
+    {
+        errs.push(e.to_string());
+    }
+    if let Some(dir) = dir
+        && let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        errs.push(format!("{}: {e}", dir.display()));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
+
+pub struct ContainerInstance {
+    name: String,
+    startup: Startup,
+    pid: i32,
+    cgroup: Option<InstanceCgroup>,
+    dir: Option<PathBuf>,
+    reader: AgentReader,
+    live: bool,
+}
+
+impl Instance for ContainerInstance {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn startup(&self) -> &Startup {
+        &self.startup
+    }
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+        self.reader.wait_done(deadline, cancel)
+    }
+    fn cgroup(&self) -> Option<&InstanceCgroup> {
+        self.cgroup.as_ref()
+    }
+    fn private_dir(&self) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .filter(|_| self.startup.setup.is_some())
+            .map(|d| d.join("upper"))
+    }
+    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+        let start = Instant::now();
+        self.live = false;
+        destroy(Some(self.pid), self.cgroup.take(), self.dir.take())
+            .map_err(|e| format!("{}: teardown: {e}", self.name))?;
+        Ok(start.elapsed())
+    }
+}
+
+impl Drop for ContainerInstance {
+    fn drop(&mut self) {
+        if self.live {
+            let _ = destroy(Some(self.pid), self.cgroup.take(), self.dir.take());
+        }
+    }
+}

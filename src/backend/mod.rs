@@ -1,0 +1,120 @@
+//! Backends: one trait for every way of running the agent (a plain process, `unshare`, our own
+//! containers; VMs and OCI runtimes later), and one factory over them.
+
+pub mod container;
+pub mod process;
+pub mod unshare;
+
+use crate::agent::Facts;
+use crate::agent::reader::AgentError;
+use crate::scenario::{BackendKind, Scenario};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// Everything a backend needs to know about the run it serves.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub scenario: Arc<Scenario>,
+    /// `<state root>/<run-id>`: overlays, image layers and markers of this run, removed at its end.
+    pub state_dir: PathBuf,
+    /// The isobench binary on the host: the agent every instance runs.
+    pub agent_exe: PathBuf,
+    /// Set by SIGINT/SIGTERM: launches stop, waits return early.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl RunContext {
+    /// Environment variables every instance carries: the run-id marker is how `isobench clean`
+    /// finds processes of a killed run, and nothing else.
+    pub fn marker_env(&self, instance: &str) -> [(String, String); 2] {
+        [
+            (crate::clean::RUN_ID_ENV.into(), self.run_id.clone()),
+            ("ISOBENCH_INSTANCE".into(), instance.into()),
+        ]
+    }
+
+    pub fn ready_deadline(&self, start: Instant) -> Instant {
+        start + Duration::from_secs_f64(self.scenario.ready_timeout_s)
+    }
+}
+
+/// Start-up of one instance, all durations measured from the same start (see record.rs).
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    pub startup: Duration,
+    pub spawn: Option<Duration>,
+    pub setup: Option<Duration>,
+    pub exec: Option<Duration>,
+    pub facts: Facts,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{instance}: {what}")]
+pub struct LaunchError {
+    pub instance: String,
+    pub what: String,
+}
+
+impl LaunchError {
+    pub fn new(instance: &str, what: impl std::fmt::Display) -> LaunchError {
+        LaunchError {
+            instance: instance.to_string(),
+            what: what.to_string(),
+        }
+    }
+}
+
+/// Preparing a backend failed: the environment cannot run it (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("backend {backend}: {what}")]
+pub struct PrepareError {
+    pub backend: &'static str,
+    pub what: String,
+}
+
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// `kvm`/`tcg` for VMs, `none` otherwise.
+    fn accel(&self) -> &str {
+        "none"
+    }
+    /// Launches one instance and returns once its agent is ready. On error nothing of the
+    /// instance is left behind.
+    fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError>;
+    /// Removes what the backend shared between instances (image layers, run cgroups).
+    fn finish(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+pub trait Instance: Send {
+    fn name(&self) -> &str;
+    fn startup(&self) -> &Startup;
+    /// The host pid of the instance's first process.
+    fn pid(&self) -> i32;
+    /// Waits until the workload finished its work (the agent's `done` line).
+    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError>;
+    /// The instance's own cgroup, for backends that make one.
+    fn cgroup(&self) -> Option<&crate::host::cgroup::InstanceCgroup> {
+        None
+    }
+    /// The instance's private copy-on-write layer on the host (overlay upper dir).
+    fn private_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Kills the instance and removes everything it had; returns how long that took.
+    /// Dropping an instance without calling this also cleans up (without timing).
+    fn teardown(self: Box<Self>) -> Result<Duration, String>;
+}
+
+/// Builds the backend for `kind`, preparing what it shares across instances.
+pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, PrepareError> {
+    Ok(match kind {
+        BackendKind::Process => Box::new(process::ProcessBackend::new(ctx.clone())),
+        BackendKind::Unshare => Box::new(unshare::UnshareBackend::new(ctx.clone())?),
+        BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
+    })
+}

@@ -1,0 +1,127 @@
+//! `process`: the agent as a plain child process, no isolation at all. The floor every other
+//! backend's figures are compared to. Also the spawn path of `unshare`.
+
+use super::{Backend, Instance, LaunchError, RunContext, Startup};
+use crate::agent::reader::{AgentError, AgentReader};
+use crate::scenario::BackendKind;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+pub struct ProcessBackend {
+    ctx: RunContext,
+}
+
+impl ProcessBackend {
+    pub fn new(ctx: RunContext) -> ProcessBackend {
+        ProcessBackend { ctx }
+    }
+}
+
+impl Backend for ProcessBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Process
+    }
+    fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
+        let mut cmd = Command::new(&self.ctx.agent_exe);
+        cmd.arg("agent")
+            .args(self.ctx.scenario.workload.agent_args());
+        spawn_agent(&self.ctx, name, cmd)
+    }
+}
+
+/// Spawns `cmd` (which runs the agent, directly or through a wrapper), in its own session and
+/// with a parent-death signal, and waits for `ready`. Start-up is timed from just before the
+/// fork until `ready` is read, as for every backend.
+pub fn spawn_agent(
+    ctx: &RunContext,
+    name: &str,
+    mut cmd: Command,
+) -> Result<Box<dyn Instance>, LaunchError> {
+    let lerr = |what: String| LaunchError::new(name, what);
+    let (out_r, out_w) = std::io::pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
+    let out_w2 = out_w.try_clone().map_err(|e| lerr(format!("pipe: {e}")))?;
+    cmd.stdin(Stdio::null())
+        .stdout(out_w)
+        .stderr(out_w2)
+        .envs(ctx.marker_env(name));
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
+    // (setsid, prctl) without allocating.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Own session: the terminal's Ctrl-C goes to the harness, which tears down in order.
+            nix::unistd::setsid()?;
+            // Dies with the harness: nothing of a killed run keeps running.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| lerr(format!("spawning {:?}: {e}", cmd.get_program())))?;
+    let spawn = start.elapsed();
+    // The Command still holds the write ends: drop it so EOF shows if the agent dies.
+    drop(cmd);
+    let mut inst = ProcessInstance {
+        name: name.to_string(),
+        startup: Startup::default(),
+        child: Some(child),
+        reader: AgentReader::new(out_r.into()),
+    };
+    let facts = inst
+        .reader
+        .wait_ready(ctx.ready_deadline(start), &ctx.cancel)
+        .map_err(|e| lerr(e.to_string()))?;
+    inst.startup = Startup {
+        startup: start.elapsed(),
+        spawn: Some(spawn),
+        setup: None,
+        exec: None,
+        facts,
+    };
+    Ok(Box::new(inst))
+}
+
+pub struct ProcessInstance {
+    name: String,
+    startup: Startup,
+    child: Option<Child>,
+    reader: AgentReader,
+}
+
+impl Instance for ProcessInstance {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn startup(&self) -> &Startup {
+        &self.startup
+    }
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+        self.reader.wait_done(deadline, cancel)
+    }
+    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+        let start = Instant::now();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            c.wait()
+                .map_err(|e| format!("{}: waiting for pid {}: {e}", self.name, c.id()))?;
+        }
+        Ok(start.elapsed())
+    }
+}
+
+impl Drop for ProcessInstance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `isobench clean`: removes what a killed run left, found by its run-id markers only:
+//! state dirs under the state root (with an owner file), `isobench/<run-id>` cgroups, and
+//! processes carrying `ISOBENCH_RUN_ID` in their environment. A run whose owner is still
+//! alive is left alone.
+
+use crate::host::cgroup::{self, CgroupHost};
+use crate::runner::OWNER_FILE;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The environment variable that marks every process of a run.
+pub const RUN_ID_ENV: &str = "ISOBENCH_RUN_ID";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: i32,
+    /// Process start time (clock ticks after boot, /proc/PID/stat field 22): a reused pid
+    /// does not pass for the owner.
+    pub starttime: u64,
+    pub run_dir: PathBuf,
+}
+
+fn starttime(pid: i32) -> Option<u64> {
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .map(|s| s.starttime)
+}
+
+/// Writes the owner marker of a run's state dir.
+pub fn write_owner(state_dir: &Path, run_dir: &Path) -> std::io::Result<()> {
+    let pid = std::process::id() as i32;
+    let owner = Owner {
+        pid,
+        starttime: starttime(pid).unwrap_or(0),
+        run_dir: run_dir.to_path_buf(),
+    };
+    std::fs::write(
+        state_dir.join(OWNER_FILE),
+        serde_json::to_string(&owner).map_err(std::io::Error::other)?,
+    )
+}
+
+fn owner_alive(state_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(state_dir.join(OWNER_FILE)).ok()?;
+    let o: Owner = serde_json::from_str(&text).ok()?;
+    (starttime(o.pid) == Some(o.starttime)).then_some(o.pid)
+}
+
+#[derive(Debug, Default)]
+pub struct CleanReport {
+    pub runs: Vec<String>,
+    pub killed: Vec<i32>,
+    pub unmounted: Vec<PathBuf>,
+    pub cgroups: Vec<PathBuf>,
+    pub dirs: Vec<PathBuf>,
+    /// Runs whose owner still lives: not touched.
+    pub active: Vec<(String, i32)>,
+    pub errors: Vec<String>,
+}
+
+impl CleanReport {
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.active.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Processes whose environment carries `RUN_ID_ENV`, as (pid, run id).
+pub fn marked_processes() -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    let Ok(all) = procfs::process::all_processes() else {
+        return out;
+    };
+    for p in all.flatten() {
+        if p.pid == me {
+            continue;
+        }
+        if let Ok(env) = p.environ()
+            && let Some(id) = env.get(std::ffi::OsStr::new(RUN_ID_ENV))
+        {
+            out.push((p.pid, id.to_string_lossy().into_owned()));
+        }
+    }
+    out
+}
+
+/// Mount points at or under `dir` in this mount namespace, deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = procfs::process::Process::myself()
+        .and_then(|p| p.mountinfo())
+        .map(|mi| {
+            mi.into_iter()
+                .map(|m| m.mount_point)
+                .filter(|m| m.starts_with(dir))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v
+}
+
+/// Cleans every dead run found under `state_root` and in the cgroup trees.
+pub fn clean(state_root: &Path, dry_run: bool) -> CleanReport {
+    let mut report = CleanReport::default();
+    let cg = CgroupHost::detect().ok();
+    let procs = marked_processes();
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    if let Ok(rd) = std::fs::read_dir(state_root) {
+        for e in rd.flatten() {
+            if e.path().join(OWNER_FILE).exists() {
+                ids.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    if let Some(cg) = &cg {
+        ids.extend(cg.run_dirs().into_iter().map(|(id, _)| id));
+    }
+    ids.extend(procs.iter().map(|(_, id)| id.clone()));
+
+    for id in ids {
+        let state_dir = state_root.join(&id);
+        if let Some(pid) = owner_alive(&state_dir) {
+            report.active.push((id, pid));
+            continue;
+        }
+        report.runs.push(id.clone());
+        if dry_run {
+            continue;
+        }
+        // Processes first (their death releases mounts and cgroups), then mounts, cgroups, files.
+        let mine: Vec<i32> = procs
+            .iter()
+            .filter(|(_, r)| *r == id)
+            .map(|(p, _)| *p)
+            .collect();
+        for &pid in &mine {
+            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                report.killed.push(pid);
+            }
+        }
+        wait_gone(&mine, Duration::from_secs(5));
+        for m in mounts_under(&state_dir) {
+            match nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+                Ok(()) => report.unmounted.push(m),
+                Err(e) => report.errors.push(format!("umount {}: {e}", m.display())),
+            }
+        }
+        if let Some(cg) = &cg {
+            for (rid, dir) in cg.run_dirs() {
+                if rid == id {
+                    match cgroup::remove_tree(&dir, Duration::from_secs(5)) {
+                        Ok(()) => report.cgroups.push(dir),
+                        Err(e) => report.errors.push(e.to_string()),
+                    }
+                }
+            }
+        }
+        if state_dir.exists() {
+            match std::fs::remove_dir_all(&state_dir) {
+                Ok(()) => report.dirs.push(state_dir),
+                Err(e) => report.errors.push(format!("{}: {e}", state_dir.display())),
+            }
+        }
+    }
+    if !dry_run {
+        if let Some(cg) = &cg {
+            cg.remove_top_if_empty();
+        }
+        let _ = std::fs::remove_dir(state_root);
+    }
+    report
+}
+
+fn wait_gone(pids: &[i32], limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        // A killed process of a dead run is nobody's child any more: init reaps it, and it
+        // is gone once /proc/PID is.
+        if pids
+            .iter()
+            .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

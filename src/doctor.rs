@@ -1,0 +1,246 @@
+//! `isobench doctor`: what this host can run, each line ok or missing with how to fix it.
+//! Namespace and overlayfs checks are functional (a forked child tries them), not guesses
+//! from file presence.
+
+use crate::host::cgroup::CgroupHost;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    /// A missing required item stops the default scenario; others only limit what can run.
+    pub required: bool,
+    pub detail: String,
+    pub fix: String,
+}
+
+fn check(name: &str, required: bool, r: Result<String, (String, String)>) -> Check {
+    match r {
+        Ok(detail) => Check {
+            name: name.into(),
+            ok: true,
+            required,
+            detail,
+            fix: String::new(),
+        },
+        Err((detail, fix)) => Check {
+            name: name.into(),
+            ok: false,
+            required,
+            detail,
+            fix,
+        },
+    }
+}
+
+pub const NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("pid", libc::CLONE_NEWPID),
+    ("mount", libc::CLONE_NEWNS),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+];
+
+/// Runs `f` in a forked child and reports whether it returned true.
+fn in_child(f: impl FnOnce() -> bool) -> bool {
+    // SAFETY: doctor runs before any other thread exists, so the child may call anything.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let ok = f();
+            // SAFETY: leave the child without running the parent's exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            matches!(
+                nix::sys::wait::waitpid(child, None),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
+            )
+        }
+        Err(_) => false,
+    }
+}
+
+fn overlay_works() -> bool {
+    let base = std::env::temp_dir().join(format!("isobench-doctor-{}", std::process::id()));
+    let dirs = ["lower", "upper", "work", "merged"].map(|d| base.join(d));
+    if dirs.iter().any(|d| std::fs::create_dir_all(d).is_err()) {
+        return false;
+    }
+    let ok = in_child(|| {
+        use nix::mount::{MsFlags, mount};
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).is_ok()
+            && mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .is_ok()
+            && mount(
+                Some("overlay"),
+                &dirs[3],
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(
+                    format!(
+                        "lowerdir={},upperdir={},workdir={}",
+                        dirs[0].display(),
+                        dirs[1].display(),
+                        dirs[2].display()
+                    )
+                    .as_str(),
+                ),
+            )
+            .is_ok()
+    });
+    let _ = std::fs::remove_dir_all(&base);
+    ok
+}
+
+fn version_of(cmd: &str, arg: &str) -> Option<String> {
+    let out = std::process::Command::new(cmd).arg(arg).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status
+        .success()
+        .then(|| text.lines().next().unwrap_or("").trim().to_string())
+}
+
+const SETUP: &str = "run scripts/setup.sh as root";
+
+pub fn run_checks() -> Vec<Check> {
+    let mut v = Vec::new();
+    let root = crate::host::is_root();
+    v.push(check(
+        "root",
+        true,
+        if root {
+            Ok("running as root".into())
+        } else {
+            Err(("not root".into(), "run isobench as root (sudo)".into()))
+        },
+    ));
+    v.push(check(
+        "cgroups",
+        true,
+        match CgroupHost::detect() {
+            Ok(h) => {
+                let c = h.controllers();
+                let missing: Vec<&str> = ["memory", "cpu", "pids"]
+                    .into_iter()
+                    .filter(|w| !c.iter().any(|x| x == w))
+                    .collect();
+                if missing.is_empty() {
+                    Ok(format!("{} ({})", h.mode.as_str(), c.join(", ")))
+                } else {
+                    Err((
+                        format!(
+                            "{}: controllers {} missing",
+                            h.mode.as_str(),
+                            missing.join(", ")
+                        ),
+                        "enable them (v2: cgroup.subtree_control of the root)".into(),
+                    ))
+                }
+            }
+            Err(e) => Err((e.to_string(), "mount cgroup2 at /sys/fs/cgroup".into())),
+        },
+    ));
+    for (name, flag) in NAMESPACES {
+        let ok = root
+            && in_child(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(*flag)).is_ok()
+            });
+        v.push(check(
+            &format!("namespace {name}"),
+            true,
+            if ok {
+                Ok("unshare works".into())
+            } else {
+                Err((
+                    if root {
+                        "unshare failed".into()
+                    } else {
+                        "not checked (needs root)".into()
+                    },
+                    format!("a kernel with CONFIG_{}_NS", name.to_uppercase()),
+                ))
+            },
+        ));
+    }
+    v.push(check(
+        "overlayfs",
+        true,
+        if root && overlay_works() {
+            Ok("mounts".into())
+        } else {
+            Err((
+                "cannot mount overlay".into(),
+                "modprobe overlay (and run as root)".into(),
+            ))
+        },
+    ));
+    v.push(check(
+        "busybox",
+        true,
+        crate::image::find_busybox()
+            .map(|p| format!("{} (static)", p.display()))
+            .map_err(|e| (e.to_string(), SETUP.into())),
+    ));
+    v.push(check(
+        "unshare",
+        false,
+        version_of("unshare", "--version")
+            .ok_or_else(|| ("not found".into(), "install util-linux".into())),
+    ));
+    for rt in ["runc", "crun"] {
+        v.push(check(
+            rt,
+            false,
+            version_of(rt, "--version")
+                .ok_or_else(|| ("not found (needed by the oci backend)".into(), SETUP.into())),
+        ));
+    }
+    v.push(check(
+        "qemu",
+        false,
+        version_of("qemu-system-x86_64", "--version").ok_or_else(|| {
+            (
+                "qemu-system-x86_64 not found (needed by the vm backend)".into(),
+                SETUP.into(),
+            )
+        }),
+    ));
+    v.push(check(
+        "kvm",
+        false,
+        if Path::new("/dev/kvm").exists() {
+            Ok("/dev/kvm present; whether guests run is probed by booting one when a vm run starts".into())
+        } else {
+            Err(("/dev/kvm missing: VMs would run under TCG (slow)".into(), "enable virtualization or load kvm_intel/kvm_amd".into()))
+        },
+    ));
+    v
+}
+
+pub fn render(checks: &[Check]) -> String {
+    let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for c in checks {
+        let status = if c.ok {
+            "ok"
+        } else if c.required {
+            "MISSING"
+        } else {
+            "missing"
+        };
+        s.push_str(&format!("{:<w$}  {:<7}  {}", c.name, status, c.detail));
+        if !c.ok {
+            s.push_str(&format!(" -> fix: {}", c.fix));
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,515 @@
+//! Cgroups on v1, hybrid and v2 hosts, detected at run time from /proc/self/mountinfo.
+//!
+//! Written by hand rather than with cgroups-rs: isobench needs exactly the memory, cpu, cpuacct
+//! and pids controllers, must treat "hybrid" (v1 controllers plus a controller-less cgroup2
+//! mount) as v1, and creates one cgroup per instance on the launch path, where cgroups-rs would
+//! create a directory in every mounted hierarchy.
+
+use crate::scenario::Limits;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The directory under each hierarchy root that holds every isobench run.
+pub const TOP: &str = "isobench";
+
+/// v1 controllers isobench uses; on v2 the same names minus cpuacct (folded into cpu).
+const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
+const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// Pure cgroup v2 (unified hierarchy at /sys/fs/cgroup).
+    V2,
+    /// cgroup v1 controllers only.
+    V1,
+    /// v1 controllers plus a cgroup2 mount (usually without controllers).
+    Hybrid,
+}
+
+impl CgroupMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CgroupMode::V2 => "v2",
+            CgroupMode::V1 => "v1",
+            CgroupMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "no cgroup filesystem is mounted (read /proc/self/mountinfo); mount cgroup2 at /sys/fs/cgroup"
+    )]
+    NotMounted,
+    #[error("cgroup controller {0} is not available on this host")]
+    MissingController(&'static str),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: still busy after {waited_ms} ms (processes left in it?)")]
+    Busy { path: PathBuf, waited_ms: u64 },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
+    move |source| CgroupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The cgroup hierarchies of this host as isobench uses them.
+#[derive(Debug, Clone)]
+pub struct CgroupHost {
+    pub mode: CgroupMode,
+    /// The cgroup2 mount, if any (in hybrid mode it carries no controllers we use).
+    pub unified: Option<PathBuf>,
+    /// For v1/hybrid: (controller, mount point). For v2: empty.
+    pub v1: Vec<(&'static str, PathBuf)>,
+}
+
+impl CgroupHost {
+    pub fn detect() -> Result<CgroupHost, CgroupError> {
+        let path = Path::new("/proc/self/mountinfo");
+        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        Self::from_mountinfo(&text)
+    }
+
+    /// Parses mountinfo text (see proc(5)): field 5 is the mount point; after the ` - `
+    /// separator come fstype, source and super options, where v1 lists its controllers.
+    pub fn from_mountinfo(text: &str) -> Result<CgroupHost, CgroupError> {
+        let mut unified = None;
+        let mut v1: Vec<(&'static str, PathBuf)> = Vec::new();
+        for line in text.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mount_point) = left.split(' ').nth(4) else {
+                continue;
+            };
+            let mut r = right.split(' ');
+            let (fstype, _source, opts) = (r.next(), r.next(), r.next().unwrap_or(""));
+            match fstype {
+                Some("cgroup2") if unified.is_none() => {
+                    unified = Some(PathBuf::from(unescape(mount_point)))
+                }
+                Some("cgroup") => {
+                    for c in V1_CONTROLLERS {
+                        if opts.split(',').any(|o| o == *c) && !v1.iter().any(|(k, _)| k == c) {
+                            v1.push((c, PathBuf::from(unescape(mount_point))));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mode = match (&unified, v1.is_empty()) {
+            (Some(_), true) => CgroupMode::V2,
+            (Some(_), false) => CgroupMode::Hybrid,
+            (None, false) => CgroupMode::V1,
+            (None, true) => return Err(CgroupError::NotMounted),
+        };
+        Ok(CgroupHost { mode, unified, v1 })
+    }
+
+    /// Controllers isobench can use here.
+    pub fn controllers(&self) -> Vec<String> {
+        match self.mode {
+            CgroupMode::V2 => {
+                let root = self
+                    .unified
+                    .as_deref()
+                    .unwrap_or(Path::new("/sys/fs/cgroup"));
+                std::fs::read_to_string(root.join("cgroup.controllers"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            }
+            _ => self.v1.iter().map(|(c, _)| c.to_string()).collect(),
+        }
+    }
+
+    /// The distinct hierarchy roots an instance gets a directory in.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        match self.mode {
+            CgroupMode::V2 => self.unified.iter().cloned().collect(),
+            _ => {
+                let mut roots: Vec<PathBuf> = Vec::new();
+                for (_, p) in &self.v1 {
+                    if !roots.contains(p) {
+                        roots.push(p.clone());
+                    }
+                }
+                roots
+            }
+        }
+    }
+
+    /// Creates `isobench/<run_id>` in every hierarchy (and, on v2, delegates the controllers
+    /// down to it, since v2 only lets a cgroup use what its parent enabled).
+    pub fn create_run(&self, run_id: &str) -> Result<RunCgroups, CgroupError> {
+        let mut dirs = Vec::new();
+        for root in self.roots() {
+            let top = root.join(TOP);
+            let run = top.join(run_id);
+            // Several runs may create and remove TOP at once: retry if a peer removed it.
+            let mut tries = 0;
+            loop {
+                match std::fs::create_dir_all(&run) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                    Err(e) => return Err(io(&run)(e)),
+                }
+            }
+            if self.mode == CgroupMode::V2 {
+                let available = self.controllers();
+                let wanted: Vec<&str> = V2_CONTROLLERS
+                    .iter()
+                    .copied()
+                    .filter(|c| available.iter().any(|a| a == c))
+                    .collect();
+                let enable: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+                for dir in [root.as_path(), top.as_path()] {
+                    let f = dir.join("cgroup.subtree_control");
+                    let cur = std::fs::read_to_string(&f).unwrap_or_default();
+                    if wanted
+                        .iter()
+                        .any(|c| !cur.split_whitespace().any(|x| x == *c))
+                    {
+                        std::fs::write(&f, enable.trim_end()).map_err(io(&f))?;
+                    }
+                }
+                let f = run.join("cgroup.subtree_control");
+                std::fs::write(&f, enable.trim_end()).map_err(io(&f))?;
+            }
+            dirs.push(run);
+        }
+        Ok(RunCgroups {
+            host: self.clone(),
+            dirs,
+        })
+    }
+
+    /// Every `isobench/<run-id>` directory on this host, across hierarchies: what `clean` sees.
+    pub fn run_dirs(&self) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for root in self.roots() {
+            if let Ok(rd) = std::fs::read_dir(root.join(TOP)) {
+                for e in rd.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes `isobench/` in each hierarchy if it is empty; a busy one belongs to another run.
+    pub fn remove_top_if_empty(&self) {
+        for root in self.roots() {
+            let _ = std::fs::remove_dir(root.join(TOP));
+        }
+    }
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `isobench/<run-id>` in every hierarchy.
+#[derive(Debug)]
+pub struct RunCgroups {
+    host: CgroupHost,
+    dirs: Vec<PathBuf>,
+}
+
+impl RunCgroups {
+    pub fn mode(&self) -> CgroupMode {
+        self.host.mode
+    }
+
+    /// Creates the instance's cgroup with its limits written before any process joins it.
+    pub fn create_instance(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<InstanceCgroup, CgroupError> {
+        let cg = InstanceCgroup {
+            mode: self.host.mode,
+            dirs: self.dirs.iter().map(|d| d.join(name)).collect(),
+            v1: self.host.v1.clone(),
+        };
+        for d in &cg.dirs {
+            std::fs::create_dir(d).map_err(io(d))?;
+        }
+        if let Err(e) = cg.write_limits(limits) {
+            let _ = cg.remove(Duration::from_millis(100));
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    /// Kills whatever is left in the run's cgroups, then removes them (deepest first).
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for d in &self.dirs {
+            if let Err(e) = remove_tree(d, Duration::from_secs(2)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.host.remove_top_if_empty();
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// One instance's cgroup, a directory in each hierarchy.
+#[derive(Debug)]
+pub struct InstanceCgroup {
+    mode: CgroupMode,
+    dirs: Vec<PathBuf>,
+    v1: Vec<(&'static str, PathBuf)>,
+}
+
+impl InstanceCgroup {
+    /// The directory that holds `controller`'s files for this instance.
+    pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+        match self.mode {
+            CgroupMode::V2 => self.dirs.first().map(PathBuf::as_path),
+            _ => {
+                let (_, mount) = self.v1.iter().find(|(c, _)| *c == controller)?;
+                self.dirs
+                    .iter()
+                    .find(|d| d.starts_with(mount))
+                    .map(PathBuf::as_path)
+            }
+        }
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    fn write(&self, controller: &'static str, file: &str, value: &str) -> Result<(), CgroupError> {
+        let dir = self
+            .dir_for(controller)
+            .ok_or(CgroupError::MissingController(controller))?;
+        let p = dir.join(file);
+        std::fs::write(&p, value).map_err(io(&p))
+    }
+
+    fn write_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
+        const PERIOD_US: u64 = 100_000;
+        let v2 = self.mode == CgroupMode::V2;
+        if let Some(mib) = limits.memory_mib {
+            let bytes = (mib << 20).to_string();
+            self.write(
+                "memory",
+                if v2 {
+                    "memory.max"
+                } else {
+                    "memory.limit_in_bytes"
+                },
+                &bytes,
+            )?;
+        }
+        if let Some(cpus) = limits.cpus {
+            let quota = ((cpus * PERIOD_US as f64).round() as u64).max(1000);
+            if v2 {
+                self.write("cpu", "cpu.max", &format!("{quota} {PERIOD_US}"))?;
+            } else {
+                self.write("cpu", "cpu.cfs_period_us", &PERIOD_US.to_string())?;
+                self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
+            }
+        }
+        if let Some(pids) = limits.pids {
+            self.write("pids", "pids.max", &pids.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into the instance's cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        let s = pid.to_string();
+        for d in &self.dirs {
+            let p = d.join("cgroup.procs");
+            std::fs::write(&p, &s).map_err(io(&p))?;
+        }
+        Ok(())
+    }
+
+    /// Reads a control file of `controller` (for reports and tests).
+    pub fn read(&self, controller: &'static str, file: &str) -> Result<String, CgroupError> {
+        let dir = self
+            .dir_for(controller)
+            .ok_or(CgroupError::MissingController(controller))?;
+        let p = dir.join(file);
+        std::fs::read_to_string(&p)
+            .map(|s| s.trim().to_string())
+            .map_err(io(&p))
+    }
+
+    /// Removes the cgroup, killing anything still inside; rmdir is retried while the kernel
+    /// finishes reaping (EBUSY), up to `wait`.
+    pub fn remove(&self, wait: Duration) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for d in &self.dirs {
+            if let Err(e) = remove_tree(d, wait) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Pids listed in a cgroup directory's cgroup.procs (not recursive).
+pub fn procs(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Kills every process in `dir` and its children cgroups, then removes them deepest first.
+pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path(), wait)?;
+            }
+        }
+    }
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                for pid in procs(dir) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                if start.elapsed() >= wait {
+                    return Err(CgroupError::Busy {
+                        path: dir.to_path_buf(),
+                        waited_ms: start.elapsed().as_millis() as u64,
+                    });
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io(dir)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
+35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/pids rw,nosuid shared:16 - cgroup cgroup rw,pids
+37 30 0:33 / /sys/fs/cgroup/systemd rw,nosuid shared:11 - cgroup cgroup rw,xattr,name=systemd
+";
+    const V2: &str = "29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+
+    #[test]
+    fn hybrid_is_detected_and_combined_mounts_are_one_root() {
+        let h = CgroupHost::from_mountinfo(HYBRID).unwrap();
+        assert_eq!(h.mode, CgroupMode::Hybrid);
+        assert_eq!(
+            h.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            h.roots().len(),
+            3,
+            "cpu,cpuacct share one hierarchy: {:?}",
+            h.roots()
+        );
+        assert_eq!(h.controllers(), vec!["memory", "cpu", "cpuacct", "pids"]);
+    }
+
+    #[test]
+    fn pure_v2_and_v1_are_detected() {
+        let h = CgroupHost::from_mountinfo(V2).unwrap();
+        assert_eq!(h.mode, CgroupMode::V2);
+        assert_eq!(h.roots(), vec![PathBuf::from("/sys/fs/cgroup")]);
+        let v1: String = HYBRID
+            .lines()
+            .filter(|l| !l.contains("cgroup2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            CgroupHost::from_mountinfo(&v1).unwrap().mode,
+            CgroupMode::V1
+        );
+        assert!(matches!(
+            CgroupHost::from_mountinfo("1 2 3:4 / / rw - ext4 /dev/vda rw\n"),
+            Err(CgroupError::NotMounted)
+        ));
+    }
+
+    #[test]
+    fn instance_dirs_map_controllers_to_their_hierarchy() {
+        let h = CgroupHost::from_mountinfo(HYBRID).unwrap();
+        let run = RunCgroups {
+            host: h.clone(),
+            dirs: h.roots().iter().map(|r| r.join("isobench/r1")).collect(),
+        };
+        let cg = InstanceCgroup {
+            mode: run.host.mode,
+            dirs: run.dirs.iter().map(|d| d.join("i0")).collect(),
+            v1: h.v1.clone(),
+        };
+        assert_eq!(
+            cg.dir_for("memory"),
+            Some(Path::new("/sys/fs/cgroup/memory/isobench/r1/i0"))
+        );
+        assert_eq!(
+            cg.dir_for("cpuacct"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/isobench/r1/i0"))
+        );
+        assert_eq!(cg.dir_for("hugetlb"), None);
+    }
+
+    #[test]
+    fn octal_escapes_in_mount_points_are_decoded() {
+        assert_eq!(unescape(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,265 @@
+//! Root filesystems for instances: the image (busybox, a directory, a tarball) and the agent
+//! layer put on top of it, both prepared once per run and shared read-only by every instance.
+
+use crate::scenario::ImageSpec;
+use std::path::{Path, PathBuf};
+
+/// Where the agent lives inside every instance. A directory of its own, so the agent layer
+/// never shadows the image's files (its libc, its /bin).
+pub const AGENT_DIR: &str = ".isobench";
+pub const AGENT_IN_ROOTFS: &str = "/.isobench/isobench";
+
+/// Where Debian's busybox-static puts its binary.
+pub const BUSYBOX_PATHS: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("busybox not found at {}: install busybox-static (scripts/setup.sh)", BUSYBOX_PATHS.join(" or "))]
+    NoBusybox,
+    #[error(
+        "{0} is dynamically linked; the busybox image needs a static busybox (install busybox-static)"
+    )]
+    BusyboxNotStatic(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: running `{cmd}` failed: {why}")]
+    Command {
+        path: PathBuf,
+        cmd: String,
+        why: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The read-only layers of every instance's root, top first (overlayfs `lowerdir` order).
+#[derive(Debug, Clone)]
+pub struct Layers {
+    pub agent: PathBuf,
+    pub image: PathBuf,
+}
+
+impl Layers {
+    /// Builds the layers under `dir` (a directory of the run's state dir).
+    pub fn prepare(spec: &ImageSpec, dir: &Path, agent_exe: &Path) -> Result<Layers, ImageError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let agent = dir.join("agent");
+        build_agent_layer(&agent, agent_exe)?;
+        let image = match spec {
+            ImageSpec::Busybox => {
+                let root = dir.join("busybox");
+                build_busybox(&root)?;
+                root
+            }
+            ImageSpec::Directory(p) => p.clone(),
+            ImageSpec::Tarball(p) => {
+                let root = dir.join("image");
+                unpack_tarball(p, &root)?;
+                root
+            }
+        };
+        Ok(Layers { agent, image })
+    }
+
+    /// The overlayfs `lowerdir=` value.
+    pub fn lowerdir(&self) -> String {
+        format!("{}:{}", self.agent.display(), self.image.display())
+    }
+}
+
+/// The agent binary plus the mount points every instance needs, whatever the image has.
+fn build_agent_layer(root: &Path, agent_exe: &Path) -> Result<(), ImageError> {
+    let bin_dir = root.join(AGENT_DIR);
+    std::fs::create_dir_all(&bin_dir).map_err(io(&bin_dir))?;
+    for d in ["proc", "dev", "sys", "tmp", "var/tmp"] {
+        let p = root.join(d);
+        std::fs::create_dir_all(&p).map_err(io(&p))?;
+    }
+    for d in ["tmp", "var/tmp"] {
+        set_mode(&root.join(d), 0o1777)?;
+    }
+    let dst = bin_dir.join("isobench");
+    // A hard link costs nothing when the state dir shares the binary's filesystem.
+    if std::fs::hard_link(agent_exe, &dst).is_err() {
+        std::fs::copy(agent_exe, &dst).map_err(io(&dst))?;
+    }
+    Ok(())
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(io(p))
+}
+
+/// Finds the host's static busybox.
+pub fn find_busybox() -> Result<PathBuf, ImageError> {
+    let p = BUSYBOX_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(ImageError::NoBusybox)?;
+    if has_interpreter(&p).map_err(io(&p))? {
+        return Err(ImageError::BusyboxNotStatic(p));
+    }
+    Ok(p)
+}
+
+/// True when an ELF file names a dynamic loader (a PT_INTERP program header). Read by hand:
+/// three header fields are all we need, not an ELF crate.
+pub fn has_interpreter(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let mut eh = [0u8; 64];
+    f.read_exact(&mut eh)?;
+    if &eh[..4] != b"\x7fELF" || eh[4] != 2 {
+        return Err(std::io::Error::other("not a 64-bit ELF file"));
+    }
+    let phoff = u64::from_le_bytes(eh[0x20..0x28].try_into().unwrap_or_default());
+    let phentsize = u16::from_le_bytes([eh[0x36], eh[0x37]]) as u64;
+    let phnum = u16::from_le_bytes([eh[0x38], eh[0x39]]) as u64;
+    for i in 0..phnum {
+        f.seek(SeekFrom::Start(phoff + i * phentsize))?;
+        let mut t = [0u8; 4];
+        f.read_exact(&mut t)?;
+        if u32::from_le_bytes(t) == 3 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A minimal rootfs from the host's static busybox: the binary, one symlink per applet where
+/// busybox itself says it belongs, and the few /etc files tools expect.
+fn build_busybox(root: &Path) -> Result<(), ImageError> {
+    let busybox = find_busybox()?;
+    let out = std::process::Command::new(&busybox)
+        .arg("--list-full")
+        .output()
+        .map_err(io(&busybox))?;
+    if !out.status.success() {
+        return Err(ImageError::Command {
+            path: busybox,
+            cmd: "busybox --list-full".into(),
+            why: format!("exit status {}", out.status),
+        });
+    }
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "proc", "dev", "sys", "tmp",
+        "var/tmp", "run",
+    ] {
+        let p = root.join(d);
+        std::fs::create_dir_all(&p).map_err(io(&p))?;
+    }
+    let bb = root.join("bin/busybox");
+    if std::fs::hard_link(&busybox, &bb).is_err() {
+        std::fs::copy(&busybox, &bb).map_err(io(&bb))?;
+    }
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let applet = applet.trim().trim_start_matches('/');
+        if applet.is_empty() || applet == "bin/busybox" {
+            continue;
+        }
+        let link = root.join(applet);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        match std::os::unix::fs::symlink("/bin/busybox", &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(&link)(e)),
+        }
+    }
+    let files = [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("etc/hostname", "isobench\n"),
+        ("etc/hosts", "127.0.0.1 localhost\n"),
+    ];
+    for (f, text) in files {
+        let p = root.join(f);
+        std::fs::write(&p, text).map_err(io(&p))?;
+    }
+    for d in ["tmp", "var/tmp"] {
+        set_mode(&root.join(d), 0o1777)?;
+    }
+    Ok(())
+}
+
+/// Unpacks a rootfs tarball (`docker export` output, optionally gzipped).
+fn unpack_tarball(tarball: &Path, root: &Path) -> Result<(), ImageError> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    let f = std::fs::File::open(tarball).map_err(io(tarball))?;
+    let name = tarball.to_string_lossy();
+    let reader: Box<dyn std::io::Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    let mut ar = tar::Archive::new(reader);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_unpack_xattrs(true);
+    ar.unpack(root).map_err(io(tarball))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_isobench_binary_has_no_interpreter() {
+        // build.target + crt-static in .cargo/config.toml make the test binary static too.
+        let me = std::env::current_exe().unwrap();
+        assert!(
+            !has_interpreter(&me).unwrap(),
+            "{} should be statically linked",
+            me.display()
+        );
+    }
+
+    #[test]
+    fn a_dynamic_binary_has_an_interpreter() {
+        // /bin/sh is dynamically linked on every Debian host.
+        let sh = Path::new("/bin/sh");
+        if !sh.exists() {
+            eprintln!("skipped: /bin/sh missing on this host");
+            return;
+        }
+        let real = std::fs::canonicalize(sh).unwrap();
+        assert!(has_interpreter(&real).unwrap());
+    }
+
+    #[test]
+    fn tarball_unpacks_into_a_rootfs() {
+        let dir = std::env::temp_dir().join(format!("isobench-tar-{}", std::process::id()));
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("etc")).unwrap();
+        std::fs::write(src.join("etc/os-release"), "ID=test\n").unwrap();
+        let tarball = dir.join("rootfs.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&tarball).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        b.append_dir_all(".", &src).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+        let root = dir.join("root");
+        unpack_tarball(&tarball, &root).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/os-release")).unwrap(),
+            "ID=test\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

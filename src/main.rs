@@ -1,0 +1,153 @@
+//! The isobench binary: parse arguments, call the library, map the outcome to an exit code.
+//! The only place that prints errors.
+
+use anyhow::Context;
+use clap::Parser;
+use isobench::cli::{Cli, Command};
+use isobench::exit;
+use isobench::scenario::Scenario;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+fn main() {
+    // The agent path first and lean: it is every instance's start-up.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("agent") {
+        match isobench::agent::workload::run(&args[2..]) {
+            Ok(never) => match never {},
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(exit::BAD_INPUT);
+            }
+        }
+    }
+    let cli = Cli::parse();
+    std::process::exit(match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("isobench: {e:#}");
+            exit::MEASURED_FAILURE
+        }
+    });
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            state_dir,
+            quiet,
+        } => {
+            let scenario = match scenario {
+                Some(path) => match Scenario::load(&path) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(bad_input(e)),
+                },
+                None => Scenario::default_embedded(),
+            };
+            let cancel = Arc::new(AtomicBool::new(false));
+            for sig in [
+                signal_hook::consts::SIGINT,
+                signal_hook::consts::SIGTERM,
+                signal_hook::consts::SIGHUP,
+            ] {
+                // A second signal while tearing down ends the process at once; `isobench clean`
+                // then removes what is left.
+                signal_hook::flag::register_conditional_shutdown(
+                    sig,
+                    exit::INTERRUPTED,
+                    cancel.clone(),
+                )
+                .and_then(|_| signal_hook::flag::register(sig, cancel.clone()))
+                .context("installing signal handlers")?;
+            }
+            let opts = isobench::runner::RunOptions {
+                out_dir: out,
+                state_root: state_dir,
+                agent_exe: std::env::current_exe()
+                    .context("locating the isobench binary (the agent)")?,
+                progress: !quiet,
+                cancel,
+                command_line: std::env::args().collect(),
+            };
+            let outcome = match isobench::runner::run(scenario, &opts) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("isobench: {e}");
+                    return Ok(e.exit_code());
+                }
+            };
+            println!(
+                "{}",
+                isobench::report::table::render_summary(&outcome.summary)
+            );
+            println!("results: {}", outcome.run_dir.display());
+            if let Some(kib) = outcome.harness_peak_rss_kib {
+                println!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+            }
+            for l in &outcome.leftovers {
+                eprintln!("isobench: could not remove {l}; run `isobench clean`");
+            }
+            Ok(if outcome.interrupted {
+                eprintln!(
+                    "isobench: interrupted; the samples measured so far are in {}",
+                    outcome.run_dir.display()
+                );
+                exit::INTERRUPTED
+            } else if outcome.failed > 0 || !outcome.leftovers.is_empty() {
+                exit::MEASURED_FAILURE
+            } else {
+                exit::OK
+            })
+        }
+        Command::Clean { state_dir, dry_run } => {
+            let r = isobench::clean::clean(&state_dir, dry_run);
+            for (id, pid) in &r.active {
+                println!("run {id} is still active (pid {pid}): left alone");
+            }
+            let verb = if dry_run { "would clean" } else { "cleaned" };
+            for id in &r.runs {
+                println!("{verb} run {id}");
+            }
+            for p in &r.killed {
+                println!("  killed pid {p}");
+            }
+            for m in &r.unmounted {
+                println!("  unmounted {}", m.display());
+            }
+            for c in &r.cgroups {
+                println!("  removed cgroup {}", c.display());
+            }
+            for d in &r.dirs {
+                println!("  removed {}", d.display());
+            }
+            for e in &r.errors {
+                eprintln!("isobench: clean: {e}");
+            }
+            if r.is_empty() {
+                println!("nothing to clean");
+            }
+            Ok(if r.errors.is_empty() {
+                exit::OK
+            } else {
+                exit::MEASURED_FAILURE
+            })
+        }
+        Command::Doctor => {
+            let checks = isobench::doctor::run_checks();
+            print!("{}", isobench::doctor::render(&checks));
+            Ok(if checks.iter().all(|c| c.ok || !c.required) {
+                exit::OK
+            } else {
+                exit::BAD_INPUT
+            })
+        }
+        Command::Agent { .. } => unreachable!("handled before argument parsing"),
+    }
+}
+
+fn bad_input(e: impl std::fmt::Display) -> i32 {
+    eprintln!("isobench: {e}");
+    exit::BAD_INPUT
+}

@@ -1,0 +1,92 @@
+//! The records isobench writes: one struct per file row, serialised by serde into CSV and JSON
+//! alike so the two can never drift. Every numeric field carries its unit in its name, and its
+//! definition lives in [`DEFINITIONS`], the single place the README and reports read it from.
+
+use serde::{Deserialize, Serialize};
+
+/// One row of `samples.csv`: one instance in one repetition of one batch of N.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub run_id: String,
+    pub scenario: String,
+    pub backend: String,
+    /// `kvm` or `tcg` for VMs; `none` for backends that run on the host kernel.
+    pub accel: String,
+    pub n: u32,
+    pub rep: u32,
+    pub instance: u32,
+    pub ok: bool,
+    pub error: String,
+    pub startup_ms: Option<f64>,
+    pub teardown_ms: Option<f64>,
+    pub spawn_ms: Option<f64>,
+    pub setup_ms: Option<f64>,
+    pub exec_ms: Option<f64>,
+    pub agent_uptime_s: Option<f64>,
+    pub kernel_release: String,
+    pub boot_id: String,
+    pub hostname: String,
+    pub pid: Option<i32>,
+}
+
+/// One row of `summary.csv`: the samples of one backend (and accelerator) at one N, over all
+/// repetitions. Statistics cover the rows with `ok = true` only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub backend: String,
+    pub accel: String,
+    pub n: u32,
+    pub count: u32,
+    pub ok: u32,
+    pub startup_ms_mean: Option<f64>,
+    pub startup_ms_sd: Option<f64>,
+    pub startup_ms_p50: Option<f64>,
+    pub startup_ms_p90: Option<f64>,
+    pub startup_ms_p99: Option<f64>,
+    pub startup_ms_min: Option<f64>,
+    pub startup_ms_max: Option<f64>,
+    pub teardown_ms_mean: Option<f64>,
+    pub teardown_ms_p50: Option<f64>,
+    /// Wall time from the first launch of the batch until all N were ready (mean over reps).
+    pub batch_ready_ms_mean: Option<f64>,
+}
+
+/// Definition and unit of every figure isobench writes: `(column, unit, definition)`.
+/// The README's definitions table is checked against this list by a test.
+pub const DEFINITIONS: &[(&str, &str, &str)] = &[
+    (
+        "startup_ms",
+        "ms",
+        "CLOCK_MONOTONIC in the harness just before the spawn (clone, fork+exec, exec of runc or qemu) until the agent's `ready` line is read by the harness",
+    ),
+    (
+        "spawn_ms",
+        "ms",
+        "phase: from the same start until clone/fork returned in the harness",
+    ),
+    (
+        "setup_ms",
+        "ms",
+        "phase (container): from the same start until the child reported its filesystems ready (overlay, /proc, /dev, masks, pivot_root done)",
+    ),
+    (
+        "exec_ms",
+        "ms",
+        "phase (container): from the same start until the child reported it is about to exec the agent (cgroup joined, capabilities dropped)",
+    ),
+    (
+        "teardown_ms",
+        "ms",
+        "from the kill signal until the instance's processes are reaped and its cgroup, overlay and files are removed",
+    ),
+    (
+        "agent_uptime_s",
+        "s",
+        "/proc/uptime of the kernel the agent runs on, read by the agent just before `ready` (host uptime for containers, guest uptime for VMs)",
+    ),
+    (
+        "batch_ready_ms",
+        "ms",
+        "wall time from the first launch of a batch of N until all N instances were ready",
+    ),
+];

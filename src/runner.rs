@@ -1,0 +1,459 @@
+//! The run: for each backend and each N, launch N instances with the scenario's parallelism,
+//! keep all N alive until every one is ready, tear them down, and push one sample per instance
+//! to the results as soon as its batch is over. Everything of the run is removed at its end,
+//! on error and on interruption alike.
+
+use crate::backend::{self, Backend, Instance, LaunchError, PrepareError, RunContext};
+use crate::host::cgroup::CgroupHost;
+use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
+use crate::record::{Sample, SummaryRow};
+use crate::report::csv::{ExportError, SampleSink, write_summary};
+use crate::report::summary::summarize;
+use crate::scenario::{BackendKind, Scenario, Workload};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Default root of the per-run state (overlays, image layers, markers).
+pub const DEFAULT_STATE_ROOT: &str = "/var/lib/isobench";
+/// The marker file in each run's state dir: who owns the run (see clean.rs).
+pub const OWNER_FILE: &str = "owner.json";
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The results directory; default `runs/<time>-<scenario>`.
+    pub out_dir: Option<PathBuf>,
+    pub state_root: PathBuf,
+    /// The isobench binary: the agent of every instance.
+    pub agent_exe: PathBuf,
+    pub progress: bool,
+    pub cancel: Arc<AtomicBool>,
+    pub command_line: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub samples: Vec<Sample>,
+    pub summary: Vec<SummaryRow>,
+    pub failed: usize,
+    pub interrupted: bool,
+    /// What could not be removed at the end (a bug or a host problem: `isobench clean`).
+    pub leftovers: Vec<String>,
+    pub harness_peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("not root: backend {0} needs root (namespaces, mounts, cgroups); run isobench as root")]
+    NotRoot(&'static str),
+    #[error("{0}")]
+    Environment(String),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    /// Everything that stops a run before it measures is bad input or an unusable host.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Export(_) | RunError::Io { .. } => crate::exit::MEASURED_FAILURE,
+            _ => crate::exit::BAD_INPUT,
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks what a scenario needs before anything is created, so bad input leaves nothing.
+pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
+    for b in &scenario.backends {
+        let needs_root = matches!(b, BackendKind::Container | BackendKind::Unshare);
+        if needs_root && !crate::host::is_root() {
+            return Err(RunError::NotRoot(b.as_str()));
+        }
+    }
+    if scenario.backends.contains(&BackendKind::Container) {
+        CgroupHost::detect()
+            .map_err(|e| RunError::Environment(format!("backend container: {e}")))?;
+        if scenario.namespaces.mount && scenario.image == crate::scenario::ImageSpec::Busybox {
+            crate::image::find_busybox()
+                .map_err(|e| RunError::Environment(format!("image busybox: {e}")))?;
+        }
+    }
+    if scenario.backends.contains(&BackendKind::Unshare) && which("unshare").is_none() {
+        return Err(RunError::Environment(
+            "backend unshare: the unshare command (util-linux) is not on PATH".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The first executable called `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or(None)
+}
+
+/// Runs a scenario to the end (or to an interruption) and returns what it measured.
+pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    preflight(&scenario)?;
+    crate::host::raise_nofile_limit();
+    let now = chrono::Utc::now();
+    let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let run_id = format!(
+        "{stamp}-{}-{:04x}",
+        scenario.name,
+        std::process::id() & 0xffff
+    );
+    let run_dir = match &opts.out_dir {
+        Some(d) => d.clone(),
+        None => unique_dir(&PathBuf::from("runs").join(format!("{stamp}-{}", scenario.name))),
+    };
+    std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+    let state_dir = opts.state_root.join(&run_id);
+    std::fs::create_dir_all(&state_dir).map_err(io_err(&state_dir))?;
+    crate::clean::write_owner(&state_dir, &run_dir).map_err(io_err(&state_dir))?;
+
+    let host = HostFacts::gather();
+    let cg = CgroupHost::detect().ok();
+    let mut meta = RunMeta {
+        run_id: run_id.clone(),
+        scenario: scenario.name.clone(),
+        scenario_origin: scenario.origin.clone(),
+        scenario_text: scenario.text.clone(),
+        isobench_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: GIT_REVISION.into(),
+        command_line: opts.command_line.clone(),
+        hostname: host.hostname,
+        host_kernel: host.kernel,
+        host_boot_id: crate::host::boot_id(),
+        cgroup_mode: cg
+            .as_ref()
+            .map(|c| c.mode.as_str().to_string())
+            .unwrap_or_else(|| "none".into()),
+        cgroup_controllers: cg.as_ref().map(|c| c.controllers()).unwrap_or_default(),
+        cpu_model: host.cpu_model,
+        cpu_cores: host.cpu_cores,
+        mem_total_kib: host.mem_total_kib,
+        started_at: now.to_rfc3339(),
+        ended_at: None,
+        harness_peak_rss_kib: None,
+        outcome: "running".into(),
+    };
+    write_meta(&run_dir, &meta)?;
+
+    let ctx = RunContext {
+        run_id: run_id.clone(),
+        scenario: Arc::new(scenario),
+        state_dir: state_dir.clone(),
+        agent_exe: opts.agent_exe.clone(),
+        cancel: opts.cancel.clone(),
+    };
+    let mut state = RunState {
+        samples: Vec::new(),
+        batch_ready: Vec::new(),
+        sink: SampleSink::create(&run_dir.join("samples.csv"))?,
+        run_dir: run_dir.clone(),
+    };
+    let result = measure_all(&ctx, opts, &mut state);
+
+    // Whatever happened above, nothing of the run may stay on the host.
+    let mut leftovers = Vec::new();
+    if let Err(e) = std::fs::remove_dir_all(&state_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        leftovers.push(format!("{}: {e}", state_dir.display()));
+    }
+    let _ = std::fs::remove_dir(&opts.state_root);
+    let (interrupted, mut backend_leftovers) = match &result {
+        Ok(l) => (ctx.cancel.load(Ordering::Relaxed), l.clone()),
+        Err(_) => (ctx.cancel.load(Ordering::Relaxed), Vec::new()),
+    };
+    leftovers.append(&mut backend_leftovers);
+
+    let summary = summarize(&state.samples, &state.batch_ready);
+    write_summary(&run_dir.join("summary.csv"), &summary)?;
+    meta.ended_at = Some(chrono::Utc::now().to_rfc3339());
+    meta.harness_peak_rss_kib = crate::host::self_peak_rss_kib();
+    meta.outcome = match (&result, interrupted) {
+        (Err(e), _) => format!("failed: {e}"),
+        (Ok(_), true) => "interrupted".into(),
+        (Ok(_), false) => "complete".into(),
+    };
+    write_meta(&run_dir, &meta)?;
+    result?;
+    let failed = state.samples.iter().filter(|s| !s.ok).count();
+    Ok(RunOutcome {
+        run_id,
+        run_dir,
+        samples: state.samples,
+        summary,
+        failed,
+        interrupted,
+        leftovers,
+        harness_peak_rss_kib: meta.harness_peak_rss_kib,
+    })
+}
+
+fn unique_dir(base: &Path) -> PathBuf {
+    let mut p = base.to_path_buf();
+    let mut i = 2;
+    while p.exists() {
+        p = PathBuf::from(format!("{}-{i}", base.display()));
+        i += 1;
+    }
+    p
+}
+
+fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), RunError> {
+    let p = run_dir.join("meta.json");
+    let text = serde_json::to_string_pretty(meta).map_err(|e| RunError::Io {
+        path: p.clone(),
+        source: e.into(),
+    })?;
+    std::fs::write(&p, text + "\n").map_err(io_err(&p))
+}
+
+struct RunState {
+    samples: Vec<Sample>,
+    batch_ready: Vec<(String, String, u32, f64)>,
+    sink: SampleSink,
+    run_dir: PathBuf,
+}
+
+impl RunState {
+    fn push(&mut self, rows: Vec<Sample>) -> Result<(), RunError> {
+        self.sink.append(&rows)?;
+        self.samples.extend(rows);
+        // summary.csv follows the samples, so an interrupted run has one too.
+        write_summary(
+            &self.run_dir.join("summary.csv"),
+            &summarize(&self.samples, &self.batch_ready),
+        )?;
+        Ok(())
+    }
+}
+
+/// Returns the descriptions of whatever a backend could not remove.
+fn measure_all(
+    ctx: &RunContext,
+    opts: &RunOptions,
+    state: &mut RunState,
+) -> Result<Vec<String>, RunError> {
+    let s = ctx.scenario.clone();
+    // One pool for the whole run: a parent-death signal fires when the *thread* that created
+    // the child exits, so launching threads must outlive every instance.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(s.parallelism as usize)
+        .thread_name(|i| format!("isobench-launch-{i}"))
+        .build()
+        .map_err(|e| RunError::Environment(format!("thread pool: {e}")))?;
+    let mut leftovers = Vec::new();
+    for &kind in &s.backends {
+        if ctx.cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let backend = pool.install(|| backend::create(kind, ctx))?;
+        let r = run_backend(ctx, opts, state, backend.as_ref(), &pool);
+        if let Err(e) = backend.finish() {
+            leftovers.push(e);
+        }
+        r?;
+    }
+    Ok(leftovers)
+}
+
+fn run_backend(
+    ctx: &RunContext,
+    opts: &RunOptions,
+    state: &mut RunState,
+    backend: &dyn Backend,
+    pool: &rayon::ThreadPool,
+) -> Result<(), RunError> {
+    let s = &ctx.scenario;
+    let name = backend.kind().as_str();
+    for w in 0..s.warmup {
+        if ctx.cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match pool.install(|| backend.launch(&format!("{name}-warmup-{w}"))) {
+            Ok(inst) => {
+                let _ = inst.teardown();
+            }
+            Err(e) => eprintln!("warning: warmup of {name} failed: {e}"),
+        }
+    }
+    for &n in &s.counts {
+        for rep in 0..s.repetitions {
+            if ctx.cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let rows = run_batch(ctx, opts, state, backend, pool, n, rep);
+            state.push(rows)?;
+        }
+    }
+    Ok(())
+}
+
+/// Launches N, waits for the workload, tears all N down, and returns one sample per launch.
+fn run_batch(
+    ctx: &RunContext,
+    opts: &RunOptions,
+    state: &mut RunState,
+    backend: &dyn Backend,
+    pool: &rayon::ThreadPool,
+    n: u32,
+    rep: u32,
+) -> Vec<Sample> {
+    let s = &ctx.scenario;
+    let name = backend.kind().as_str();
+    let bar = progress_bar(opts.progress, n as u64, &format!("{name} N={n} rep {rep}"));
+    let start = Instant::now();
+    let launched: Vec<(u32, Result<Box<dyn Instance>, LaunchError>)> = pool.install(|| {
+        (0..n)
+            .into_par_iter()
+            .filter_map(|i| {
+                if ctx.cancel.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let r = backend.launch(&format!("{name}-n{n}-r{rep}-i{i}"));
+                bar.inc(1);
+                Some((i, r))
+            })
+            .collect()
+    });
+    let all_ready = start.elapsed();
+    bar.finish_and_clear();
+    let ok = launched.iter().filter(|(_, r)| r.is_ok()).count() as u32;
+    if ok == n {
+        state.batch_ready.push((
+            name.to_string(),
+            backend.accel().to_string(),
+            n,
+            all_ready.as_secs_f64() * 1e3,
+        ));
+    }
+
+    // Every instance is alive here; the workload may still be working (memory, disk).
+    let deadline = Instant::now() + Duration::from_secs_f64(s.ready_timeout_s);
+    let mut done_errors = vec![None; launched.len()];
+    let mut launched = launched;
+    if s.workload != Workload::Idle {
+        let errs: Vec<Option<String>> = pool.install(|| {
+            launched
+                .par_iter_mut()
+                .map(|(_, r)| match r {
+                    Ok(inst) => inst
+                        .wait_done(deadline, &ctx.cancel)
+                        .err()
+                        .map(|e| format!("workload: {e}")),
+                    Err(_) => None,
+                })
+                .collect()
+        });
+        done_errors = errs;
+    }
+
+    let rows: Vec<Sample> = pool.install(|| {
+        launched
+            .into_par_iter()
+            .zip(done_errors.into_par_iter())
+            .map(|((i, r), done_err)| {
+                let mut row = Sample {
+                    run_id: ctx.run_id.clone(),
+                    scenario: s.name.clone(),
+                    backend: name.to_string(),
+                    accel: backend.accel().to_string(),
+                    n,
+                    rep,
+                    instance: i,
+                    ..Sample::default()
+                };
+                match r {
+                    Err(e) => row.error = e.what,
+                    Ok(inst) => {
+                        let st = inst.startup().clone();
+                        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                        row.ok = done_err.is_none();
+                        row.error = done_err.unwrap_or_default();
+                        row.startup_ms = Some(ms(st.startup));
+                        row.spawn_ms = st.spawn.map(ms);
+                        row.setup_ms = st.setup.map(ms);
+                        row.exec_ms = st.exec.map(ms);
+                        row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
+                        row.kernel_release = st.facts.kernel_release;
+                        row.boot_id = st.facts.boot_id;
+                        row.hostname = st.facts.hostname;
+                        row.pid = Some(inst.pid());
+                        match inst.teardown() {
+                            Ok(d) => row.teardown_ms = Some(ms(d)),
+                            Err(e) => {
+                                row.error = if row.error.is_empty() {
+                                    e
+                                } else {
+                                    format!("{}; {e}", row.error)
+                                }
+                            }
+                        }
+                    }
+                }
+                row
+            })
+            .collect()
+    });
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    if opts.progress {
+        eprintln!(
+            "{name:>10} N={n:<5} rep {rep}: {}/{n} ready, all ready in {:.1} ms{}",
+            rows.len() - failed,
+            all_ready.as_secs_f64() * 1e3,
+            if failed > 0 {
+                format!(
+                    " ({failed} failed: {})",
+                    rows.iter()
+                        .find(|r| !r.ok)
+                        .map(|r| r.error.as_str())
+                        .unwrap_or("")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    rows
+}
+
+fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>24} [{bar:30}] {pos}/{len} launched ({elapsed})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(msg.to_string());
+    bar
+}
