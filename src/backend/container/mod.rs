@@ -244,8 +244,9 @@ impl Backend for ContainerBackend {
             .ok_or_else(|| lerr("cgroup vanished".into()))?;
         cg.add_pid(pid)
             .map_err(|e| lerr(format!("joining cgroup: {e}")))?;
-        nix::unistd::write(&go_w, &[GO])
-            .map_err(|e| lerr(format!("releasing child {pid}: {e}")))?;
+        // If the child already failed, the write fails (EPIPE) and its reason waits on the
+        // message pipe: read on rather than report the broken pipe.
+        let released = nix::unistd::write(&go_w, &[GO]);
         drop(go_w);
 
         let deadline = self.ctx.ready_deadline(start);
@@ -265,7 +266,15 @@ impl Backend for ContainerBackend {
                 Err(RecvError::Timeout) => {
                     return Err(lerr("timed out before exec of the agent".into()));
                 }
-                Err(e) => return Err(lerr(format!("container init died before exec ({e:?})"))),
+                Err(e) => {
+                    let why = released
+                        .err()
+                        .map(|e| format!("; releasing it: {e}"))
+                        .unwrap_or_default();
+                    return Err(lerr(format!(
+                        "container init died before exec ({e:?}{why})"
+                    )));
+                }
             }
         }
         let mut reader = AgentReader::new(out_r);

@@ -1,0 +1,103 @@
+//! Shared set-up for the integration tests that drive backends through the library.
+#![allow(dead_code)]
+
+use isobench::backend::{self, Backend, RunContext};
+use isobench::scenario::{BackendKind, Scenario};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Returns true (after saying why) when this test cannot run here.
+pub fn skip_unless_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return false;
+    }
+    eprintln!("skipped: needs root (namespaces, mounts, cgroups)");
+    true
+}
+
+/// A backend of one kind for a scenario given as TOML text, with its own run id and state
+/// dir; everything it made is removed when dropped.
+pub struct TestRun {
+    pub ctx: RunContext,
+    pub backend: Option<Box<dyn Backend>>,
+}
+
+impl TestRun {
+    pub fn new(kind: BackendKind, toml: &str) -> TestRun {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let run_id = format!("test-{}-{n}", std::process::id());
+        let scenario =
+            Scenario::parse(toml, "test.toml", Path::new("/")).expect("test scenario parses");
+        let state_dir = // Beside the binary, so the agent layer hard-links it instead of copying.
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&run_id);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let ctx = RunContext {
+            run_id,
+            scenario: Arc::new(scenario),
+            state_dir,
+            agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_isobench")),
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        let backend = backend::create(kind, &ctx).expect("backend prepares");
+        TestRun {
+            ctx,
+            backend: Some(backend),
+        }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_deref().unwrap()
+    }
+}
+
+impl Drop for TestRun {
+    fn drop(&mut self) {
+        if let Some(b) = self.backend.take() {
+            let _ = b.finish();
+        }
+        let _ = std::fs::remove_dir_all(&self.ctx.state_dir);
+    }
+}
+
+pub fn scenario(extra: &str) -> String {
+    format!("name = \"t\"\nbackends = [\"process\", \"container\"]\ncounts = [1]\n{extra}\n")
+}
+
+/// Runs `args` inside every namespace and the root of `pid` (util-linux nsenter).
+pub fn nsenter(pid: i32, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-a", "-r", "-w", "--"])
+        .args(args)
+        .output()
+        .expect("nsenter runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+pub fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
+        .trim()
+        .to_string()
+}
+
+pub fn status_field(pid: i32, field: &str) -> String {
+    read(format!("/proc/{pid}/status"))
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
