@@ -90,3 +90,37 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "wall time from the first launch of a batch of N until all N instances were ready",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_defines_every_figure_as_the_code_does() {
+        let readme = include_str!("../README.md");
+        for (col, unit, def) in DEFINITIONS {
+            let row = format!("| `{col}` | {unit} | {def} |");
+            assert!(
+                readme.contains(&row),
+                "README.md lacks the definitions row:\n{row}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_timed_column_has_a_definition() {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(Sample::default()).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let header = text.lines().next().unwrap();
+        for col in header
+            .split(',')
+            .filter(|c| c.ends_with("_ms") || c.ends_with("_s"))
+        {
+            assert!(
+                DEFINITIONS.iter().any(|(c, _, _)| *c == col),
+                "{col} has no definition"
+            );
+        }
+    }
+}
