@@ -26,6 +26,7 @@ fn context(kind: BackendKind) -> RunContext {
         state_dir,
         agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_isobench")),
         cancel: Arc::new(AtomicBool::new(false)),
+        cache_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache"),
     }
 }
 

@@ -20,18 +20,35 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
+missing_packages() {
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      echo "$p"
+    fi
+  done
+}
+
+export DEBIAN_FRONTEND=noninteractive
+updated=0
+# Two passes: installing one package can remove another (on the stock image, installing
+# qemu-system-x86 removes the preinstalled backports qemu-utils, taking qemu-img with it).
+for pass in 1 2; do
+  mapfile -t missing < <(missing_packages)
+  [ "${#missing[@]}" -eq 0 ] && break
+  echo "setup: installing ${missing[*]}"
+  if [ "$updated" -eq 0 ]; then
+    apt-get update -qq
+    updated=1
   fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 done
 
+mapfile -t missing < <(missing_packages)
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "setup: all system packages present"
+  echo "setup: still missing after installing: ${missing[*]}" >&2
+  exit 1
 fi
+for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun unshare; do
+  command -v "$cmd" >/dev/null || { echo "setup: $cmd not found after installing" >&2; exit 1; }
+done
+echo "setup: all system packages present"

@@ -26,6 +26,9 @@ pub enum Command {
         /// Where per-run state (overlays, image layers) lives while the run lasts.
         #[arg(long, env = "ISOBENCH_STATE_DIR", default_value = crate::runner::DEFAULT_STATE_ROOT)]
         state_dir: PathBuf,
+        /// Cache of VM base disks, kept across runs (built once per image content).
+        #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::runner::DEFAULT_CACHE_DIR)]
+        cache_dir: PathBuf,
         /// No progress bars or per-batch lines on stderr.
         #[arg(long, short)]
         quiet: bool,
@@ -37,6 +40,11 @@ pub enum Command {
         /// Only list what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Also empty the cache of VM base disks.
+        #[arg(long)]
+        cache: bool,
+        #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::runner::DEFAULT_CACHE_DIR)]
+        cache_dir: PathBuf,
     },
     /// Checks this host: root, cgroups, namespaces, overlayfs, busybox, runc/crun, QEMU, KVM.
     Doctor,

@@ -12,6 +12,10 @@ use std::sync::atomic::AtomicBool;
 fn main() {
     // The agent path first and lean: it is every instance's start-up.
     let args: Vec<String> = std::env::args().collect();
+    if isobench::agent::vminit::is_guest_init(args.first().map(String::as_str).unwrap_or("")) {
+        eprintln!("{}", isobench::agent::vminit::run(&args[1..]));
+        std::process::exit(exit::MEASURED_FAILURE);
+    }
     if args.get(1).map(String::as_str) == Some("agent") {
         match isobench::agent::workload::run(&args[2..]) {
             Ok(never) => match never {},
@@ -37,6 +41,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             scenario,
             out,
             state_dir,
+            cache_dir,
             quiet,
         } => {
             let scenario = match scenario {
@@ -65,6 +70,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             let opts = isobench::runner::RunOptions {
                 out_dir: out,
                 state_root: state_dir,
+                cache_dir,
                 agent_exe: std::env::current_exe()
                     .context("locating the isobench binary (the agent)")?,
                 progress: !quiet,
@@ -101,8 +107,18 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
                 exit::OK
             })
         }
-        Command::Clean { state_dir, dry_run } => {
+        Command::Clean {
+            state_dir,
+            dry_run,
+            cache,
+            cache_dir,
+        } => {
             let r = isobench::clean::clean(&state_dir, dry_run);
+            if cache && !dry_run && cache_dir.exists() {
+                std::fs::remove_dir_all(&cache_dir)
+                    .with_context(|| format!("removing the cache {}", cache_dir.display()))?;
+                println!("removed the cache {}", cache_dir.display());
+            }
             for (id, pid) in &r.active {
                 println!("run {id} is still active (pid {pid}): left alone");
             }

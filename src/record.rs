@@ -20,6 +20,7 @@ pub struct Sample {
     pub startup_ms: Option<f64>,
     pub teardown_ms: Option<f64>,
     pub spawn_ms: Option<f64>,
+    pub first_output_ms: Option<f64>,
     pub setup_ms: Option<f64>,
     pub exec_ms: Option<f64>,
     pub agent_uptime_s: Option<f64>,
@@ -27,6 +28,10 @@ pub struct Sample {
     pub boot_id: String,
     pub hostname: String,
     pub pid: Option<i32>,
+    pub guest_mem_total_kib: Option<u64>,
+    pub guest_mem_used_kib: Option<u64>,
+    pub guest_kernel_kib: Option<u64>,
+    pub guest_kthreads: Option<u32>,
 }
 
 /// One row of `summary.csv`: the samples of one backend (and accelerator) at one N, over all
@@ -65,6 +70,11 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "phase: from the same start until clone/fork returned in the harness",
     ),
     (
+        "first_output_ms",
+        "ms",
+        "phase: from the same start until the first byte of the instance's output reached the harness (for a VM, its serial console: the guest kernel is running)",
+    ),
+    (
         "setup_ms",
         "ms",
         "phase (container): from the same start until the child reported its filesystems ready (overlay, /proc, /dev, masks, pivot_root done)",
@@ -83,6 +93,26 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "agent_uptime_s",
         "s",
         "/proc/uptime of the kernel the agent runs on, read by the agent just before `ready` (host uptime for containers, guest uptime for VMs)",
+    ),
+    (
+        "guest_mem_total_kib",
+        "KiB",
+        "vm only: MemTotal of the guest kernel's /proc/meminfo at ready",
+    ),
+    (
+        "guest_mem_used_kib",
+        "KiB",
+        "vm only: MemTotal - MemAvailable of the guest at ready",
+    ),
+    (
+        "guest_kernel_kib",
+        "KiB",
+        "vm only: Slab + KernelStack + PageTables of the guest at ready: the guest kernel's own memory",
+    ),
+    (
+        "guest_kthreads",
+        "count",
+        "vm only: kernel threads (PF_KTHREAD) running in the guest at ready",
     ),
     (
         "batch_ready_ms",

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// Default root of the per-run state (overlays, image layers, markers).
 pub const DEFAULT_STATE_ROOT: &str = "/var/lib/isobench";
+/// Default cache of content-addressed artefacts (VM base disks), kept across runs.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/isobench";
 /// The marker file in each run's state dir: who owns the run (see clean.rs).
 pub const OWNER_FILE: &str = "owner.json";
 
@@ -26,6 +28,8 @@ pub struct RunOptions {
     /// The results directory; default `runs/<time>-<scenario>`.
     pub out_dir: Option<PathBuf>,
     pub state_root: PathBuf,
+    /// Content-addressed artefacts kept across runs (VM base disks).
+    pub cache_dir: PathBuf,
     /// The isobench binary: the agent of every instance.
     pub agent_exe: PathBuf,
     pub progress: bool,
@@ -96,6 +100,19 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
                 .map_err(|e| RunError::Environment(format!("image busybox: {e}")))?;
         }
     }
+    if scenario.backends.contains(&BackendKind::Vm) {
+        for (cmd, pkg) in [
+            (crate::backend::vm::qemu::QEMU, "qemu-system-x86"),
+            ("qemu-img", "qemu-utils"),
+            ("mkfs.ext4", "e2fsprogs"),
+        ] {
+            if which(cmd).is_none() {
+                return Err(RunError::Environment(format!(
+                    "backend vm: {cmd} is not on PATH: install {pkg} (scripts/setup.sh)"
+                )));
+            }
+        }
+    }
     if scenario.backends.contains(&BackendKind::Unshare) && which("unshare").is_none() {
         return Err(RunError::Environment(
             "backend unshare: the unshare command (util-linux) is not on PATH".into(),
@@ -160,6 +177,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         ended_at: None,
         harness_peak_rss_kib: None,
         outcome: "running".into(),
+        accelerators: Vec::new(),
     };
     write_meta(&run_dir, &meta)?;
 
@@ -169,8 +187,10 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         state_dir: state_dir.clone(),
         agent_exe: opts.agent_exe.clone(),
         cancel: opts.cancel.clone(),
+        cache_dir: opts.cache_dir.clone(),
     };
     let mut state = RunState {
+        accel: Vec::new(),
         samples: Vec::new(),
         batch_ready: Vec::new(),
         sink: SampleSink::create(&run_dir.join("samples.csv"))?,
@@ -196,6 +216,15 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     write_summary(&run_dir.join("summary.csv"), &summary)?;
     meta.ended_at = Some(chrono::Utc::now().to_rfc3339());
     meta.harness_peak_rss_kib = crate::host::self_peak_rss_kib();
+    meta.accelerators = state
+        .accel
+        .iter()
+        .map(|(b, a, why)| crate::host::meta::AccelNote {
+            backend: b.clone(),
+            accel: a.clone(),
+            why: why.clone(),
+        })
+        .collect();
     meta.outcome = match (&result, interrupted) {
         (Err(e), _) => format!("failed: {e}"),
         (Ok(_), true) => "interrupted".into(),
@@ -236,6 +265,8 @@ fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), RunError> {
 }
 
 struct RunState {
+    /// (backend, accelerator, why): how each backend ran, for meta.json.
+    accel: Vec<(String, String, String)>,
     samples: Vec<Sample>,
     batch_ready: Vec<(String, String, u32, f64)>,
     sink: SampleSink,
@@ -275,6 +306,11 @@ fn measure_all(
             break;
         }
         let backend = pool.install(|| backend::create(kind, ctx))?;
+        state.accel.push((
+            kind.as_str().into(),
+            backend.accel().into(),
+            backend.accel_reason().unwrap_or_default(),
+        ));
         let r = run_backend(ctx, opts, state, backend.as_ref(), &pool);
         if let Err(e) = backend.finish() {
             leftovers.push(e);
@@ -399,13 +435,24 @@ fn run_batch(
                         row.error = done_err.unwrap_or_default();
                         row.startup_ms = Some(ms(st.startup));
                         row.spawn_ms = st.spawn.map(ms);
+                        row.first_output_ms = st.first_output.map(ms);
                         row.setup_ms = st.setup.map(ms);
                         row.exec_ms = st.exec.map(ms);
                         row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
-                        row.kernel_release = st.facts.kernel_release;
-                        row.boot_id = st.facts.boot_id;
-                        row.hostname = st.facts.hostname;
+                        row.kernel_release = st.facts.kernel_release.clone();
+                        row.boot_id = st.facts.boot_id.clone();
+                        row.hostname = st.facts.hostname.clone();
                         row.pid = Some(inst.pid());
+                        if backend.kind() == BackendKind::Vm {
+                            let f = &st.facts;
+                            row.guest_mem_total_kib = f.mem_total_kib;
+                            row.guest_mem_used_kib = f
+                                .mem_total_kib
+                                .zip(f.mem_available_kib)
+                                .map(|(t, a)| t.saturating_sub(a));
+                            row.guest_kernel_kib = f.kernel_kib();
+                            row.guest_kthreads = f.kthreads;
+                        }
                         match inst.teardown() {
                             Ok(d) => row.teardown_ms = Some(ms(d)),
                             Err(e) => {

@@ -46,6 +46,8 @@ backend_kinds! {
     Unshare => "unshare",
     /// A container built by isobench itself (namespaces, cgroup, pivot_root into the image).
     Container => "container",
+    /// A QEMU guest booting its own kernel from a copy-on-write overlay of the image's disk.
+    Vm => "vm",
 }
 
 impl BackendKind {
@@ -153,6 +155,59 @@ impl Default for Namespaces {
     }
 }
 
+/// How VMs are accelerated: `auto` probes KVM by booting a guest and falls back to TCG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The QEMU machine type of the `vm` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Q35,
+    Microvm,
+}
+
+impl Machine {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Machine::Q35 => "q35",
+            Machine::Microvm => "microvm",
+        }
+    }
+}
+
+/// The `[vm]` table: the guest every `vm` instance boots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmConfig {
+    /// Guest kernel; default: the newest /boot/vmlinuz-*-cloud-amd64.
+    pub kernel: Option<PathBuf>,
+    /// An initrd of the user's (booted with root=/dev/vda); default: isobench's own initramfs.
+    pub initrd: Option<PathBuf>,
+    pub accel: Accel,
+    pub machine: Machine,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    /// How long the KVM probe guest may take to become ready before KVM counts as broken.
+    pub probe_timeout_s: f64,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            kernel: None,
+            initrd: None,
+            accel: Accel::Auto,
+            machine: Machine::Q35,
+            memory_mib: 128,
+            vcpus: 1,
+            probe_timeout_s: 10.0,
+        }
+    }
+}
+
 /// A validated scenario: what to launch, how many, how often, with which limits.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -168,6 +223,7 @@ pub struct Scenario {
     pub ready_timeout_s: f64,
     pub limits: Limits,
     pub namespaces: Namespaces,
+    pub vm: VmConfig,
     /// the file's text, verbatim, recorded in meta.json
     pub text: String,
     /// where it came from: a path as the user gave it, or DEFAULT_SCENARIO_ORIGIN
@@ -342,6 +398,22 @@ struct RawScenario {
     ready_timeout_s: Option<Num>,
     limits: Option<RawLimits>,
     namespaces: Option<RawNamespaces>,
+    vm: Option<RawVm>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with optional keys kernel, initrd, accel, machine, memory_mib, vcpus, probe_timeout_s"
+)]
+struct RawVm {
+    kernel: Option<String>,
+    initrd: Option<String>,
+    accel: Option<String>,
+    machine: Option<String>,
+    memory_mib: Option<Int>,
+    vcpus: Option<Int>,
+    probe_timeout_s: Option<Num>,
 }
 
 #[derive(Deserialize)]
@@ -648,6 +720,70 @@ fn validate(
         }
     };
 
+    let vm = match raw.vm {
+        None => VmConfig::default(),
+        Some(v) => {
+            let d = VmConfig::default();
+            let file = |key: &str, p: Option<String>| -> Result<Option<PathBuf>, ScenarioError> {
+                let Some(p) = p else { return Ok(None) };
+                let path = base_dir.join(&p);
+                if path.is_file() {
+                    Ok(Some(path))
+                } else {
+                    Err(err(
+                        key,
+                        format!(
+                            "{} is not a file (allowed: a path to a kernel or initrd image)",
+                            path.display()
+                        ),
+                    ))
+                }
+            };
+            let accel = match v.accel.as_deref() {
+                None | Some("auto") => Accel::Auto,
+                Some("kvm") => Accel::Kvm,
+                Some("tcg") => Accel::Tcg,
+                Some(other) => {
+                    return Err(err(
+                        "vm.accel",
+                        format!("{other:?} is not allowed; allowed: auto, kvm, tcg"),
+                    ));
+                }
+            };
+            let machine = match v.machine.as_deref() {
+                None | Some("q35") => Machine::Q35,
+                Some("microvm") => Machine::Microvm,
+                Some(other) => {
+                    return Err(err(
+                        "vm.machine",
+                        format!("{other:?} is not allowed; allowed: q35, microvm"),
+                    ));
+                }
+            };
+            VmConfig {
+                kernel: file("vm.kernel", v.kernel)?,
+                initrd: file("vm.initrd", v.initrd)?,
+                accel,
+                machine,
+                memory_mib: v
+                    .memory_mib
+                    .map(|m| ranged("vm.memory_mib", m, 32, 1_048_576))
+                    .transpose()?
+                    .unwrap_or(d.memory_mib),
+                vcpus: v
+                    .vcpus
+                    .map(|c| ranged32("vm.vcpus", c, 1, 256))
+                    .transpose()?
+                    .unwrap_or(d.vcpus),
+                probe_timeout_s: v
+                    .probe_timeout_s
+                    .map(|t| positive("vm.probe_timeout_s", t, 600.0))
+                    .transpose()?
+                    .unwrap_or(d.probe_timeout_s),
+            }
+        }
+    };
+
     Ok(Scenario {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -661,6 +797,7 @@ fn validate(
         ready_timeout_s,
         limits,
         namespaces,
+        vm,
         text: text.to_owned(),
         origin: origin.to_owned(),
     })

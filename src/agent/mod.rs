@@ -8,6 +8,7 @@
 //!   3. `done` once the workload has finished its work (it then idles until killed).
 
 pub mod reader;
+pub mod vminit;
 pub mod workload;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,21 @@ pub struct Facts {
     pub hostname: String,
     /// The agent's own pid as it sees it (1 in a new PID namespace).
     pub pid: u32,
+    /// /proc/meminfo of that kernel, KiB (for a container these are the host's figures).
+    #[serde(default)]
+    pub mem_total_kib: Option<u64>,
+    #[serde(default)]
+    pub mem_available_kib: Option<u64>,
+    #[serde(default)]
+    pub slab_kib: Option<u64>,
+    #[serde(default)]
+    pub kernel_stack_kib: Option<u64>,
+    #[serde(default)]
+    pub page_tables_kib: Option<u64>,
+    /// Kernel threads visible in /proc (PF_KTHREAD set); None when none are visible, as in a
+    /// PID namespace.
+    #[serde(default)]
+    pub kthreads: Option<u32>,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -42,6 +58,7 @@ impl Facts {
             .next()
             .and_then(|s| s.parse().ok())
             .unwrap_or(f64::NAN);
+        let meminfo = read_meminfo();
         Facts {
             kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
             boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
@@ -51,6 +68,57 @@ impl Facts {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_default(),
             pid: std::process::id(),
+            mem_total_kib: meminfo.get("MemTotal").copied(),
+            mem_available_kib: meminfo.get("MemAvailable").copied(),
+            slab_kib: meminfo.get("Slab").copied(),
+            kernel_stack_kib: meminfo.get("KernelStack").copied(),
+            page_tables_kib: meminfo.get("PageTables").copied(),
+            kthreads: count_kthreads(),
         }
     }
+
+    /// Slab + KernelStack + PageTables: the kernel's own memory as meminfo shows it.
+    pub fn kernel_kib(&self) -> Option<u64> {
+        Some(self.slab_kib? + self.kernel_stack_kib? + self.page_tables_kib?)
+    }
+}
+
+/// `/proc/meminfo` as name -> KiB.
+fn read_meminfo() -> std::collections::HashMap<String, u64> {
+    read_trimmed("/proc/meminfo")
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), v.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// PF_KTHREAD in /proc/PID/stat's flags field (include/linux/sched.h).
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+fn count_kthreads() -> Option<u32> {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state is field 3, flags field 9.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let flags: u64 = rest
+            .split_whitespace()
+            .nth(6)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0);
+        if flags & PF_KTHREAD != 0 {
+            n += 1;
+        }
+    }
+    (n > 0).then_some(n)
 }

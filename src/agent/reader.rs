@@ -47,6 +47,7 @@ pub struct AgentReader {
     file: std::fs::File,
     buf: Vec<u8>,
     other: Vec<String>,
+    first_byte: Option<Instant>,
 }
 
 impl AgentReader {
@@ -55,7 +56,13 @@ impl AgentReader {
             file: std::fs::File::from(fd),
             buf: Vec::with_capacity(512),
             other: Vec::new(),
+            first_byte: None,
         }
+    }
+
+    /// When the first byte of output arrived (for a VM: the kernel is running).
+    pub fn first_byte(&self) -> Option<Instant> {
+        self.first_byte
     }
 
     /// Waits for the facts line and then `ready`. The moment this returns is the end of
@@ -147,7 +154,10 @@ impl AgentReader {
                         output: std::mem::take(&mut self.other),
                     });
                 }
-                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Ok(k) => {
+                    self.first_byte.get_or_insert_with(Instant::now);
+                    self.buf.extend_from_slice(&chunk[..k]);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(AgentError::Io(e)),
             }

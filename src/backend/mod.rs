@@ -4,6 +4,7 @@
 pub mod container;
 pub mod process;
 pub mod unshare;
+pub mod vm;
 
 use crate::agent::Facts;
 use crate::agent::reader::AgentError;
@@ -24,6 +25,8 @@ pub struct RunContext {
     pub agent_exe: PathBuf,
     /// Set by SIGINT/SIGTERM: launches stop, waits return early.
     pub cancel: Arc<AtomicBool>,
+    /// Content-addressed artefacts kept across runs (VM base disks): see `isobench clean --cache`.
+    pub cache_dir: PathBuf,
 }
 
 impl RunContext {
@@ -36,8 +39,12 @@ impl RunContext {
         ]
     }
 
+    pub fn ready_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.scenario.ready_timeout_s)
+    }
+
     pub fn ready_deadline(&self, start: Instant) -> Instant {
-        start + Duration::from_secs_f64(self.scenario.ready_timeout_s)
+        start + self.ready_timeout()
     }
 }
 
@@ -46,6 +53,8 @@ impl RunContext {
 pub struct Startup {
     pub startup: Duration,
     pub spawn: Option<Duration>,
+    /// First byte of the instance's output (a VM's console: its kernel is running).
+    pub first_output: Option<Duration>,
     pub setup: Option<Duration>,
     pub exec: Option<Duration>,
     pub facts: Facts,
@@ -80,6 +89,10 @@ pub trait Backend: Send + Sync {
     /// `kvm`/`tcg` for VMs, `none` otherwise.
     fn accel(&self) -> &str {
         "none"
+    }
+    /// Why the accelerator is what it is (the KVM probe's outcome).
+    fn accel_reason(&self) -> Option<String> {
+        None
     }
     /// Launches one instance and returns once its agent is ready. On error nothing of the
     /// instance is left behind.
@@ -116,5 +129,6 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Process => Box::new(process::ProcessBackend::new(ctx.clone())),
         BackendKind::Unshare => Box::new(unshare::UnshareBackend::new(ctx.clone())?),
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
+        BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
     })
 }

@@ -27,7 +27,12 @@ impl Backend for ProcessBackend {
         let mut cmd = Command::new(&self.ctx.agent_exe);
         cmd.arg("agent")
             .args(self.ctx.scenario.workload.agent_args());
-        spawn_agent(&self.ctx, name, cmd)
+        Ok(Box::new(spawn_agent(
+            &self.ctx,
+            name,
+            cmd,
+            self.ctx.ready_timeout(),
+        )?))
     }
 }
 
@@ -38,7 +43,8 @@ pub fn spawn_agent(
     ctx: &RunContext,
     name: &str,
     mut cmd: Command,
-) -> Result<Box<dyn Instance>, LaunchError> {
+    timeout: Duration,
+) -> Result<ProcessInstance, LaunchError> {
     let lerr = |what: String| LaunchError::new(name, what);
     let (out_r, out_w) = std::io::pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
     let out_w2 = out_w.try_clone().map_err(|e| lerr(format!("pipe: {e}")))?;
@@ -74,16 +80,19 @@ pub fn spawn_agent(
     };
     let facts = inst
         .reader
-        .wait_ready(ctx.ready_deadline(start), &ctx.cancel)
+        .wait_ready(start + timeout, &ctx.cancel)
         .map_err(|e| lerr(e.to_string()))?;
+    let startup = start.elapsed();
+    let first_output = inst.reader.first_byte().map(|t| t - start);
     inst.startup = Startup {
-        startup: start.elapsed(),
+        startup,
         spawn: Some(spawn),
+        first_output,
         setup: None,
         exec: None,
         facts,
     };
-    Ok(Box::new(inst))
+    Ok(inst)
 }
 
 pub struct ProcessInstance {

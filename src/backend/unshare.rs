@@ -45,6 +45,11 @@ impl Backend for UnshareBackend {
             .arg(&self.ctx.agent_exe)
             .arg("agent")
             .args(self.ctx.scenario.workload.agent_args());
-        spawn_agent(&self.ctx, name, cmd)
+        Ok(Box::new(spawn_agent(
+            &self.ctx,
+            name,
+            cmd,
+            self.ctx.ready_timeout(),
+        )?))
     }
 }

@@ -26,6 +26,15 @@ pub struct RunMeta {
     pub harness_peak_rss_kib: Option<u64>,
     /// `complete`, `interrupted`, or `failed: <why>`.
     pub outcome: String,
+    /// How each backend ran: `none` on the host kernel, `kvm` or `tcg` for VMs, and why.
+    pub accelerators: Vec<AccelNote>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccelNote {
+    pub backend: String,
+    pub accel: String,
+    pub why: String,
 }
 
 /// Facts about this host that do not depend on the run.

@@ -4,6 +4,10 @@
 use crate::scenario::ImageSpec;
 use std::path::{Path, PathBuf};
 
+pub mod initramfs;
+pub mod kernel;
+pub mod vmdisk;
+
 /// Where the agent lives inside every instance. A directory of its own, so the agent layer
 /// never shadows the image's files (its libc, its /bin).
 pub const AGENT_DIR: &str = ".isobench";
@@ -31,6 +35,26 @@ pub enum ImageError {
         cmd: String,
         why: String,
     },
+    #[error(
+        "no guest kernel: {0} has no vmlinuz-*; install linux-image-cloud-amd64 (scripts/setup.sh)"
+    )]
+    NoGuestKernel(PathBuf),
+    #[error(
+        "{0}: cannot tell the kernel release (the name is not vmlinuz-<release> and the file has no bzImage version string)"
+    )]
+    KernelRelease(PathBuf),
+    #[error(
+        "{0} missing: the guest kernel's modules are needed; install linux-image-cloud-amd64 (scripts/setup.sh)"
+    )]
+    NoKernelModules(PathBuf),
+    #[error(
+        "kernel module {name} not found in {dir} (neither in modules.dep nor in modules.builtin)"
+    )]
+    ModuleNotFound { name: String, dir: PathBuf },
+    #[error(
+        "{0}: compressed kernel module; only uncompressed or gzip (.ko.gz) modules are supported"
+    )]
+    CompressedModule(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -49,23 +73,27 @@ pub struct Layers {
 
 impl Layers {
     /// Builds the layers under `dir` (a directory of the run's state dir).
+    /// Backends of one run share the layers: the first call builds them, later calls (the
+    /// `prepared` marker exists) return the same directories.
     pub fn prepare(spec: &ImageSpec, dir: &Path, agent_exe: &Path) -> Result<Layers, ImageError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let agent = dir.join("agent");
-        build_agent_layer(&agent, agent_exe)?;
         let image = match spec {
-            ImageSpec::Busybox => {
-                let root = dir.join("busybox");
-                build_busybox(&root)?;
-                root
-            }
+            ImageSpec::Busybox => dir.join("busybox"),
             ImageSpec::Directory(p) => p.clone(),
-            ImageSpec::Tarball(p) => {
-                let root = dir.join("image");
-                unpack_tarball(p, &root)?;
-                root
-            }
+            ImageSpec::Tarball(_) => dir.join("image"),
         };
+        let marker = dir.join("prepared");
+        if marker.exists() {
+            return Ok(Layers { agent, image });
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        build_agent_layer(&agent, agent_exe)?;
+        match spec {
+            ImageSpec::Busybox => build_busybox(&image)?,
+            ImageSpec::Directory(_) => {}
+            ImageSpec::Tarball(p) => unpack_tarball(p, &image)?,
+        }
+        std::fs::write(&marker, "").map_err(io(&marker))?;
         Ok(Layers { agent, image })
     }
 

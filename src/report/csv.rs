@@ -139,6 +139,7 @@ fn rounded_sample(s: &Sample) -> Sample {
         startup_ms: round3(s.startup_ms),
         teardown_ms: round3(s.teardown_ms),
         spawn_ms: round3(s.spawn_ms),
+        first_output_ms: round3(s.first_output_ms),
         setup_ms: round3(s.setup_ms),
         exec_ms: round3(s.exec_ms),
         ..s.clone()

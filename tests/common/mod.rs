@@ -40,6 +40,7 @@ impl TestRun {
             state_dir,
             agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_isobench")),
             cancel: Arc::new(AtomicBool::new(false)),
+            cache_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache"),
         };
         let backend = backend::create(kind, &ctx).expect("backend prepares");
         TestRun {

@@ -290,12 +290,14 @@ impl Backend for ContainerBackend {
             }
         })?;
         let startup = start.elapsed();
+        let first_output = reader.first_byte().map(|t| t - start);
         let (pid, cgroup, dir) = partial.disarm();
         Ok(Box::new(ContainerInstance {
             name: name.to_string(),
             startup: Startup {
                 startup,
                 spawn: Some(spawn),
+                first_output,
                 setup,
                 exec,
                 facts,

@@ -1,0 +1,104 @@
+//! The agent as a VM guest's /init, from the initramfs isobench builds: load the virtio
+//! modules, mount the instance's disk (/dev/vda, ext4), switch root to it and exec the agent
+//! there, so the workload runs from the same rootfs the containers use.
+//!
+//! Kernel arguments after `--` arrive here as our arguments (`agent WORKLOAD...`).
+
+use std::ffi::CString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// True when this process is the initramfs's init: PID 1 started as `/init`.
+pub fn is_guest_init(argv0: &str) -> bool {
+    std::process::id() == 1 && argv0 == "/init"
+}
+
+const DISK: &str = "/dev/vda";
+const NEWROOT: &str = "/newroot";
+const DISK_WAIT: Duration = Duration::from_secs(20);
+
+/// Never returns on success (it execs the agent); an error is printed on the console and
+/// init exits, which panics the guest kernel and ends QEMU (`panic=-1 -no-reboot`).
+pub fn run(args: &[String]) -> String {
+    match boot(args) {
+        Ok(never) => match never {},
+        Err(e) => format!("isobench-init: {e}"),
+    }
+}
+
+fn mount(src: &str, target: &str, fstype: &str, flags: nix::mount::MsFlags) -> Result<(), String> {
+    std::fs::create_dir_all(target).map_err(|e| format!("mkdir {target}: {e}"))?;
+    nix::mount::mount(Some(src), target, Some(fstype), flags, None::<&str>)
+        .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+}
+
+fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
+    use nix::mount::MsFlags;
+    mount("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID)?;
+    mount(
+        "proc",
+        "/proc",
+        "proc",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )?;
+    mount(
+        "sysfs",
+        "/sys",
+        "sysfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )?;
+
+    let order = std::fs::read_to_string("/modules/order").unwrap_or_default();
+    for name in order.lines().filter(|l| !l.is_empty()) {
+        let path = format!("/modules/{name}");
+        let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        match nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty()) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(format!("loading {path}: {e}")),
+        }
+        // Free the initramfs copy: it stays in guest RAM otherwise.
+        let _ = std::fs::remove_file(&path);
+    }
+
+    // Drivers probe asynchronously: the disk node appears a little after the module loads.
+    let start = Instant::now();
+    while !Path::new(DISK).exists() {
+        if start.elapsed() > DISK_WAIT {
+            return Err(format!(
+                "{DISK} did not appear within {} s (virtio-blk missing?)",
+                DISK_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    mount(DISK, NEWROOT, "ext4", MsFlags::empty())?;
+    for d in ["/dev", "/proc", "/sys"] {
+        let target = format!("{NEWROOT}{d}");
+        std::fs::create_dir_all(&target).map_err(|e| format!("mkdir {target}: {e}"))?;
+        nix::mount::mount(
+            Some(d),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("moving {d}: {e}"))?;
+    }
+    let _ = std::fs::remove_file("/init");
+    // switch_root: make the disk the root of the mount tree, then of this process.
+    std::env::set_current_dir(NEWROOT).map_err(|e| format!("chdir {NEWROOT}: {e}"))?;
+    nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| format!("moving the root: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+
+    let exe = CString::new(crate::image::AGENT_IN_ROOTFS).map_err(|e| e.to_string())?;
+    let mut argv = vec![exe.clone()];
+    argv.extend(args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
+    let env = [
+        c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        c"HOME=/root".to_owned(),
+    ];
+    let e = nix::unistd::execve(&exe, &argv, &env).err();
+    Err(format!("exec {}: {e:?}", crate::image::AGENT_IN_ROOTFS))
+}

@@ -1,0 +1,266 @@
+//! `vm`: the agent in a QEMU guest that boots its own kernel. Every VM boots from its own qcow2
+//! overlay of one shared base disk built from the same rootfs as the containers (the
+//! counterpart of a container's overlay upper dir). KVM is used when a probe guest boots
+//! under it, TCG otherwise; the accelerator is recorded with every sample.
+
+pub mod qemu;
+
+use super::process::{ProcessInstance, spawn_agent};
+use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use crate::agent::reader::AgentError;
+use crate::image::Layers;
+use crate::image::kernel::{GuestKernel, find_guest_kernel};
+use crate::scenario::{Accel, BackendKind};
+use qemu::{GuestBoot, QemuAccel};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+pub struct VmBackend {
+    ctx: RunContext,
+    boot: GuestBoot,
+    accel: QemuAccel,
+    /// Why the accelerator is what it is (the probe's outcome), for meta.json and doctor.
+    pub accel_reason: String,
+    instances_dir: PathBuf,
+}
+
+impl VmBackend {
+    pub fn new(ctx: RunContext) -> Result<VmBackend, PrepareError> {
+        let err = |what: String| PrepareError {
+            backend: "vm",
+            what,
+        };
+        let qemu = crate::runner::which(qemu::QEMU).ok_or_else(|| {
+            err(format!(
+                "{} not found: install qemu-system-x86 (scripts/setup.sh)",
+                qemu::QEMU
+            ))
+        })?;
+        crate::runner::which("qemu-img").ok_or_else(|| {
+            err("qemu-img not found: install qemu-utils (scripts/setup.sh)".into())
+        })?;
+        let cfg = ctx.scenario.vm.clone();
+        let kernel: GuestKernel =
+            find_guest_kernel(cfg.kernel.as_deref()).map_err(|e| err(e.to_string()))?;
+        let layers = Layers::prepare(
+            &ctx.scenario.image,
+            &ctx.state_dir.join("layers"),
+            &ctx.agent_exe,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        let extra = match ctx.scenario.workload {
+            crate::scenario::Workload::WriteFile { mib } => mib,
+            _ => 0,
+        };
+        let size = crate::image::vmdisk::default_size_mib(&layers, extra);
+        let base = crate::image::vmdisk::build_base_disk(&layers, &ctx.cache_dir, size)
+            .map_err(|e| err(e.to_string()))?;
+        let initrd = match &cfg.initrd {
+            Some(user) => qemu::Initrd::User(user.clone()),
+            None => {
+                let modules = crate::image::initramfs::resolve_modules(
+                    &kernel.modules_dir,
+                    crate::image::initramfs::GUEST_MODULES,
+                )
+                .map_err(|e| err(e.to_string()))?;
+                let out = ctx.state_dir.join("initramfs.cpio");
+                crate::image::initramfs::build_initramfs(&out, &ctx.agent_exe, &modules)
+                    .map_err(|e| err(e.to_string()))?;
+                qemu::Initrd::Own(out)
+            }
+        };
+        let instances_dir = ctx.state_dir.join("vms");
+        std::fs::create_dir_all(&instances_dir)
+            .map_err(|e| err(format!("{}: {e}", instances_dir.display())))?;
+        let boot = GuestBoot {
+            qemu,
+            kernel: kernel.kernel,
+            initrd,
+            base,
+            machine: cfg.machine,
+            memory_mib: cfg.memory_mib,
+            vcpus: cfg.vcpus,
+            workload: ctx.scenario.workload.agent_args(),
+        };
+        let mut b = VmBackend {
+            ctx,
+            boot,
+            accel: QemuAccel::Tcg,
+            accel_reason: String::new(),
+            instances_dir,
+        };
+        b.choose_accel(cfg.accel, Duration::from_secs_f64(cfg.probe_timeout_s))?;
+        Ok(b)
+    }
+
+    /// Probes KVM by booting a real guest under it: /dev/kvm can exist while guests hang.
+    fn choose_accel(&mut self, wanted: Accel, probe_timeout: Duration) -> Result<(), PrepareError> {
+        if wanted == Accel::Tcg {
+            self.accel = QemuAccel::Tcg;
+            self.accel_reason = "tcg: forced by the scenario".into();
+            return Ok(());
+        }
+        let outcome = if !Path::new("/dev/kvm").exists() {
+            Err("/dev/kvm does not exist".to_string())
+        } else {
+            self.accel = QemuAccel::Kvm;
+            match self.launch_with("kvm-probe", probe_timeout) {
+                Ok(inst) => {
+                    let ms = inst.startup().startup.as_secs_f64() * 1e3;
+                    let _ = Box::new(inst).teardown();
+                    Ok(ms)
+                }
+                Err(e) => Err(format!(
+                    "a probe guest did not become ready under KVM within {:.0} s ({})",
+                    probe_timeout.as_secs_f64(),
+                    e.what
+                )),
+            }
+        };
+        match (outcome, wanted) {
+            (Ok(ms), _) => {
+                self.accel = QemuAccel::Kvm;
+                self.accel_reason = format!("kvm: a probe guest was ready in {ms:.0} ms");
+                Ok(())
+            }
+            (Err(why), Accel::Kvm) => Err(PrepareError {
+                backend: "vm",
+                what: format!("accel = \"kvm\" was asked for, but KVM does not work here: {why}"),
+            }),
+            (Err(why), _) => {
+                self.accel = QemuAccel::Tcg;
+                self.accel_reason = format!("tcg: {why}");
+                Ok(())
+            }
+        }
+    }
+
+    fn launch_with(&self, name: &str, timeout: Duration) -> Result<VmInstance, LaunchError> {
+        let lerr = |what: String| LaunchError::new(name, what);
+        let overlay = self.instances_dir.join(format!("{name}.qcow2"));
+        let pidfile = self.instances_dir.join(format!("{name}.pid"));
+        // From here the files exist; `files` removes them unless the launch succeeds.
+        let files = VmFiles {
+            overlay: overlay.clone(),
+            pidfile: pidfile.clone(),
+            live: true,
+        };
+        let out = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&self.boot.base)
+            .arg(&overlay)
+            .output()
+            .map_err(|e| lerr(format!("qemu-img: {e}")))?;
+        if !out.status.success() {
+            return Err(lerr(format!(
+                "qemu-img create {}: {}",
+                overlay.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let cmd = self.boot.command(self.accel, &overlay, &pidfile);
+        let inner = spawn_agent(&self.ctx, name, cmd, timeout)?;
+        Ok(VmInstance { inner, files })
+    }
+
+    /// The QEMU command line a VM of this backend runs (for the harness-overhead comparison).
+    pub fn command_line(&self, overlay: &Path, pidfile: &Path) -> Command {
+        self.boot.command(self.accel, overlay, pidfile)
+    }
+
+    pub fn base_disk(&self) -> &Path {
+        &self.boot.base
+    }
+}
+
+impl Backend for VmBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Vm
+    }
+    fn accel(&self) -> &str {
+        self.accel.as_str()
+    }
+    fn accel_reason(&self) -> Option<String> {
+        Some(self.accel_reason.clone())
+    }
+    fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
+        Ok(Box::new(self.launch_with(name, self.ctx.ready_timeout())?))
+    }
+    fn finish(&self) -> Result<(), String> {
+        match std::fs::remove_dir_all(&self.instances_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: {e}", self.instances_dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A VM's files on the host, removed with it.
+struct VmFiles {
+    overlay: PathBuf,
+    pidfile: PathBuf,
+    live: bool,
+}
+
+impl VmFiles {
+    fn remove(&mut self) -> Result<(), String> {
+        self.live = false;
+        let mut errs = Vec::new();
+        for p in [&self.overlay, &self.pidfile] {
+            if let Err(e) = std::fs::remove_file(p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                errs.push(format!("{}: {e}", p.display()));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
+    }
+}
+
+impl Drop for VmFiles {
+    fn drop(&mut self) {
+        if self.live {
+            let _ = self.remove();
+        }
+    }
+}
+
+pub struct VmInstance {
+    inner: ProcessInstance,
+    files: VmFiles,
+}
+
+impl Instance for VmInstance {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn startup(&self) -> &Startup {
+        self.inner.startup()
+    }
+    fn pid(&self) -> i32 {
+        self.inner.pid()
+    }
+    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+        self.inner.wait_done(deadline, cancel)
+    }
+    fn private_dir(&self) -> Option<PathBuf> {
+        Some(self.files.overlay.clone())
+    }
+    fn teardown(self: Box<Self>) -> Result<Duration, String> {
+        let start = Instant::now();
+        let VmInstance { inner, mut files } = *self;
+        // QEMU first: its overlay is in use until it is gone.
+        let r = Box::new(inner).teardown();
+        let f = files.remove();
+        r?;
+        f.map_err(|e| format!("teardown: {e}"))?;
+        Ok(start.elapsed())
+    }
+}

@@ -1,0 +1,521 @@
+//! The vm backend's shared base disk: a raw ext4 image of the same rootfs the containers see
+//! (the agent layer over the image layer), built once per content and reused across runs.
+
+use super::initramfs::stripped_copy;
+use super::{AGENT_DIR, ImageError, Layers, io};
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hasher};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const MIB: u64 = 1 << 20;
+
+/// Bumped whenever the way a disk is made (mkfs flags, staging rules) changes, so that disks
+/// cached by an older isobench are not mistaken for current ones.
+const FORMAT: &[u8] = b"isobench-vmdisk-v1";
+
+/// Where mke2fs lives when root's PATH is not in the environment (sudo, cron, systemd units).
+const MKFS_CANDIDATES: &[&str] = &["mkfs.ext4", "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"];
+
+/// A disk size for `layers`: their apparent size * 1.3 + 32 MiB + `extra_mib` (free space the
+/// workload writes into), rounded up to a multiple of 8 MiB. Unreadable entries count as 0:
+/// the build that follows reports them.
+pub fn default_size_mib(layers: &Layers, extra_mib: u64) -> u64 {
+    let bytes = apparent_size(&layers.agent) + apparent_size(&layers.image);
+    let data_mib = (bytes * 13).div_ceil(10 * MIB);
+    (data_mib + 32 + extra_mib).next_multiple_of(8)
+}
+
+fn apparent_size(p: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    let mut total = meta.len();
+    if meta.is_dir()
+        && let Ok(rd) = std::fs::read_dir(p)
+    {
+        total += rd.flatten().map(|e| apparent_size(&e.path())).sum::<u64>();
+    }
+    total
+}
+
+/// A raw ext4 image of the rootfs (agent layer over image layer), built with `mkfs.ext4 -d` and
+/// cached under `cache_dir` as `base-<hash>.ext4`, the hash covering every file of both layers
+/// and `size_mib`. An existing image of the same hash is returned without rebuilding.
+pub fn build_base_disk(
+    layers: &Layers,
+    cache_dir: &Path,
+    size_mib: u64,
+) -> Result<PathBuf, ImageError> {
+    let key = content_key(layers, size_mib)?;
+    let out = cache_dir.join(format!("base-{key:016x}.ext4"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    remove_stale(cache_dir);
+
+    let pid = std::process::id();
+    let staging = Staging(cache_dir.join(format!(".staging-{key:016x}-{pid}")));
+    let _ = std::fs::remove_dir_all(&staging.0);
+    std::fs::create_dir(&staging.0).map_err(io(&staging.0))?;
+    let mut dirs = BTreeMap::new();
+    stage_layer(&layers.image, &staging.0, Path::new(""), false, &mut dirs)?;
+    stage_layer(&layers.agent, &staging.0, Path::new(""), true, &mut dirs)?;
+    // Modes last and deepest first: a read-only directory must not stop its own filling.
+    for (rel, (mode, uid, gid)) in dirs.iter().rev() {
+        let p = staging.0.join(rel);
+        chown(&p, *uid, *gid);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(io(&p))?;
+    }
+
+    let tmp = cache_dir.join(format!(".base-{key:016x}.ext4.tmp-{pid}"));
+    let _ = std::fs::remove_file(&tmp);
+    let made = mkfs(&staging.0, &tmp, size_mib).and_then(|()| {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &out).map_err(io(&out))
+    });
+    if made.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    made.map(|()| out)
+}
+
+/// Removed on drop, so an error halfway through staging leaves nothing behind.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Staging dirs and temp images of builds whose process is gone (a killed run): each can be as
+/// big as the disk, and the cache dir outlives runs.
+fn remove_stale(cache_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(cache_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = if name.starts_with(".staging-") {
+            name.rsplit('-').next()
+        } else if name.starts_with(".base-") {
+            name.rsplit_once(".tmp-").map(|(_, pid)| pid)
+        } else {
+            None
+        };
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+/// The cache key: a deterministic walk (sorted names) of both layers hashing each entry's
+/// relative path, mode, uid, gid, symlink target, size and content, plus `size_mib`. SipHash
+/// with fixed keys is no cryptographic hash, but a cache key needs none.
+fn content_key(layers: &Layers, size_mib: u64) -> Result<u64, ImageError> {
+    let mut h = DefaultHasher::new();
+    h.write(FORMAT);
+    h.write_u64(size_mib);
+    let mut buf = vec![0u8; MIB as usize];
+    for (tag, root) in [(b"agent", &layers.agent), (b"image", &layers.image)] {
+        h.write(tag);
+        hash_tree(root, Path::new(""), &mut h, &mut buf)?;
+    }
+    Ok(h.finish())
+}
+
+fn hash_tree(
+    root: &Path,
+    rel: &Path,
+    h: &mut DefaultHasher,
+    buf: &mut [u8],
+) -> Result<(), ImageError> {
+    let p = root.join(rel);
+    let meta = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+    // Lengths before variable-size fields, so that no two trees hash the same byte stream.
+    let name = rel.as_os_str().as_encoded_bytes();
+    h.write_usize(name.len());
+    h.write(name);
+    h.write_u32(meta.mode());
+    h.write_u32(meta.uid());
+    h.write_u32(meta.gid());
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(&p).map_err(io(&p))?;
+        let t = target.as_os_str().as_encoded_bytes();
+        h.write_usize(t.len());
+        h.write(t);
+    } else if ft.is_file() {
+        h.write_u64(meta.len());
+        let mut f = std::fs::File::open(&p).map_err(io(&p))?;
+        loop {
+            let n = f.read(buf).map_err(io(&p))?;
+            if n == 0 {
+                break;
+            }
+            h.write(&buf[..n]);
+        }
+    } else if ft.is_dir() {
+        for name in sorted_names(&p)? {
+            hash_tree(root, &rel.join(name), h, buf)?;
+        }
+    }
+    Ok(())
+}
+
+fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>, ImageError> {
+    let mut names = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io(dir))?;
+    names.sort();
+    Ok(names)
+}
+
+/// Copies `src_root/rel` into `staging/rel` with overlayfs's rules: what a later layer puts at
+/// a path replaces what is there (a non-directory hides a directory and the reverse), and
+/// directories merge. Directory attributes go to `dirs`, to be applied at the end.
+fn stage_layer(
+    src_root: &Path,
+    staging: &Path,
+    rel: &Path,
+    is_agent: bool,
+    dirs: &mut BTreeMap<PathBuf, (u32, u32, u32)>,
+) -> Result<(), ImageError> {
+    let src = src_root.join(rel);
+    let dst = staging.join(rel);
+    let meta = std::fs::symlink_metadata(&src).map_err(io(&src))?;
+    let ft = meta.file_type();
+    let existing = std::fs::symlink_metadata(&dst).ok();
+    if ft.is_dir() {
+        match existing {
+            Some(m) if m.is_dir() => {}
+            other => {
+                if other.is_some() {
+                    std::fs::remove_file(&dst).map_err(io(&dst))?;
+                }
+                std::fs::create_dir(&dst).map_err(io(&dst))?;
+            }
+        }
+        dirs.insert(rel.to_path_buf(), (meta.mode(), meta.uid(), meta.gid()));
+        for name in sorted_names(&src)? {
+            stage_layer(src_root, staging, &rel.join(name), is_agent, dirs)?;
+        }
+        return Ok(());
+    }
+    // Sockets, fifos and device nodes mean nothing on a disk image: the guest makes its own.
+    if ft.is_socket() || ft.is_fifo() || ft.is_block_device() || ft.is_char_device() {
+        return Ok(());
+    }
+    if let Some(m) = existing {
+        if m.is_dir() {
+            std::fs::remove_dir_all(&dst).map_err(io(&dst))?;
+            dirs.retain(|d, _| !d.starts_with(rel));
+        } else {
+            std::fs::remove_file(&dst).map_err(io(&dst))?;
+        }
+    }
+    if ft.is_symlink() {
+        let target = std::fs::read_link(&src).map_err(io(&src))?;
+        std::os::unix::fs::symlink(&target, &dst).map_err(io(&dst))?;
+        chown(&dst, meta.uid(), meta.gid());
+    } else if is_agent && rel == Path::new(AGENT_DIR).join("isobench") {
+        stripped_copy(&src, &dst)?;
+        chown(&dst, meta.uid(), meta.gid());
+    } else if std::fs::hard_link(&src, &dst).is_err() {
+        // Another filesystem, or protected_hardlinks for a non-owner: a copy, then its owner.
+        // A hard link is never chmod'ed or chown'ed: that would change the layer itself.
+        std::fs::copy(&src, &dst).map_err(io(&dst))?;
+        chown(&dst, meta.uid(), meta.gid());
+    }
+    Ok(())
+}
+
+/// mkfs.ext4 -d takes owners from the staged files. Only root may give files away; without it
+/// they stay the builder's, which is all an unprivileged build can do (runs need root anyway).
+fn chown(p: &Path, uid: u32, gid: u32) {
+    let _ = std::os::unix::fs::lchown(p, Some(uid), Some(gid));
+}
+
+fn mkfs(staging: &Path, image: &Path, size_mib: u64) -> Result<(), ImageError> {
+    let size = format!("{size_mib}M");
+    // -b 4096: mke2fs would pick 1 KiB blocks for a disk under 512 MiB ("small"), unlike
+    // the 4 KiB of the host filesystems the containers write to; disk figures should compare
+    // like with like.
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "-q".as_ref(),
+        "-F".as_ref(),
+        "-b".as_ref(),
+        "4096".as_ref(),
+        "-L".as_ref(),
+        "isobench".as_ref(),
+        "-E".as_ref(),
+        "root_owner=0:0".as_ref(),
+        "-d".as_ref(),
+        staging.as_os_str(),
+        image.as_os_str(),
+        size.as_ref(),
+    ];
+    let cmd_line = format!(
+        "mkfs.ext4 {}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut last_err = None;
+    for exe in MKFS_CANDIDATES {
+        match std::process::Command::new(exe).args(&args).output() {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let why = stderr
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(ImageError::Command {
+                    path: image.to_path_buf(),
+                    cmd: cmd_line,
+                    why: if why.is_empty() {
+                        format!("exit status {}", out.status)
+                    } else {
+                        why
+                    },
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => last_err = Some(e),
+            Err(e) => {
+                return Err(ImageError::Command {
+                    path: image.to_path_buf(),
+                    cmd: cmd_line,
+                    why: e.to_string(),
+                });
+            }
+        }
+    }
+    Err(ImageError::Command {
+        path: image.to_path_buf(),
+        cmd: cmd_line,
+        why: format!(
+            "{}: install e2fsprogs (scripts/setup.sh)",
+            last_err.map_or_else(|| "not found".to_string(), |e| e.to_string())
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("isobench-vmdisk-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn set_mode(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn fake_layers(d: &Path) -> Layers {
+        let image = d.join("image");
+        for sub in ["etc", "bin", "usr/share/doc", "tmp"] {
+            std::fs::create_dir_all(image.join(sub)).unwrap();
+        }
+        std::fs::write(image.join("etc/x"), "from the image\n").unwrap();
+        std::fs::write(image.join("etc/only-image"), "kept\n").unwrap();
+        std::fs::write(image.join("bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
+        set_mode(&image.join("bin/tool"), 0o755);
+        std::fs::write(image.join("usr/share/doc/readme"), "deep\n").unwrap();
+        std::os::unix::fs::symlink("etc/x", image.join("link")).unwrap();
+        nix::unistd::mkfifo(
+            &image.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        // A file in the image where the agent layer has a directory: the directory wins.
+        std::fs::write(image.join(AGENT_DIR), "shadowed").unwrap();
+
+        let agent = d.join("agent");
+        std::fs::create_dir_all(agent.join(AGENT_DIR)).unwrap();
+        std::fs::create_dir_all(agent.join("etc")).unwrap();
+        std::fs::create_dir_all(agent.join("tmp")).unwrap();
+        set_mode(&agent.join("tmp"), 0o1777);
+        std::fs::write(agent.join("etc/x"), "from the agent\n").unwrap();
+        std::fs::write(agent.join(AGENT_DIR).join("isobench"), "#!fake agent\n").unwrap();
+        set_mode(&agent.join(AGENT_DIR).join("isobench"), 0o755);
+        Layers { agent, image }
+    }
+
+    fn debugfs(img: &Path, request: &str) -> String {
+        let out = Command::new("debugfs")
+            .arg("-R")
+            .arg(request)
+            .arg(img)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn has(cmd: &str) -> bool {
+        Command::new("which")
+            .arg(cmd)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[test]
+    fn the_size_covers_the_layers_with_room() {
+        let d = tmp("size");
+        let layers = fake_layers(&d);
+        let s = default_size_mib(&layers, 0);
+        assert_eq!(s % 8, 0);
+        assert!(s >= 40, "{s}");
+        std::fs::write(layers.image.join("big"), vec![0u8; 10 * MIB as usize]).unwrap();
+        let big = default_size_mib(&layers, 16);
+        assert!(big % 8 == 0 && big >= 13 + 32 + 16, "{big}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_disk_is_built_once_per_content_and_holds_the_merged_root() {
+        if !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists() {
+            eprintln!("skipped: mkfs.ext4 missing (install e2fsprogs)");
+            return;
+        }
+        let d = tmp("build");
+        let layers = fake_layers(&d);
+        let cache = d.join("cache");
+        let size = default_size_mib(&layers, 0);
+
+        let t = std::time::Instant::now();
+        let first = build_base_disk(&layers, &cache, size).unwrap();
+        eprintln!("first build: {:?}", t.elapsed());
+        let name = first.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("base-") && name.ends_with(".ext4") && name.len() == 5 + 16 + 5,
+            "{name}"
+        );
+        let m1 = std::fs::metadata(&first).unwrap();
+        assert_eq!(m1.len(), size * MIB);
+
+        let t = std::time::Instant::now();
+        let again = build_base_disk(&layers, &cache, size).unwrap();
+        eprintln!("cached: {:?}", t.elapsed());
+        let m2 = std::fs::metadata(&again).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(
+            (m1.modified().unwrap(), m1.ino()),
+            (m2.modified().unwrap(), m2.ino())
+        );
+
+        // Only the image and nothing else is left in the cache dir.
+        let left: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+
+        if has("debugfs") {
+            let root = debugfs(&first, "ls -l /");
+            for n in ["etc", "bin", "usr", "link", "tmp", AGENT_DIR, "lost+found"] {
+                assert!(root.contains(n), "{n} missing from {root}");
+            }
+            assert!(!root.contains("fifo"), "{root}");
+            assert!(root.contains("41777"), "tmp should be 1777: {root}");
+            assert_eq!(debugfs(&first, "cat /etc/x"), "from the agent\n");
+            assert_eq!(debugfs(&first, "cat /etc/only-image"), "kept\n");
+            assert_eq!(debugfs(&first, "cat /usr/share/doc/readme"), "deep\n");
+            assert!(debugfs(&first, "ls -l /bin").contains("100755"));
+            let agent = debugfs(&first, &format!("ls -l /{AGENT_DIR}"));
+            assert!(
+                agent.contains("100755") && agent.contains("isobench"),
+                "{agent}"
+            );
+            assert_eq!(
+                debugfs(&first, &format!("cat /{AGENT_DIR}/isobench")),
+                "#!fake agent\n"
+            );
+            let link = debugfs(&first, "stat /link");
+            assert!(link.contains("Fast link dest: \"etc/x\""), "{link}");
+        } else {
+            eprintln!("debugfs missing: skipped checking the image's contents");
+        }
+
+        // One byte changed: another disk.
+        std::fs::write(layers.image.join("etc/only-image"), "kepT\n").unwrap();
+        let changed = build_base_disk(&layers, &cache, size).unwrap();
+        assert_ne!(changed, first);
+        // So is another size.
+        let bigger = build_base_disk(&layers, &cache, size + 8).unwrap();
+        assert_ne!(bigger, changed);
+        // The source layers are untouched by staging.
+        assert_eq!(
+            std::fs::read_to_string(layers.image.join("etc/x")).unwrap(),
+            "from the image\n"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_failing_mkfs_names_the_command_and_leaves_nothing() {
+        if !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists() {
+            eprintln!("skipped: mkfs.ext4 missing (install e2fsprogs)");
+            return;
+        }
+        let d = tmp("fail");
+        let layers = fake_layers(&d);
+        let cache = d.join("cache");
+        // mke2fs shrugs off a disk too small for a journal, not one too small for the files.
+        std::fs::write(layers.image.join("big"), vec![1u8; 3 * MIB as usize]).unwrap();
+        let e = build_base_disk(&layers, &cache, 1).unwrap_err().to_string();
+        assert!(e.contains("mkfs.ext4") && e.contains("-d"), "{e}");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Timing of the parts that scale with the agent binary: `cargo test --lib
+    /// image::vmdisk::tests::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing_of_a_50_mib_layer() {
+        let d = tmp("timing");
+        let layers = fake_layers(&d);
+        let mut data = vec![0u8; 50 * MIB as usize];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+        }
+        std::fs::write(layers.image.join("big"), &data).unwrap();
+        let size = default_size_mib(&layers, 0);
+        let t = std::time::Instant::now();
+        content_key(&layers, size).unwrap();
+        let hash = t.elapsed();
+        let t = std::time::Instant::now();
+        build_base_disk(&layers, &d.join("cache"), size).unwrap();
+        eprintln!(
+            "50 MiB: hash {hash:?}, full build (hash + staging + mkfs) {:?}, {size} MiB disk",
+            t.elapsed()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
