@@ -15,7 +15,7 @@ fn context(kind: BackendKind) -> RunContext {
         "name = \"bench\"\nbackends = [\"{}\"]\ncounts = [1]\nwarmup = 0\n[limits]\nmemory_mib = 64\npids = 64\n",
         kind.as_str()
     );
-    let run_id = format!("bench-{}-{}", kind.as_str(), std::process::id());
+    let run_id = format!("bench{}-{}", kind.as_str(), isobench::clean::owner_tag());
     let state_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&run_id);
     std::fs::create_dir_all(&state_dir).expect("bench state dir");
     RunContext {

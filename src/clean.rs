@@ -1,7 +1,7 @@
 //! `isobench clean`: removes what a killed run left, found by its run-id markers only:
 //! state dirs under the state root (with an owner file), `isobench/<run-id>` cgroups, and
 //! processes carrying `ISOBENCH_RUN_ID` in their environment. A run whose owner is still
-//! alive is left alone.
+//! alive (the run id names it, see [`owner_tag`]) is left alone.
 
 use crate::host::cgroup::{self, CgroupHost};
 use crate::runner::OWNER_FILE;
@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 /// The environment variable that marks every process of a run.
 pub const RUN_ID_ENV: &str = "ISOBENCH_RUN_ID";
 
+/// What the state dir's owner file records, for a human reading a leftover state dir.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Owner {
     pub pid: i32,
-    /// Process start time (clock ticks after boot, /proc/PID/stat field 22): a reused pid
-    /// does not pass for the owner.
     pub starttime: u64,
     pub run_dir: PathBuf,
 }
@@ -30,6 +29,24 @@ fn starttime(pid: i32) -> Option<u64> {
         .stat()
         .ok()
         .map(|s| s.starttime)
+}
+
+/// The owner's identity, the last part of every run id: `p<pid>t<start time>`, the start time
+/// in clock ticks after boot (/proc/PID/stat field 22), so a reused pid never passes for the
+/// owner. Carried in the run id, it travels with every marker (process environments, cgroup
+/// names, state dirs), so any marker alone tells whether its run is still alive, whatever
+/// state root `clean` was pointed at.
+pub fn owner_tag() -> String {
+    let pid = std::process::id() as i32;
+    format!("p{pid}t{}", starttime(pid).unwrap_or(0))
+}
+
+/// The pid of the live process that owns `run_id`, if it still runs.
+pub fn run_owner_alive(run_id: &str) -> Option<i32> {
+    let tag = run_id.rsplit('-').next()?.strip_prefix('p')?;
+    let (pid, t) = tag.split_once('t')?;
+    let (pid, t): (i32, u64) = (pid.parse().ok()?, t.parse().ok()?);
+    (starttime(pid) == Some(t)).then_some(pid)
 }
 
 /// Writes the owner marker of a run's state dir.
@@ -44,12 +61,6 @@ pub fn write_owner(state_dir: &Path, run_dir: &Path) -> std::io::Result<()> {
         state_dir.join(OWNER_FILE),
         serde_json::to_string(&owner).map_err(std::io::Error::other)?,
     )
-}
-
-fn owner_alive(state_dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(state_dir.join(OWNER_FILE)).ok()?;
-    let o: Owner = serde_json::from_str(&text).ok()?;
-    (starttime(o.pid) == Some(o.starttime)).then_some(o.pid)
 }
 
 #[derive(Debug, Default)]
@@ -125,7 +136,7 @@ pub fn clean(state_root: &Path, dry_run: bool) -> CleanReport {
 
     for id in ids {
         let state_dir = state_root.join(&id);
-        if let Some(pid) = owner_alive(&state_dir) {
+        if let Some(pid) = run_owner_alive(&id) {
             report.active.push((id, pid));
             continue;
         }
@@ -189,5 +200,23 @@ fn wait_gone(pids: &[i32], limit: Duration) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_id_names_its_live_owner_and_nothing_else() {
+        let me = std::process::id() as i32;
+        assert_eq!(
+            run_owner_alive(&format!("20261123T000000Z-quick-{}", owner_tag())),
+            Some(me)
+        );
+        // Same pid, another start time: a reused pid is not the owner.
+        assert_eq!(run_owner_alive(&format!("x-p{me}t1")), None);
+        assert_eq!(run_owner_alive("20261123T000000Z-quick-4a12"), None);
+        assert_eq!(run_owner_alive("no-tag"), None);
     }
 }

@@ -138,11 +138,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     crate::host::raise_nofile_limit();
     let now = chrono::Utc::now();
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let run_id = format!(
-        "{stamp}-{}-{:04x}",
-        scenario.name,
-        std::process::id() & 0xffff
-    );
+    let run_id = format!("{stamp}-{}-{}", scenario.name, crate::clean::owner_tag());
     let run_dir = match &opts.out_dir {
         Some(d) => d.clone(),
         None => unique_dir(&PathBuf::from("runs").join(format!("{stamp}-{}", scenario.name))),

@@ -1077,7 +1077,10 @@ mod tests {
 
     #[test]
     fn backend_names_round_trip() {
-        assert_eq!(BackendKind::allowed_names(), "process, unshare, container");
+        assert_eq!(
+            BackendKind::allowed_names(),
+            "process, unshare, container, vm"
+        );
         for &k in BackendKind::ALL {
             assert_eq!(BackendKind::from_name(k.as_str()), Some(k));
             assert_eq!(k.to_string(), k.as_str());

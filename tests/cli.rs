@@ -992,3 +992,50 @@ fn clean_removes_what_a_killed_run_left() {
         eprintln!("note: second clean found other runs (a concurrent test binary?): {foreign:?}");
     }
 }
+
+#[test]
+fn clean_leaves_an_active_run_alone() {
+    require_root!();
+    let _lock = host_lock();
+    let mut f = Fixture::new("active");
+    let scenario = f.write("long.toml", LONG_SCENARIO);
+    let before = host::snapshot();
+    let pid = f.spawn_run(&scenario);
+    f.wait_for_rows(1, Duration::from_secs(30));
+    let run_id = f.run_id().expect("meta.json with a run id");
+
+    let out = f.isobench(&f.clean_args(), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("run {run_id} is still active (pid {pid})")),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains(&format!("cleaned run {run_id}")),
+        "{out:?}"
+    );
+    assert!(
+        f.state().join(&run_id).is_dir(),
+        "clean removed the active run's state dir"
+    );
+    f.assert_child_running("clean returned");
+
+    // The run goes on unharmed: a batch launched after `clean` returned completes fine.
+    let rows = complete_rows(&f.out().join("samples.csv"));
+    let seen = f.wait_for_rows(rows + LONG_BATCH_MAX + 1, Duration::from_secs(30));
+
+    f.signal(Signal::SIGINT);
+    let status = f
+        .wait_child(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("isobench did not exit within 15 s of SIGINT\n{}", f.logs()));
+    assert_eq!(
+        status.code(),
+        Some(EXIT_INTERRUPTED),
+        "{status}\n{}",
+        f.logs()
+    );
+    check_partial_samples(&f.out(), seen);
+    check_meta(&read_meta(&f.out()), LONG_SCENARIO, "interrupted");
+    host::assert_clean_since(&before, &f.state(), &[run_id]);
+}

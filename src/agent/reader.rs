@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// How often a wait wakes up to look at the cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
-/// Lines of unexpected output kept for error messages (an exec error, a panic).
+/// Last lines of unexpected output kept for error messages (an exec error, a panic).
 const KEEP_LINES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,10 +102,16 @@ impl AgentReader {
         }
     }
 
+    /// Keeps the last lines of unexpected output: where a boot or an exec fails, the end
+    /// of the output says why.
     fn keep(&mut self, line: String) {
-        if self.other.len() < KEEP_LINES {
-            self.other.push(line);
+        if line.trim().is_empty() {
+            return;
         }
+        if self.other.len() == KEEP_LINES {
+            self.other.remove(0);
+        }
+        self.other.push(line);
     }
 
     fn next_line(

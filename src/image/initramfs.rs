@@ -250,11 +250,13 @@ fn write_archive(
     stripped_copy(init_exe, tmp_init)?;
     let init = std::fs::read(tmp_init).map_err(io(tmp_init))?;
 
+    // Two digits, more only past 100 modules: the names must keep sorting in load order.
+    let width = modules.len().saturating_sub(1).to_string().len().max(2);
     let mut names = Vec::new();
     let mut contents = Vec::new();
     for (i, m) in modules.iter().enumerate() {
         let stem = module_stem(&m.to_string_lossy()).to_string();
-        names.push(format!("{i:02}-{stem}.ko"));
+        names.push(format!("{i:0width$}-{stem}.ko"));
         contents.push(module_bytes(m)?);
     }
     let mut order = names.join("\n");

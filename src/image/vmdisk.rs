@@ -28,14 +28,24 @@ pub fn default_size_mib(layers: &Layers, extra_mib: u64) -> u64 {
 }
 
 fn apparent_size(p: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(p) else {
+    apparent_size_of(p, std::fs::metadata(p))
+}
+
+fn apparent_size_of(p: &Path, meta: std::io::Result<std::fs::Metadata>) -> u64 {
+    let Ok(meta) = meta else {
         return 0;
     };
     let mut total = meta.len();
     if meta.is_dir()
         && let Ok(rd) = std::fs::read_dir(p)
     {
-        total += rd.flatten().map(|e| apparent_size(&e.path())).sum::<u64>();
+        total += rd
+            .flatten()
+            .map(|e| {
+                let p = e.path();
+                apparent_size_of(&p, std::fs::symlink_metadata(&p))
+            })
+            .sum::<u64>();
     }
     total
 }
@@ -145,7 +155,7 @@ fn hash_tree(
     buf: &mut [u8],
 ) -> Result<(), ImageError> {
     let p = root.join(rel);
-    let meta = std::fs::symlink_metadata(&p).map_err(io(&p))?;
+    let meta = entry_metadata(&p, rel)?;
     // Lengths before variable-size fields, so that no two trees hash the same byte stream.
     let name = rel.as_os_str().as_encoded_bytes();
     h.write_usize(name.len());
@@ -177,6 +187,19 @@ fn hash_tree(
     Ok(())
 }
 
+/// A layer's root may be a symlink to the rootfs (an image given as a directory) and must be a
+/// directory; below it, nothing is followed.
+fn entry_metadata(p: &Path, rel: &Path) -> Result<std::fs::Metadata, ImageError> {
+    if !rel.as_os_str().is_empty() {
+        return std::fs::symlink_metadata(p).map_err(io(p));
+    }
+    let meta = std::fs::metadata(p).map_err(io(p))?;
+    if !meta.is_dir() {
+        return Err(io(p)(std::io::ErrorKind::NotADirectory.into()));
+    }
+    Ok(meta)
+}
+
 fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>, ImageError> {
     let mut names = std::fs::read_dir(dir)
         .map_err(io(dir))?
@@ -199,7 +222,7 @@ fn stage_layer(
 ) -> Result<(), ImageError> {
     let src = src_root.join(rel);
     let dst = staging.join(rel);
-    let meta = std::fs::symlink_metadata(&src).map_err(io(&src))?;
+    let meta = entry_metadata(&src, rel)?;
     let ft = meta.file_type();
     let existing = std::fs::symlink_metadata(&dst).ok();
     if ft.is_dir() {
@@ -393,7 +416,7 @@ mod tests {
         assert!(s >= 40, "{s}");
         std::fs::write(layers.image.join("big"), vec![0u8; 10 * MIB as usize]).unwrap();
         let big = default_size_mib(&layers, 16);
-        assert!(big % 8 == 0 && big >= 13 + 32 + 16, "{big}");
+        assert!(big.is_multiple_of(8) && big >= 13 + 32 + 16, "{big}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -458,6 +481,12 @@ mod tests {
             );
             let link = debugfs(&first, "stat /link");
             assert!(link.contains("Fast link dest: \"etc/x\""), "{link}");
+            let fsck = Command::new("e2fsck")
+                .arg("-fn")
+                .arg(&first)
+                .output()
+                .unwrap();
+            assert!(fsck.status.success(), "{fsck:?}");
         } else {
             eprintln!("debugfs missing: skipped checking the image's contents");
         }

@@ -247,6 +247,7 @@ mod tests {
             boot_id: "abc".into(),
             hostname: "host".into(),
             pid: Some(4242),
+            ..Sample::default()
         }
     }
 
@@ -258,7 +259,7 @@ mod tests {
         assert_eq!(sink.path(), path);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("run_id,scenario,backend,accel,n,rep,instance,ok,error,"));
-        assert!(text.trim_end().ends_with("hostname,pid"));
+        assert!(text.trim_end().ends_with("guest_kernel_kib,guest_kthreads"));
         assert_eq!(text.lines().count(), 1);
         assert!(read_samples(&path).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();

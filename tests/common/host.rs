@@ -58,6 +58,7 @@ pub fn snapshot() -> HostSnapshot {
 /// - no isobench mount that appeared since `before` is under `state_dir` or names a run id;
 /// - no cgroup directory `<hierarchy>/isobench/<one of run_ids>[/...]` exists;
 /// - no process carries `ISOBENCH_RUN_ID=<one of run_ids>`.
+///
 /// New isobench mounts and cgroups of other runs are listed on stderr (see the module docs).
 pub fn assert_clean_since(before: &HostSnapshot, state_dir: &Path, run_ids: &[String]) {
     let after = snapshot();

@@ -28,7 +28,7 @@ pub struct TestRun {
 impl TestRun {
     pub fn new(kind: BackendKind, toml: &str) -> TestRun {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let run_id = format!("test-{}-{n}", std::process::id());
+        let run_id = format!("test{n}-{}", isobench::clean::owner_tag());
         let scenario =
             Scenario::parse(toml, "test.toml", Path::new("/")).expect("test scenario parses");
         let state_dir = // Beside the binary, so the agent layer hard-links it instead of copying.
