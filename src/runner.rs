@@ -348,6 +348,9 @@ fn run_backend(
     Ok(())
 }
 
+/// One launch of a batch: the instance index and what came of it.
+type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
+
 /// Launches N, waits for the workload, tears all N down, and returns one sample per launch.
 fn run_batch(
     ctx: &RunContext,
@@ -362,7 +365,7 @@ fn run_batch(
     let name = backend.kind().as_str();
     let bar = progress_bar(opts.progress, n as u64, &format!("{name} N={n} rep {rep}"));
     let start = Instant::now();
-    let launched: Vec<(u32, Result<Box<dyn Instance>, LaunchError>)> = pool.install(|| {
+    let launched: Vec<Launched> = pool.install(|| {
         (0..n)
             .into_par_iter()
             .filter_map(|i| {

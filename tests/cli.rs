@@ -647,12 +647,12 @@ fn assert_bad_input(f: &Fixture, out: &Output, cg_before: &BTreeSet<String>, fra
         !f.dir.join("runs").exists(),
         "a default runs/ dir was created"
     );
-    // Run ids end in the harness's pid (low 16 bits, hex): only entries with that suffix can be
-    // this process's; other tests may be creating runs of their own meanwhile.
-    let suffix = format!("-{:04x}", out.pid & 0xffff);
+    // Run ids end in the owner tag `-p<pid>t<start time>` (clean::owner_tag): only entries
+    // naming that pid can be this process's; other tests may be creating runs meanwhile.
+    let tag = format!("-p{}t", out.pid);
     let new: Vec<String> = cgroup_entries()
         .into_iter()
-        .filter(|e| !cg_before.contains(e) && e.ends_with(&suffix))
+        .filter(|e| !cg_before.contains(e) && e.contains(&tag))
         .collect();
     assert!(new.is_empty(), "cgroup dirs appeared: {new:?}");
 }
