@@ -213,16 +213,71 @@ pub fn run_checks() -> Vec<Check> {
             )
         }),
     ));
-    v.push(check(
-        "kvm",
-        false,
-        if Path::new("/dev/kvm").exists() {
-            Ok("/dev/kvm present; whether guests run is probed by booting one when a vm run starts".into())
-        } else {
-            Err(("/dev/kvm missing: VMs would run under TCG (slow)".into(), "enable virtualization or load kvm_intel/kvm_amd".into()))
-        },
-    ));
+    if root && crate::runner::which(crate::backend::vm::qemu::QEMU).is_some() {
+        v.extend(vm_checks());
+    } else {
+        v.push(check(
+            "kvm",
+            false,
+            Err(("not probed (needs root and QEMU)".into(), SETUP.into())),
+        ));
+    }
     v
+}
+
+/// Prepares a real `vm` backend in a scratch state dir: that finds the guest kernel, builds
+/// the initramfs and base disk, and runs the KVM probe exactly as a run would.
+fn vm_checks() -> Vec<Check> {
+    let state_dir = Path::new(crate::runner::DEFAULT_STATE_ROOT)
+        .join(format!("doctor-{}", crate::clean::owner_tag()));
+    let toml = "name = \"doctor\"\nbackends = [\"vm\"]\ncounts = [1]\n";
+    let scenario = match crate::scenario::Scenario::parse(toml, "doctor", Path::new("/")) {
+        Ok(s) => s,
+        Err(e) => return vec![check("vm", false, Err((e.to_string(), String::new())))],
+    };
+    let Ok(agent_exe) = std::env::current_exe() else {
+        return vec![check(
+            "vm",
+            false,
+            Err(("cannot locate the isobench binary".into(), String::new())),
+        )];
+    };
+    let ctx = crate::backend::RunContext {
+        run_id: format!("doctor-{}", crate::clean::owner_tag()),
+        scenario: std::sync::Arc::new(scenario),
+        state_dir: state_dir.clone(),
+        agent_exe,
+        cancel: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        cache_dir: crate::runner::DEFAULT_CACHE_DIR.into(),
+    };
+    let out = match crate::backend::vm::VmBackend::new(ctx) {
+        Ok(b) => {
+            use crate::backend::Backend;
+            let kvm = b.accel() == "kvm";
+            let v = vec![
+                check("guest", false, Ok(b.describe_guest())),
+                check(
+                    "kvm",
+                    false,
+                    if kvm {
+                        Ok(b.accel_reason.clone())
+                    } else {
+                        Err((
+                            b.accel_reason.clone(),
+                            "VMs run under TCG (slower); enable nested virtualization or fix KVM"
+                                .into(),
+                        ))
+                    },
+                ),
+            ];
+            let _ = b.finish();
+            v
+        }
+        Err(e) => vec![check("vm", false, Err((e.to_string(), SETUP.into())))],
+    };
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let _ = std::fs::remove_dir(crate::runner::DEFAULT_STATE_ROOT);
+    out
 }
 
 pub fn render(checks: &[Check]) -> String {

@@ -336,7 +336,7 @@ fn run_backend(
             Err(e) => eprintln!("warning: warmup of {name} failed: {e}"),
         }
     }
-    for &n in &s.counts {
+    for &n in s.counts_for(backend.kind()) {
         for rep in 0..s.repetitions {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Ok(());

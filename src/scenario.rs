@@ -192,6 +192,8 @@ pub struct VmConfig {
     pub vcpus: u32,
     /// How long the KVM probe guest may take to become ready before KVM counts as broken.
     pub probe_timeout_s: f64,
+    /// N values for the vm backend instead of the scenario's `counts`.
+    pub counts: Option<Vec<u32>>,
 }
 
 impl Default for VmConfig {
@@ -204,6 +206,7 @@ impl Default for VmConfig {
             memory_mib: 128,
             vcpus: 1,
             probe_timeout_s: 10.0,
+            counts: None,
         }
     }
 }
@@ -368,14 +371,27 @@ impl Scenario {
     /// Total instance launches the scenario will make: every backend runs each N once per
     /// repetition, plus its warmup launches. Used for progress bars and time estimates.
     pub fn total_launches(&self) -> u64 {
-        let per_repetition = self
-            .counts
+        self.backends
             .iter()
-            .fold(0u64, |sum, &n| sum.saturating_add(u64::from(n)));
-        let per_backend = per_repetition
-            .saturating_mul(u64::from(self.repetitions))
-            .saturating_add(u64::from(self.warmup));
-        per_backend.saturating_mul(self.backends.len() as u64)
+            .map(|&b| {
+                let per_repetition = self
+                    .counts_for(b)
+                    .iter()
+                    .fold(0u64, |sum, &n| sum.saturating_add(u64::from(n)));
+                per_repetition
+                    .saturating_mul(u64::from(self.repetitions))
+                    .saturating_add(u64::from(self.warmup))
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// The N values measured for `backend`: `[vm] counts` for VMs when given (memory bounds
+    /// VM density long before it bounds containers), `counts` otherwise.
+    pub fn counts_for(&self, backend: BackendKind) -> &[u32] {
+        match (backend, &self.vm.counts) {
+            (BackendKind::Vm, Some(c)) => c,
+            _ => &self.counts,
+        }
     }
 }
 
@@ -404,7 +420,7 @@ struct RawScenario {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table with optional keys kernel, initrd, accel, machine, memory_mib, vcpus, probe_timeout_s"
+    expecting = "a table with optional keys kernel, initrd, accel, machine, memory_mib, vcpus, probe_timeout_s, counts"
 )]
 struct RawVm {
     kernel: Option<String>,
@@ -414,6 +430,7 @@ struct RawVm {
     memory_mib: Option<Int>,
     vcpus: Option<Int>,
     probe_timeout_s: Option<Num>,
+    counts: Option<Vec<Int>>,
 }
 
 #[derive(Deserialize)]
@@ -643,32 +660,7 @@ fn validate(
         backends.push(kind);
     }
 
-    if raw.counts.is_empty() {
-        return Err(err(
-            "counts",
-            format!("empty; list at least one N, each in 1..={COUNT_MAX}"),
-        ));
-    }
-    let mut counts = Vec::with_capacity(raw.counts.len());
-    for &n in &raw.counts {
-        let n = u32::try_from(n.0)
-            .ok()
-            .filter(|&n| (1..=COUNT_MAX).contains(&i64::from(n)))
-            .ok_or_else(|| {
-                err(
-                    "counts",
-                    format!("N = {} is out of range; allowed 1..={COUNT_MAX}", n.0),
-                )
-            })?;
-        // A repeated N would measure the same point twice under the same result directory.
-        if counts.contains(&n) {
-            return Err(err(
-                "counts",
-                format!("N = {n} is listed twice; each N may appear once"),
-            ));
-        }
-        counts.push(n);
-    }
+    let counts = validate_counts(&raw.counts).map_err(|m| err("counts", m))?;
 
     let parallelism = match raw.parallelism {
         Some(p) => ranged32("parallelism", p, 1, PARALLELISM_MAX)?,
@@ -780,6 +772,10 @@ fn validate(
                     .map(|t| positive("vm.probe_timeout_s", t, 600.0))
                     .transpose()?
                     .unwrap_or(d.probe_timeout_s),
+                counts: match v.counts {
+                    None => None,
+                    Some(c) => Some(validate_counts(&c).map_err(|m| err("vm.counts", m))?),
+                },
             }
         }
     };
@@ -801,6 +797,28 @@ fn validate(
         text: text.to_owned(),
         origin: origin.to_owned(),
     })
+}
+
+/// A list of N: non-empty, each in 1..=COUNT_MAX, none twice (a repeated N would measure the
+/// same point twice under the same result directory).
+fn validate_counts(raw: &[Int]) -> Result<Vec<u32>, String> {
+    if raw.is_empty() {
+        return Err(format!(
+            "empty; list at least one N, each in 1..={COUNT_MAX}"
+        ));
+    }
+    let mut counts = Vec::with_capacity(raw.len());
+    for &n in raw {
+        let v = u32::try_from(n.0)
+            .ok()
+            .filter(|&v| (1..=COUNT_MAX).contains(&i64::from(v)))
+            .ok_or_else(|| format!("N = {} is out of range; allowed 1..={COUNT_MAX}", n.0))?;
+        if counts.contains(&v) {
+            return Err(format!("N = {v} is listed twice; each N may appear once"));
+        }
+        counts.push(v);
+    }
+    Ok(counts)
 }
 
 /// The name ends up in directory and cgroup names, hence the conservative alphabet.
@@ -1073,6 +1091,52 @@ mod tests {
             assert_eq!(s.workload.agent_args(), args);
             assert_eq!(s.workload.label(), label);
         }
+    }
+
+    #[test]
+    fn the_vm_table_sets_the_guest_and_its_own_counts() {
+        let s = parse(&minimal("[vm]\naccel = \"tcg\"\nmachine = \"microvm\"\nmemory_mib = 256\nvcpus = 2\ncounts = [1, 2]\n")).unwrap();
+        assert_eq!(
+            (s.vm.accel, s.vm.machine, s.vm.memory_mib, s.vm.vcpus),
+            (Accel::Tcg, Machine::Microvm, 256, 2)
+        );
+        assert_eq!(s.counts_for(BackendKind::Vm), [1, 2]);
+        assert_eq!(s.counts_for(BackendKind::Process), [1]);
+        let d = parse(&minimal("")).unwrap();
+        assert_eq!(d.vm, VmConfig::default());
+        assert_eq!(
+            d.counts_for(BackendKind::Vm),
+            [1],
+            "without [vm] counts, VMs use counts"
+        );
+    }
+
+    #[test]
+    fn vm_table_errors_name_the_key_and_what_is_allowed() {
+        parse_err(
+            &minimal("[vm]\naccel = \"hvf\"\n"),
+            &["vm.accel", "auto, kvm, tcg"],
+        );
+        parse_err(
+            &minimal("[vm]\nmachine = \"pc\"\n"),
+            &["vm.machine", "q35, microvm"],
+        );
+        parse_err(
+            &minimal("[vm]\nkernel = \"/nonexistent/vmlinuz\"\n"),
+            &["vm.kernel", "/nonexistent/vmlinuz"],
+        );
+        parse_err(
+            &minimal("[vm]\ncounts = [0]\n"),
+            &["vm.counts", "1..=100000"],
+        );
+        parse_err(
+            &minimal("[vm]\nmemory_mib = 8\n"),
+            &["vm.memory_mib", "32..="],
+        );
+        parse_err(
+            &minimal("[vm]\ndisk = 1\n"),
+            &["unknown field `disk`", "`counts`"],
+        );
     }
 
     #[test]

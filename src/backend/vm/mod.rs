@@ -113,7 +113,7 @@ impl VmBackend {
                     Ok(ms)
                 }
                 Err(e) => Err(format!(
-                    "a probe guest did not become ready under KVM within {:.0} s ({})",
+                    "a probe guest under KVM was not ready (limit {:.0} s): {}",
                     probe_timeout.as_secs_f64(),
                     e.what
                 )),
@@ -172,6 +172,23 @@ impl VmBackend {
 
     pub fn base_disk(&self) -> &Path {
         &self.boot.base
+    }
+
+    /// The guest every VM of this backend boots, in words (for doctor and reports).
+    pub fn describe_guest(&self) -> String {
+        let initrd = match &self.boot.initrd {
+            qemu::Initrd::Own(_) => {
+                "isobench's initramfs (the agent as /init + virtio modules)".to_string()
+            }
+            qemu::Initrd::User(p) => format!("initrd {}", p.display()),
+        };
+        format!(
+            "kernel {}, {initrd}, {} MiB, {} vCPU, {}",
+            self.boot.kernel.display(),
+            self.boot.memory_mib,
+            self.boot.vcpus,
+            self.boot.machine.as_str()
+        )
     }
 }
 
