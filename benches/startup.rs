@@ -3,12 +3,16 @@
 //! Few samples and Flat sampling: each iteration launches a real instance.
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use isobench::backend::{self, RunContext};
+use isobench::backend::vm::VmBackend;
+use isobench::backend::{self, Backend, RunContext};
 use isobench::scenario::{BackendKind, Scenario};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use std::time::Instant;
 
 fn context(kind: BackendKind) -> RunContext {
     let toml = format!(
@@ -65,5 +69,96 @@ fn startup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, startup);
+/// Time from spawning `cmd` until its output contains a line `ready`: how a user would time a
+/// plain QEMU command line, with no isobench code in the path.
+fn plain_ready(mut cmd: Command) -> Duration {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("qemu spawns");
+    let out = child.stdout.take().expect("stdout");
+    let ready = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.trim_end() == "ready");
+    let took = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the plain guest never printed ready");
+    took
+}
+
+/// VM start-up through isobench, and the harness's overhead: the same guest (kernel, initrd,
+/// disk, memory, accelerator) booted by isobench and by its plain QEMU command line, in
+/// interleaved pairs so that drift of a noisy host hits both alike.
+fn vm(c: &mut Criterion) {
+    if !nix::unistd::geteuid().is_root() || isobench::runner::which("qemu-system-x86_64").is_none()
+    {
+        eprintln!("skipped vm benches: need root and qemu-system-x86_64");
+        return;
+    }
+    let ctx = context(BackendKind::Vm);
+    let vm = VmBackend::new(ctx.clone()).expect("vm backend prepares");
+    let mut g = c.benchmark_group("startup");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(10));
+    g.bench_function(format!("vm-{}", vm.accel()), |bench| {
+        bench.iter_custom(|iters| {
+            (0..iters)
+                .map(|i| {
+                    let inst = vm.launch(&format!("v{i}")).expect("vm launch");
+                    let t = inst.startup().startup;
+                    inst.teardown().expect("teardown");
+                    t
+                })
+                .sum()
+        })
+    });
+    g.finish();
+
+    let pairs: usize = std::env::var("ISOBENCH_VM_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let dir = ctx.state_dir.join("plain");
+    std::fs::create_dir_all(&dir).expect("plain dir");
+    let (mut ours, mut plain) = (Vec::new(), Vec::new());
+    for i in 0..pairs {
+        let inst = vm.launch(&format!("pair{i}")).expect("vm launch");
+        ours.push(inst.startup().startup.as_secs_f64() * 1e3);
+        inst.teardown().expect("teardown");
+        let overlay = dir.join(format!("p{i}.qcow2"));
+        let ok = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(vm.base_disk())
+            .arg(&overlay)
+            .status()
+            .expect("qemu-img");
+        assert!(ok.success());
+        plain.push(
+            plain_ready(vm.command_line(&overlay, &dir.join(format!("p{i}.pid")))).as_secs_f64()
+                * 1e3,
+        );
+        let _ = std::fs::remove_file(&overlay);
+    }
+    let (o, p) = (
+        isobench::stats::percentile(&ours, 50.0).unwrap_or(f64::NAN),
+        isobench::stats::percentile(&plain, 50.0).unwrap_or(f64::NAN),
+    );
+    eprintln!(
+        "vm harness overhead ({} pairs, accel {}): isobench p50 {o:.0} ms, plain qemu p50 {p:.0} ms, ratio {:.3} (isobench means {:.0} ms, plain {:.0} ms)",
+        pairs,
+        vm.accel(),
+        o / p,
+        isobench::stats::mean(&ours).unwrap_or(f64::NAN),
+        isobench::stats::mean(&plain).unwrap_or(f64::NAN)
+    );
+    vm.finish().expect("vm cleanup");
+    let _ = std::fs::remove_dir_all(&ctx.state_dir);
+}
+
+criterion_group!(benches, startup, vm);
 criterion_main!(benches);

@@ -953,9 +953,15 @@ mod tests {
         assert_eq!(s.workload, Workload::Idle);
         assert_eq!(
             s.backends,
-            vec![BackendKind::Process, BackendKind::Container]
+            vec![
+                BackendKind::Process,
+                BackendKind::Container,
+                BackendKind::Vm
+            ]
         );
         assert_eq!(s.counts, vec![1, 10, 100]);
+        assert_eq!(s.counts_for(BackendKind::Vm), [1, 2]);
+        assert_eq!((s.vm.accel, s.vm.memory_mib), (Accel::Auto, 128));
         assert_eq!(s.parallelism, 2);
         assert_eq!(s.repetitions, 1);
         assert_eq!(s.warmup, 1);
@@ -1168,7 +1174,11 @@ mod tests {
         assert_eq!(s.total_launches(), 2 * (111 * 3 + 2));
         let s = parse(&minimal("warmup = 0\n")).unwrap();
         assert_eq!(s.total_launches(), 1);
-        assert_eq!(Scenario::default_embedded().total_launches(), 2 * (111 + 1));
+        // process and container at 1 + 10 + 100, vm at 1 + 2, one warmup each.
+        assert_eq!(
+            Scenario::default_embedded().total_launches(),
+            2 * (111 + 1) + (3 + 1)
+        );
     }
 
     #[test]

@@ -168,6 +168,9 @@ impl Fixture {
             self.out().into(),
             "--state-dir".into(),
             self.state().into(),
+            // VM base disks: shared by the tests, outside the host's own cache.
+            "--cache-dir".into(),
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache").into(),
             "-q".into(),
         ]);
         a
@@ -511,14 +514,15 @@ fn check_meta(meta: &serde_json::Value, scenario_text: &str, outcome: &str) -> S
 }
 
 /// Checks samples.csv of a complete run: the columns, one ok row per instance per repetition
-/// of every (backend, N), and host identity in every row.
-fn check_samples(out: &Path, run_id: &str, backends: &[&str], counts: &[u32], reps: u32) -> Table {
+/// of every (backend, N), and the kernel identity of every row: the host's for backends on the
+/// host kernel, a boot_id of its own for every VM.
+fn check_samples(out: &Path, run_id: &str, plan: &[(&str, &[u32])], reps: u32) -> Table {
     let path = out.join("samples.csv");
     let t = Table::read(&path);
     t.assert_has_columns(&path, SAMPLE_COLUMNS);
     let release = host_file("/proc/sys/kernel/osrelease");
     let boot_id = host_file("/proc/sys/kernel/random/boot_id");
-    let expected: u32 = counts.iter().sum::<u32>() * reps * backends.len() as u32;
+    let expected: u32 = plan.iter().map(|(_, c)| c.iter().sum::<u32>() * reps).sum();
     assert_eq!(t.rows.len(), expected as usize, "{}", path.display());
     let mut seen: BTreeSet<(String, u32, u32, u32)> = BTreeSet::new();
     for row in &t.rows {
@@ -529,10 +533,23 @@ fn check_samples(out: &Path, run_id: &str, backends: &[&str], counts: &[u32], re
         assert!(startup > 0.0 && startup.is_finite(), "{row:?}");
         let teardown: f64 = num(row, "teardown_ms");
         assert!(teardown >= 0.0, "{row:?}");
-        assert_eq!(col(row, "kernel_release"), release, "{row:?}");
-        assert_eq!(col(row, "boot_id"), boot_id, "{row:?}");
         let backend = col(row, "backend").to_string();
-        assert!(backends.contains(&backend.as_str()), "{row:?}");
+        let Some((_, counts)) = plan.iter().find(|(b, _)| *b == backend) else {
+            panic!("unexpected backend in {row:?}")
+        };
+        if backend == "vm" {
+            assert_ne!(
+                col(row, "boot_id"),
+                boot_id,
+                "a VM boots its own kernel: {row:?}"
+            );
+            assert!(["kvm", "tcg"].contains(&col(row, "accel")), "{row:?}");
+            assert!(!col(row, "guest_mem_total_kib").is_empty(), "{row:?}");
+        } else {
+            assert_eq!(col(row, "kernel_release"), release, "{row:?}");
+            assert_eq!(col(row, "boot_id"), boot_id, "{row:?}");
+            assert_eq!(col(row, "accel"), "none", "{row:?}");
+        }
         let (n, rep, i): (u32, u32, u32) = (num(row, "n"), num(row, "rep"), num(row, "instance"));
         assert!(counts.contains(&n) && rep < reps && i < n, "{row:?}");
         assert!(seen.insert((backend, n, rep, i)), "duplicate row {row:?}");
@@ -541,7 +558,7 @@ fn check_samples(out: &Path, run_id: &str, backends: &[&str], counts: &[u32], re
 }
 
 /// Checks summary.csv of a complete run: one row per backend x N, all instances ok.
-fn check_summary(out: &Path, backends: &[&str], counts: &[u32], reps: u32) {
+fn check_summary(out: &Path, plan: &[(&str, &[u32])], reps: u32) {
     let path = out.join("summary.csv");
     let t = Table::read(&path);
     t.assert_has_columns(&path, SUMMARY_COLUMNS);
@@ -550,9 +567,9 @@ fn check_summary(out: &Path, backends: &[&str], counts: &[u32], reps: u32) {
         .iter()
         .map(|r| (col(r, "backend").to_string(), num(r, "n")))
         .collect();
-    let want: BTreeSet<(String, u32)> = backends
+    let want: BTreeSet<(String, u32)> = plan
         .iter()
-        .flat_map(|b| counts.iter().map(|n| (b.to_string(), *n)))
+        .flat_map(|(b, counts)| counts.iter().map(|n| (b.to_string(), *n)))
         .collect();
     assert_eq!(got, want, "{}", path.display());
     assert_eq!(t.rows.len(), want.len(), "one row per backend x N");
@@ -841,8 +858,9 @@ fn end_to_end_small_scenario() {
 
     let run_id = check_meta(&read_meta(&f.out()), &text, "complete");
     let backends = ["process", "container"];
-    check_samples(&f.out(), &run_id, &backends, &[1, 3], 1);
-    check_summary(&f.out(), &backends, &[1, 3], 1);
+    let plan: Vec<(&str, &[u32])> = backends.iter().map(|b| (*b, &[1u32, 3][..])).collect();
+    check_samples(&f.out(), &run_id, &plan, 1);
+    check_summary(&f.out(), &plan, 1);
     for b in backends {
         assert_table_line(&out.stdout, b);
     }
@@ -855,7 +873,7 @@ fn embedded_default_scenario_runs() {
     let _lock = host_lock();
     let f = Fixture::new("default");
     let before = host::snapshot();
-    let out = f.isobench(&f.run_args(None), Duration::from_secs(120));
+    let out = f.isobench(&f.run_args(None), Duration::from_secs(180));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let quick = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml");
@@ -867,10 +885,15 @@ fn embedded_default_scenario_runs() {
             .is_some_and(|o| o.contains("embedded")),
         "{meta:#}"
     );
-    let backends = ["process", "container"];
-    check_samples(&f.out(), &run_id, &backends, &[1, 10, 100], 1);
-    check_summary(&f.out(), &backends, &[1, 10, 100], 1);
-    for b in backends {
+    // quick.toml: process and container at N = 1, 10, 100; VMs at N = 1, 2 ([vm] counts).
+    let plan: [(&str, &[u32]); 3] = [
+        ("process", &[1, 10, 100]),
+        ("container", &[1, 10, 100]),
+        ("vm", &[1, 2]),
+    ];
+    check_samples(&f.out(), &run_id, &plan, 1);
+    check_summary(&f.out(), &plan, 1);
+    for (b, _) in plan {
         assert_table_line(&out.stdout, b);
     }
     host::assert_clean_since(&before, &f.state(), &[run_id]);
