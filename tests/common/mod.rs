@@ -42,11 +42,11 @@ impl TestRun {
             cancel: Arc::new(AtomicBool::new(false)),
             cache_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache"),
         };
-        let backend = backend::create(kind, &ctx).expect("backend prepares");
-        TestRun {
-            ctx,
-            backend: Some(backend),
-        }
+        // The guard exists before the backend does, so a failed preparation (a test may expect
+        // one) still removes the state dir.
+        let mut run = TestRun { ctx, backend: None };
+        run.backend = Some(backend::create(kind, &run.ctx).expect("backend prepares"));
+        run
     }
 
     pub fn backend(&self) -> &dyn Backend {
