@@ -27,13 +27,17 @@ impl Backend for ProcessBackend {
         let mut cmd = Command::new(&self.ctx.agent_exe);
         cmd.arg("agent")
             .args(self.ctx.scenario.workload.agent_args());
-        Ok(Box::new(spawn_agent(
-            &self.ctx,
-            name,
-            cmd,
-            self.ctx.ready_timeout(),
-        )?))
+        launch_command(&self.ctx, name, cmd)
     }
+}
+
+/// Launches `cmd` as one instance with the scenario's ready timeout.
+pub fn launch_command(
+    ctx: &RunContext,
+    name: &str,
+    cmd: Command,
+) -> Result<Box<dyn Instance>, LaunchError> {
+    Ok(Box::new(spawn_agent(ctx, name, cmd, ctx.ready_timeout())?))
 }
 
 /// Spawns `cmd` (which runs the agent, directly or through a wrapper), in its own session and

@@ -2,7 +2,7 @@
 //! agent from the host's filesystem. Not a container (no root switch, no cgroup): the
 //! reference point our container launcher's start-up is held against.
 
-use super::process::spawn_agent;
+use super::process::launch_command;
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext};
 use crate::scenario::BackendKind;
 use std::process::Command;
@@ -45,11 +45,6 @@ impl Backend for UnshareBackend {
             .arg(&self.ctx.agent_exe)
             .arg("agent")
             .args(self.ctx.scenario.workload.agent_args());
-        Ok(Box::new(spawn_agent(
-            &self.ctx,
-            name,
-            cmd,
-            self.ctx.ready_timeout(),
-        )?))
+        launch_command(&self.ctx, name, cmd)
     }
 }

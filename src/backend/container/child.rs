@@ -375,6 +375,9 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds) {
 /// Drops every capability outside the OCI default set from the bounding set, clears ambient
 /// capabilities and sets effective/permitted/inheritable to the default set. Root's
 /// capabilities after exec are bounded by the bounding set, which is what holds.
+///
+/// # Safety
+/// Called only from [`run`], in the cloned child; see there.
 unsafe fn drop_caps(spec: &ChildSpec, fds: &ChildFds) {
     // capset(2) ABI: version 3 takes two 32-bit data words per set.
     #[repr(C)]
