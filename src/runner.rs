@@ -298,20 +298,46 @@ fn measure_all(
         .map_err(|e| RunError::Environment(format!("thread pool: {e}")))?;
     let mut leftovers = Vec::new();
     for &kind in &s.backends {
-        if ctx.cancel.load(Ordering::Relaxed) {
-            break;
+        // The oci backend runs once per runtime, each a peer of the others in this run.
+        let runtimes: Vec<Option<&str>> = match kind {
+            BackendKind::Oci => s.oci.runtimes.iter().map(|r| Some(r.as_str())).collect(),
+            _ => vec![None],
+        };
+        for runtime in runtimes {
+            if ctx.cancel.load(Ordering::Relaxed) {
+                return Ok(leftovers);
+            }
+            let created = pool.install(|| match runtime {
+                Some(rt) => backend::create_oci(rt, ctx),
+                None => backend::create(kind, ctx),
+            });
+            let backend = match (created, runtime) {
+                (Ok(b), _) => b,
+                // A runtime that cannot run here (crun 1.8 on a hybrid cgroup host) is a finding
+                // about the host, not a reason to stop measuring the others.
+                (Err(e), Some(rt)) => {
+                    eprintln!(
+                        "isobench: oci-{rt} is unavailable on this host: {}; the run goes on",
+                        e.what
+                    );
+                    state
+                        .accel
+                        .push((format!("oci-{rt}"), "unavailable".into(), e.what));
+                    continue;
+                }
+                (Err(e), None) => return Err(e.into()),
+            };
+            state.accel.push((
+                backend.label(),
+                backend.accel().into(),
+                backend.accel_reason().unwrap_or_default(),
+            ));
+            let r = run_backend(ctx, opts, state, backend.as_ref(), &pool);
+            if let Err(e) = backend.finish() {
+                leftovers.push(e);
+            }
+            r?;
         }
-        let backend = pool.install(|| backend::create(kind, ctx))?;
-        state.accel.push((
-            kind.as_str().into(),
-            backend.accel().into(),
-            backend.accel_reason().unwrap_or_default(),
-        ));
-        let r = run_backend(ctx, opts, state, backend.as_ref(), &pool);
-        if let Err(e) = backend.finish() {
-            leftovers.push(e);
-        }
-        r?;
     }
     Ok(leftovers)
 }
@@ -324,7 +350,8 @@ fn run_backend(
     pool: &rayon::ThreadPool,
 ) -> Result<(), RunError> {
     let s = &ctx.scenario;
-    let name = backend.kind().as_str();
+    let label = backend.label();
+    let name = label.as_str();
     for w in 0..s.warmup {
         if ctx.cancel.load(Ordering::Relaxed) {
             return Ok(());
@@ -362,7 +389,8 @@ fn run_batch(
     rep: u32,
 ) -> Vec<Sample> {
     let s = &ctx.scenario;
-    let name = backend.kind().as_str();
+    let label = backend.label();
+    let name = label.as_str();
     let bar = progress_bar(opts.progress, n as u64, &format!("{name} N={n} rep {rep}"));
     let start = Instant::now();
     let launched: Vec<Launched> = pool.install(|| {

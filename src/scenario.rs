@@ -48,6 +48,8 @@ backend_kinds! {
     Container => "container",
     /// A QEMU guest booting its own kernel from a copy-on-write overlay of the image's disk.
     Vm => "vm",
+    /// The same rootfs and agent through the host's OCI runtimes (runc, crun: `[oci] runtimes`).
+    Oci => "oci",
 }
 
 impl BackendKind {
@@ -211,6 +213,55 @@ impl Default for VmConfig {
     }
 }
 
+/// The `[oci]` table: which OCI runtimes the `oci` backend runs, each as a peer in the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OciConfig {
+    pub runtimes: Vec<String>,
+}
+
+impl Default for OciConfig {
+    fn default() -> Self {
+        OciConfig {
+            runtimes: vec!["runc".into()],
+        }
+    }
+}
+
+/// The `[measure]` table: which costs are measured after every batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureConfig {
+    /// Memory views (PSS/USS/RSS, cgroup, host MemAvailable delta, guest view).
+    pub memory: bool,
+    /// Drop the host's page cache before each host-view reading (the gVisor/Kata method).
+    pub drop_caches: bool,
+    /// How long instances idle while their CPU time is measured, seconds (0 = not measured).
+    pub idle_window_s: f64,
+    /// Merge identical pages (KSM) across the VMs of a batch and record what it shares.
+    pub ksm: bool,
+    pub ksm_timeout_s: f64,
+}
+
+impl Default for MeasureConfig {
+    fn default() -> Self {
+        MeasureConfig {
+            memory: true,
+            drop_caches: true,
+            idle_window_s: 2.0,
+            ksm: false,
+            ksm_timeout_s: 60.0,
+        }
+    }
+}
+
+/// The `[until]` table: instead of fixed N, keep adding `step` instances (all alive at once)
+/// until MemAvailable falls below the floor, a launch fails, or `max` is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UntilConfig {
+    pub step: u32,
+    pub max: u32,
+    pub mem_available_floor_mib: u64,
+}
+
 /// A validated scenario: what to launch, how many, how often, with which limits.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -227,6 +278,10 @@ pub struct Scenario {
     pub limits: Limits,
     pub namespaces: Namespaces,
     pub vm: VmConfig,
+    pub oci: OciConfig,
+    pub measure: MeasureConfig,
+    /// An open-ended density sweep instead of `counts` (None: use `counts`).
+    pub until: Option<UntilConfig>,
     /// the file's text, verbatim, recorded in meta.json
     pub text: String,
     /// where it came from: a path as the user gave it, or DEFAULT_SCENARIO_ORIGIN
@@ -415,6 +470,39 @@ struct RawScenario {
     limits: Option<RawLimits>,
     namespaces: Option<RawNamespaces>,
     vm: Option<RawVm>,
+    oci: Option<RawOci>,
+    measure: Option<RawMeasure>,
+    until: Option<RawUntil>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table with optional key runtimes")]
+struct RawOci {
+    runtimes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with optional keys memory, drop_caches, idle_window_s, ksm, ksm_timeout_s"
+)]
+struct RawMeasure {
+    memory: Option<bool>,
+    drop_caches: Option<bool>,
+    idle_window_s: Option<Num>,
+    ksm: Option<bool>,
+    ksm_timeout_s: Option<Num>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with keys step, max, mem_available_floor_mib"
+)]
+struct RawUntil {
+    step: Int,
+    max: Int,
+    mem_available_floor_mib: Int,
 }
 
 #[derive(Deserialize)]
@@ -566,6 +654,8 @@ impl<'de> Deserialize<'de> for RawWorkload {
 
 const NAME_MAX_LEN: usize = 40;
 const COUNT_MAX: i64 = 100_000;
+/// OCI runtimes the `oci` backend knows how to drive.
+pub const OCI_RUNTIMES: &[&str] = &["runc", "crun"];
 const PARALLELISM_MAX: i64 = 1024;
 const REPETITIONS_MAX: i64 = 10_000;
 const WARMUP_MAX: i64 = 1000;
@@ -712,6 +802,65 @@ fn validate(
         }
     };
 
+    let oci = match raw.oci {
+        None => OciConfig::default(),
+        Some(o) => {
+            let runtimes = o.runtimes.unwrap_or_else(|| OciConfig::default().runtimes);
+            if runtimes.is_empty() {
+                return Err(err(
+                    "oci.runtimes",
+                    "empty; allowed: a list of runc, crun".into(),
+                ));
+            }
+            for r in &runtimes {
+                if !OCI_RUNTIMES.contains(&r.as_str()) {
+                    return Err(err(
+                        "oci.runtimes",
+                        format!(
+                            "unknown runtime {r:?}; allowed: {}",
+                            OCI_RUNTIMES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            OciConfig { runtimes }
+        }
+    };
+    let measure = match raw.measure {
+        None => MeasureConfig::default(),
+        Some(m) => {
+            let d = MeasureConfig::default();
+            let window = match m.idle_window_s {
+                None => d.idle_window_s,
+                Some(Num(0.0)) => 0.0,
+                Some(w) => positive("measure.idle_window_s", w, 3600.0)?,
+            };
+            MeasureConfig {
+                memory: m.memory.unwrap_or(d.memory),
+                drop_caches: m.drop_caches.unwrap_or(d.drop_caches),
+                idle_window_s: window,
+                ksm: m.ksm.unwrap_or(d.ksm),
+                ksm_timeout_s: m
+                    .ksm_timeout_s
+                    .map(|t| positive("measure.ksm_timeout_s", t, 3600.0))
+                    .transpose()?
+                    .unwrap_or(d.ksm_timeout_s),
+            }
+        }
+    };
+    let until = match raw.until {
+        None => None,
+        Some(u) => Some(UntilConfig {
+            step: ranged32("until.step", u.step, 1, COUNT_MAX)?,
+            max: ranged32("until.max", u.max, 1, COUNT_MAX)?,
+            mem_available_floor_mib: ranged(
+                "until.mem_available_floor_mib",
+                u.mem_available_floor_mib,
+                0,
+                MEMORY_MIB_MAX,
+            )?,
+        }),
+    };
     let vm = match raw.vm {
         None => VmConfig::default(),
         Some(v) => {
@@ -794,6 +943,9 @@ fn validate(
         limits,
         namespaces,
         vm,
+        oci,
+        measure,
+        until,
         text: text.to_owned(),
         origin: origin.to_owned(),
     })

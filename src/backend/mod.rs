@@ -2,6 +2,7 @@
 //! containers; VMs and OCI runtimes later), and one factory over them.
 
 pub mod container;
+pub mod oci;
 pub mod process;
 pub mod unshare;
 pub mod vm;
@@ -86,6 +87,10 @@ pub struct PrepareError {
 
 pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
+    /// The name in result rows: the kind, or `oci-runc`/`oci-crun` for OCI runtimes.
+    fn label(&self) -> String {
+        self.kind().as_str().to_string()
+    }
     /// `kvm`/`tcg` for VMs, `none` otherwise.
     fn accel(&self) -> &str {
         "none"
@@ -108,6 +113,23 @@ pub trait Instance: Send {
     fn startup(&self) -> &Startup;
     /// The host pid of the instance's first process.
     fn pid(&self) -> i32;
+    /// Every host process of the instance (its cgroup's, or its first process and all its
+    /// descendants): what its memory is summed over.
+    fn pids(&self) -> Vec<i32> {
+        if let Some(cg) = self.cgroup() {
+            let mut v: Vec<i32> = cg
+                .dirs()
+                .iter()
+                .take(1)
+                .flat_map(|d| crate::host::cgroup::procs(d))
+                .collect();
+            if !v.is_empty() {
+                v.sort_unstable();
+                return v;
+            }
+        }
+        crate::host::with_descendants(self.pid())
+    }
     /// Waits until the workload finished its work (the agent's `done` line).
     fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError>;
     /// The instance's own cgroup, for backends that make one.
@@ -130,5 +152,16 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Unshare => Box::new(unshare::UnshareBackend::new(ctx.clone())?),
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
         BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
+        BackendKind::Oci => {
+            return Err(PrepareError {
+                backend: "oci",
+                what: "one backend per runtime: use create_oci".into(),
+            });
+        }
     })
+}
+
+/// The `oci` backend for one runtime (`runc`, `crun`).
+pub fn create_oci(runtime: &str, ctx: &RunContext) -> Result<Box<dyn Backend>, PrepareError> {
+    Ok(Box::new(oci::OciBackend::new(ctx.clone(), runtime)?))
 }
