@@ -1301,7 +1301,7 @@ mod tests {
     fn backend_names_round_trip() {
         assert_eq!(
             BackendKind::allowed_names(),
-            "process, unshare, container, vm"
+            "process, unshare, container, vm, oci"
         );
         for &k in BackendKind::ALL {
             assert_eq!(BackendKind::from_name(k.as_str()), Some(k));
