@@ -10,6 +10,7 @@ pub mod cli;
 pub mod doctor;
 pub mod host;
 pub mod image;
+pub mod measure;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -194,10 +194,46 @@ impl CgroupHost {
         })
     }
 
+    /// Every cgroup hierarchy mounted on this host (v1 ones of any controller or name, and
+    /// cgroup2): OCI runtimes create an instance's cgroup in all of them.
+    pub fn all_roots() -> Vec<PathBuf> {
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut v: Vec<PathBuf> = Vec::new();
+        for line in text.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fstype = right.split(' ').next().unwrap_or("");
+            if let (true, Some(mp)) = (
+                fstype == "cgroup" || fstype == "cgroup2",
+                left.split(' ').nth(4),
+            ) {
+                let p = PathBuf::from(unescape(mp));
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    }
+
+    /// Removes `isobench/<run_id>` from every hierarchy (killing what is inside), then the
+    /// `isobench` dirs that are left empty.
+    pub fn remove_run_everywhere(run_id: &str) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for root in Self::all_roots() {
+            if let Err(e) = remove_tree(&root.join(TOP).join(run_id), Duration::from_secs(5)) {
+                first_err.get_or_insert(e);
+            }
+            let _ = std::fs::remove_dir(root.join(TOP));
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     /// Every `isobench/<run-id>` directory on this host, across hierarchies: what `clean` sees.
     pub fn run_dirs(&self) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
-        for root in self.roots() {
+        for root in Self::all_roots() {
             if let Ok(rd) = std::fs::read_dir(root.join(TOP)) {
                 for e in rd.flatten() {
                     if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -211,7 +247,7 @@ impl CgroupHost {
 
     /// Removes `isobench/` in each hierarchy if it is empty; a busy one belongs to another run.
     pub fn remove_top_if_empty(&self) {
-        for root in self.roots() {
+        for root in Self::all_roots() {
             let _ = std::fs::remove_dir(root.join(TOP));
         }
     }
@@ -283,6 +319,23 @@ impl RunCgroups {
         }
         self.host.remove_top_if_empty();
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl InstanceCgroup {
+    /// The cgroup `isobench/<run_id>/<name>` that someone else made (an OCI runtime), in the
+    /// hierarchies isobench reads (memory, cpu, cpuacct, pids). Not removed by isobench's own
+    /// teardown calls unless asked: its maker removes it.
+    pub fn existing(host: &CgroupHost, run_id: &str, name: &str) -> InstanceCgroup {
+        InstanceCgroup {
+            mode: host.mode,
+            dirs: host
+                .roots()
+                .iter()
+                .map(|r| r.join(TOP).join(run_id).join(name))
+                .collect(),
+            v1: host.v1.clone(),
+        }
     }
 }
 
