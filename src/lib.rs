@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod batch;
 pub mod clean;
 pub mod cli;
 pub mod doctor;

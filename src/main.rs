@@ -88,6 +88,20 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
                 "{}",
                 isobench::report::table::render_summary(&outcome.summary)
             );
+            if outcome
+                .summary
+                .iter()
+                .any(|r| r.pss_kib_mean.is_some() || r.idle_cpu_ms_per_s_mean.is_some())
+            {
+                println!(
+                    "{}",
+                    isobench::report::table::render_costs(&outcome.summary)
+                );
+            }
+            print!(
+                "{}",
+                isobench::report::table::render_ratios(&outcome.summary)
+            );
             println!("results: {}", outcome.run_dir.display());
             if let Some(kib) = outcome.harness_peak_rss_kib {
                 println!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);

@@ -32,6 +32,52 @@ pub struct Sample {
     pub guest_mem_used_kib: Option<u64>,
     pub guest_kernel_kib: Option<u64>,
     pub guest_kthreads: Option<u32>,
+    pub pss_kib: Option<u64>,
+    pub uss_kib: Option<u64>,
+    pub rss_kib: Option<u64>,
+    pub cgroup_mem_kib: Option<u64>,
+    pub host_avail_kib: Option<f64>,
+    pub host_slab_kib: Option<f64>,
+    pub host_anon_kib: Option<f64>,
+    pub vmm_overhead_kib: Option<u64>,
+    pub disk_private_kib: Option<u64>,
+    pub disk_shared_kib: Option<u64>,
+    pub disk_full_copy_kib: Option<u64>,
+    pub idle_cpu_ms_per_s: Option<f64>,
+}
+
+/// One row of `kernel.csv`: kernel-level redundancy of one batch (backend, N, repetition).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelRow {
+    pub run_id: String,
+    pub backend: String,
+    pub accel: String,
+    pub n: u32,
+    pub rep: u32,
+    pub distinct_kernels: u32,
+    pub host_kthreads_before: u32,
+    pub host_kthreads_with: u32,
+    pub guest_kthreads_total: Option<u64>,
+    pub host_kernel_kib_delta: Option<i64>,
+    pub guest_kernel_kib_total: Option<u64>,
+    pub kernel_kib_per_kernel: Option<f64>,
+    pub ksm_pages_sharing: Option<u64>,
+    pub ksm_shared_kib: Option<u64>,
+    pub ksm_settled: Option<bool>,
+    pub pss_kib_sum: Option<u64>,
+    pub host_avail_kib_delta: Option<i64>,
+    pub measure_ms: Option<f64>,
+}
+
+/// One row of `until.csv`: how far an open-ended density sweep got, and why it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UntilRow {
+    pub run_id: String,
+    pub backend: String,
+    pub accel: String,
+    pub n_reached: u32,
+    pub stop_reason: String,
+    pub mem_available_kib_at_stop: u64,
 }
 
 /// One row of `summary.csv`: the samples of one backend (and accelerator) at one N, over all
@@ -54,6 +100,16 @@ pub struct SummaryRow {
     pub teardown_ms_p50: Option<f64>,
     /// Wall time from the first launch of the batch until all N were ready (mean over reps).
     pub batch_ready_ms_mean: Option<f64>,
+    pub pss_kib_mean: Option<f64>,
+    pub uss_kib_mean: Option<f64>,
+    pub rss_kib_mean: Option<f64>,
+    pub cgroup_mem_kib_mean: Option<f64>,
+    pub host_avail_kib_mean: Option<f64>,
+    pub vmm_overhead_kib_mean: Option<f64>,
+    pub guest_kernel_kib_mean: Option<f64>,
+    pub disk_private_kib_mean: Option<f64>,
+    pub disk_shared_kib: Option<f64>,
+    pub idle_cpu_ms_per_s_mean: Option<f64>,
 }
 
 /// Definition and unit of every figure isobench writes: `(column, unit, definition)`.
@@ -113,6 +169,106 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "guest_kthreads",
         "count",
         "vm only: kernel threads (PF_KTHREAD) running in the guest at ready",
+    ),
+    (
+        "pss_kib",
+        "KiB",
+        "sum of Pss over every host process of the instance (container, oci: its cgroup's processes; vm: the qemu process; process: the process and its children), from /proc/PID/smaps_rollup, after the workload ran",
+    ),
+    (
+        "uss_kib",
+        "KiB",
+        "sum of Private_Clean + Private_Dirty over the same processes: memory only this instance uses",
+    ),
+    (
+        "rss_kib",
+        "KiB",
+        "sum of Rss over the same processes: shared pages counted in full",
+    ),
+    (
+        "cgroup_mem_kib",
+        "KiB",
+        "memory charged to the instance's own cgroup (v2 memory.current, v1 memory.usage_in_bytes), kernel memory charged there included; empty for backends without one",
+    ),
+    (
+        "host_avail_kib",
+        "KiB",
+        "the host's MemAvailable decrease for the whole batch of N, divided by N; each reading taken after dropping caches and waiting until MemAvailable moves by less than 1 MiB in 100 ms (the method gVisor and Kata use)",
+    ),
+    (
+        "host_slab_kib",
+        "KiB",
+        "the host's Slab increase for the batch, divided by N (same readings)",
+    ),
+    (
+        "host_anon_kib",
+        "KiB",
+        "the host's AnonPages increase for the batch, divided by N (same readings)",
+    ),
+    (
+        "vmm_overhead_kib",
+        "KiB",
+        "vm only: qemu's private memory (uss_kib) minus the resident part of the mapping that backs guest RAM",
+    ),
+    (
+        "disk_private_kib",
+        "KiB",
+        "allocated bytes of the instance's private copy-on-write layer (overlay upper dir, qcow2 overlay) after the workload ran",
+    ),
+    (
+        "disk_shared_kib",
+        "KiB",
+        "allocated bytes of what every instance of the backend shares (image and agent layers, or the VM base disk): counted once per run",
+    ),
+    (
+        "disk_full_copy_kib",
+        "KiB",
+        "apparent size of the instance's root filesystem: what a full copy per instance would cost",
+    ),
+    (
+        "idle_cpu_ms_per_s",
+        "ms/s",
+        "host CPU time the instance used per second of an idle window after the workload ran (its cgroup's CPU accounting; qemu's or the process's utime + stime where there is no cgroup)",
+    ),
+    (
+        "distinct_kernels",
+        "count",
+        "kernel.csv: distinct boot_ids across the host and the batch's instances (1 for containers: they share the host's)",
+    ),
+    (
+        "host_kthreads_before",
+        "count",
+        "kernel.csv: kernel threads (PF_KTHREAD) on the host before the batch; host_kthreads_with: with the batch alive",
+    ),
+    (
+        "guest_kthreads_total",
+        "count",
+        "kernel.csv: kernel threads summed over every guest of the batch",
+    ),
+    (
+        "host_kernel_kib_delta",
+        "KiB",
+        "kernel.csv: the host's Slab + KernelStack + PageTables increase for the batch (same readings as host_avail_kib)",
+    ),
+    (
+        "guest_kernel_kib_total",
+        "KiB",
+        "kernel.csv: Slab + KernelStack + PageTables summed over every guest kernel of the batch",
+    ),
+    (
+        "kernel_kib_per_kernel",
+        "KiB",
+        "kernel.csv: kernel memory per running kernel: guest kernel memory per VM, or the host's kernel-memory increase per instance for backends that share the host kernel",
+    ),
+    (
+        "ksm_shared_kib",
+        "KiB",
+        "kernel.csv, with `ksm = true`: KSM's pages_sharing x page size once it settled (pages_shared changed by at most 5% between two full scans) or at the timeout (ksm_settled = false): memory of the batch found identical",
+    ),
+    (
+        "measure_ms",
+        "ms",
+        "kernel.csv: how long sampling the memory views of the batch's N instances took (smaps_rollup and cgroup reads)",
     ),
     (
         "batch_ready_ms",

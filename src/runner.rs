@@ -3,14 +3,14 @@
 //! to the results as soon as its batch is over. Everything of the run is removed at its end,
 //! on error and on interruption alike.
 
-use crate::backend::{self, Backend, Instance, LaunchError, PrepareError, RunContext};
+use crate::backend::{self, Backend, PrepareError, RunContext};
+use crate::batch;
 use crate::host::cgroup::CgroupHost;
 use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
-use crate::record::{Sample, SummaryRow};
-use crate::report::csv::{ExportError, SampleSink, write_summary};
+use crate::record::{KernelRow, Sample, SummaryRow, UntilRow};
+use crate::report::csv::{CsvSink, ExportError, SampleSink, write_summary};
 use crate::report::summary::summarize;
-use crate::scenario::{BackendKind, Scenario, Workload};
-use rayon::prelude::*;
+use crate::scenario::{BackendKind, Scenario};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,6 +186,9 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         cache_dir: opts.cache_dir.clone(),
     };
     let mut state = RunState {
+        kernel: CsvSink::create(&run_dir.join("kernel.csv"))?,
+        kernel_rows: Vec::new(),
+        until: CsvSink::create(&run_dir.join("until.csv"))?,
         accel: Vec::new(),
         samples: Vec::new(),
         batch_ready: Vec::new(),
@@ -261,6 +264,9 @@ fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), RunError> {
 }
 
 struct RunState {
+    kernel: CsvSink<KernelRow>,
+    kernel_rows: Vec<KernelRow>,
+    until: CsvSink<UntilRow>,
     /// (backend, accelerator, why): how each backend ran, for meta.json.
     accel: Vec<(String, String, String)>,
     samples: Vec<Sample>,
@@ -270,9 +276,11 @@ struct RunState {
 }
 
 impl RunState {
-    fn push(&mut self, rows: Vec<Sample>) -> Result<(), RunError> {
-        self.sink.append(&rows)?;
-        self.samples.extend(rows);
+    fn push(&mut self, out: batch::BatchOutcome) -> Result<(), RunError> {
+        self.sink.append(&out.rows)?;
+        self.kernel.append(std::slice::from_ref(&out.kernel))?;
+        self.kernel_rows.push(out.kernel);
+        self.samples.extend(out.rows);
         // summary.csv follows the samples, so an interrupted run has one too.
         write_summary(
             &self.run_dir.join("summary.csv"),
@@ -363,22 +371,32 @@ fn run_backend(
             Err(e) => eprintln!("warning: warmup of {name} failed: {e}"),
         }
     }
+    if let Some(cfg) = &s.until {
+        let bar = progress_bar(opts.progress, cfg.max as u64, &format!("{name} until"));
+        let (out, row) = batch::until(ctx, backend, pool, cfg, &bar);
+        bar.finish_and_clear();
+        if opts.progress {
+            report_batch(&out, row.n_reached, 0, None);
+            eprintln!(
+                "{name:>10} stopped at N={}: {}",
+                row.n_reached, row.stop_reason
+            );
+        }
+        state.until.append(&[row])?;
+        return state.push(out);
+    }
     for &n in s.counts_for(backend.kind()) {
         for rep in 0..s.repetitions {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let rows = run_batch(ctx, opts, state, backend, pool, n, rep);
-            state.push(rows)?;
+            run_batch(ctx, opts, state, backend, pool, n, rep)?;
         }
     }
     Ok(())
 }
 
-/// One launch of a batch: the instance index and what came of it.
-type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
-
-/// Launches N, waits for the workload, tears all N down, and returns one sample per launch.
+/// Runs one batch of N and reports it on stderr.
 fn run_batch(
     ctx: &RunContext,
     opts: &RunOptions,
@@ -387,135 +405,56 @@ fn run_batch(
     pool: &rayon::ThreadPool,
     n: u32,
     rep: u32,
-) -> Vec<Sample> {
-    let s = &ctx.scenario;
+) -> Result<(), RunError> {
     let label = backend.label();
-    let name = label.as_str();
-    let bar = progress_bar(opts.progress, n as u64, &format!("{name} N={n} rep {rep}"));
+    let bar = progress_bar(opts.progress, n as u64, &format!("{label} N={n} rep {rep}"));
+    let base = batch::baseline(ctx);
     let start = Instant::now();
-    let launched: Vec<Launched> = pool.install(|| {
-        (0..n)
-            .into_par_iter()
-            .filter_map(|i| {
-                if ctx.cancel.load(Ordering::Relaxed) {
-                    return None;
-                }
-                let r = backend.launch(&format!("{name}-n{n}-r{rep}-i{i}"));
-                bar.inc(1);
-                Some((i, r))
-            })
-            .collect()
-    });
+    let launched = batch::launch(ctx, backend, pool, (n, rep), 0..n, &bar);
     let all_ready = start.elapsed();
     bar.finish_and_clear();
-    let ok = launched.iter().filter(|(_, r)| r.is_ok()).count() as u32;
-    if ok == n {
+    let all_ok = launched.len() as u32 == n && launched.iter().all(|(_, r)| r.is_ok());
+    let out = batch::measure_and_teardown(ctx, backend, pool, launched, n, rep, &base);
+    if all_ok {
         state.batch_ready.push((
-            name.to_string(),
+            label.clone(),
             backend.accel().to_string(),
             n,
             all_ready.as_secs_f64() * 1e3,
         ));
     }
-
-    // Every instance is alive here; the workload may still be working (memory, disk).
-    let deadline = Instant::now() + Duration::from_secs_f64(s.ready_timeout_s);
-    let mut done_errors = vec![None; launched.len()];
-    let mut launched = launched;
-    if s.workload != Workload::Idle {
-        let errs: Vec<Option<String>> = pool.install(|| {
-            launched
-                .par_iter_mut()
-                .map(|(_, r)| match r {
-                    Ok(inst) => inst
-                        .wait_done(deadline, &ctx.cancel)
-                        .err()
-                        .map(|e| format!("workload: {e}")),
-                    Err(_) => None,
-                })
-                .collect()
-        });
-        done_errors = errs;
-    }
-
-    let rows: Vec<Sample> = pool.install(|| {
-        launched
-            .into_par_iter()
-            .zip(done_errors.into_par_iter())
-            .map(|((i, r), done_err)| {
-                let mut row = Sample {
-                    run_id: ctx.run_id.clone(),
-                    scenario: s.name.clone(),
-                    backend: name.to_string(),
-                    accel: backend.accel().to_string(),
-                    n,
-                    rep,
-                    instance: i,
-                    ..Sample::default()
-                };
-                match r {
-                    Err(e) => row.error = e.what,
-                    Ok(inst) => {
-                        let st = inst.startup().clone();
-                        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-                        row.ok = done_err.is_none();
-                        row.error = done_err.unwrap_or_default();
-                        row.startup_ms = Some(ms(st.startup));
-                        row.spawn_ms = st.spawn.map(ms);
-                        row.first_output_ms = st.first_output.map(ms);
-                        row.setup_ms = st.setup.map(ms);
-                        row.exec_ms = st.exec.map(ms);
-                        row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
-                        row.kernel_release = st.facts.kernel_release.clone();
-                        row.boot_id = st.facts.boot_id.clone();
-                        row.hostname = st.facts.hostname.clone();
-                        row.pid = Some(inst.pid());
-                        if backend.kind() == BackendKind::Vm {
-                            let f = &st.facts;
-                            row.guest_mem_total_kib = f.mem_total_kib;
-                            row.guest_mem_used_kib = f
-                                .mem_total_kib
-                                .zip(f.mem_available_kib)
-                                .map(|(t, a)| t.saturating_sub(a));
-                            row.guest_kernel_kib = f.kernel_kib();
-                            row.guest_kthreads = f.kthreads;
-                        }
-                        match inst.teardown() {
-                            Ok(d) => row.teardown_ms = Some(ms(d)),
-                            Err(e) => {
-                                row.error = if row.error.is_empty() {
-                                    e
-                                } else {
-                                    format!("{}; {e}", row.error)
-                                }
-                            }
-                        }
-                    }
-                }
-                row
-            })
-            .collect()
-    });
-    let failed = rows.iter().filter(|r| !r.ok).count();
     if opts.progress {
-        eprintln!(
-            "{name:>10} N={n:<5} rep {rep}: {}/{n} ready, all ready in {:.1} ms{}",
-            rows.len() - failed,
-            all_ready.as_secs_f64() * 1e3,
-            if failed > 0 {
-                format!(
-                    " ({failed} failed: {})",
-                    rows.iter()
-                        .find(|r| !r.ok)
-                        .map(|r| r.error.as_str())
-                        .unwrap_or("")
-                )
-            } else {
-                String::new()
-            }
-        );
+        report_batch(&out, n, rep, Some(all_ready));
     }
-    rows
+    state.push(out)
+}
+
+/// The batch's line on stderr, with the cross-check of two memory views: summed PSS against
+/// the host's MemAvailable decrease, so a reader sees what one view misses.
+fn report_batch(out: &batch::BatchOutcome, n: u32, rep: u32, all_ready: Option<Duration>) {
+    let k = &out.kernel;
+    let failed: Vec<&Sample> = out.rows.iter().filter(|r| !r.ok).collect();
+    let ok = out.rows.len() - failed.len();
+    let mut line = format!("{:>10} N={n:<5} rep {rep}: {ok}/{n} ready", k.backend);
+    if let Some(d) = all_ready {
+        line.push_str(&format!(", all ready in {:.1} ms", d.as_secs_f64() * 1e3));
+    }
+    if let (Some(pss), Some(avail)) = (k.pss_kib_sum, k.host_avail_kib_delta) {
+        let ratio = if avail > 0 {
+            format!("{:.2}", pss as f64 / avail as f64)
+        } else {
+            "-".into()
+        };
+        line.push_str(&format!(
+            "; PSS {:.1} MiB vs MemAvailable -{:.1} MiB (ratio {ratio})",
+            pss as f64 / 1024.0,
+            avail as f64 / 1024.0
+        ));
+    }
+    if let Some(f) = failed.first() {
+        line.push_str(&format!(" ({} failed: {})", failed.len(), f.error));
+    }
+    eprintln!("{line}");
 }
 
 fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {

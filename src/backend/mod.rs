@@ -102,6 +102,11 @@ pub trait Backend: Send + Sync {
     /// Launches one instance and returns once its agent is ready. On error nothing of the
     /// instance is left behind.
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError>;
+    /// What every instance shares on disk, counted once per run: (allocated KiB, apparent
+    /// KiB = what a full copy per instance would cost). None where nothing is shared.
+    fn shared_disk(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// Removes what the backend shared between instances (image layers, run cgroups).
     fn finish(&self) -> Result<(), String> {
         Ok(())

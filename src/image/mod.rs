@@ -97,6 +97,16 @@ impl Layers {
         Ok(Layers { agent, image })
     }
 
+    /// (allocated KiB, apparent KiB) of both layers: what all instances share, and what a
+    /// full copy of the root filesystem per instance would cost.
+    pub fn disk_usage(&self) -> (u64, u64) {
+        use crate::measure::disk::{allocated_kib, apparent_kib};
+        (
+            allocated_kib(&self.agent) + allocated_kib(&self.image),
+            apparent_kib(&self.agent) + apparent_kib(&self.image),
+        )
+    }
+
     /// The overlayfs `lowerdir=` value.
     pub fn lowerdir(&self) -> String {
         format!("{}:{}", self.agent.display(), self.image.display())

@@ -37,17 +37,45 @@ pub enum ExportError {
     Read { path: PathBuf, source: csv::Error },
 }
 
-/// Appends samples to samples.csv as they are measured: header once, then rows; flushes to the
-/// OS (no fsync) after every append so that an interrupted run keeps every row.
-pub struct SampleSink {
-    path: PathBuf,
-    writer: csv::Writer<File>,
+/// A row type of an appended CSV file, with how it is rounded for writing.
+pub trait CsvRow: Serialize + Default + Clone {
+    fn rounded(&self) -> Self {
+        self.clone()
+    }
 }
 
-impl SampleSink {
+impl CsvRow for Sample {
+    fn rounded(&self) -> Self {
+        rounded_sample(self)
+    }
+}
+
+impl CsvRow for crate::record::KernelRow {
+    fn rounded(&self) -> Self {
+        let mut r = self.clone();
+        r.kernel_kib_per_kernel = round3(r.kernel_kib_per_kernel);
+        r.measure_ms = round3(r.measure_ms);
+        r
+    }
+}
+
+impl CsvRow for crate::record::UntilRow {}
+
+/// samples.csv.
+pub type SampleSink = CsvSink<Sample>;
+
+/// Appends rows to a CSV file as they are measured: header once, then rows; flushes to the
+/// OS (no fsync) after every append so that an interrupted run keeps every row.
+pub struct CsvSink<T> {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+    _row: std::marker::PhantomData<T>,
+}
+
+impl<T: CsvRow> CsvSink<T> {
     /// Creates or truncates `path` and writes the header immediately, so that even a run that
     /// measures nothing leaves a well-formed file.
-    pub fn create(path: &Path) -> Result<SampleSink, ExportError> {
+    pub fn create(path: &Path) -> Result<CsvSink<T>, ExportError> {
         let write_err = |source| ExportError::Write {
             path: path.to_path_buf(),
             source,
@@ -62,25 +90,24 @@ impl SampleSink {
             .has_headers(false)
             .from_writer(file);
         writer
-            .write_record(&header_of::<Sample>().map_err(write_err)?)
+            .write_record(&header_of::<T>().map_err(write_err)?)
             .map_err(write_err)?;
         writer.flush().map_err(|e| write_err(csv::Error::from(e)))?;
-        Ok(SampleSink {
+        Ok(CsvSink {
             path: path.to_path_buf(),
             writer,
+            _row: std::marker::PhantomData,
         })
     }
 
     /// Appends `rows` and flushes them to the OS.
-    pub fn append(&mut self, rows: &[Sample]) -> Result<(), ExportError> {
+    pub fn append(&mut self, rows: &[T]) -> Result<(), ExportError> {
         let write_err = |source| ExportError::Write {
             path: self.path.clone(),
             source,
         };
         for row in rows {
-            self.writer
-                .serialize(rounded_sample(row))
-                .map_err(write_err)?;
+            self.writer.serialize(row.rounded()).map_err(write_err)?;
         }
         self.writer
             .flush()
@@ -140,6 +167,10 @@ fn rounded_sample(s: &Sample) -> Sample {
         teardown_ms: round3(s.teardown_ms),
         spawn_ms: round3(s.spawn_ms),
         first_output_ms: round3(s.first_output_ms),
+        host_avail_kib: round3(s.host_avail_kib),
+        host_slab_kib: round3(s.host_slab_kib),
+        host_anon_kib: round3(s.host_anon_kib),
+        idle_cpu_ms_per_s: round3(s.idle_cpu_ms_per_s),
         setup_ms: round3(s.setup_ms),
         exec_ms: round3(s.exec_ms),
         ..s.clone()
@@ -158,6 +189,16 @@ fn rounded_summary(r: &SummaryRow) -> SummaryRow {
         teardown_ms_mean: round3(r.teardown_ms_mean),
         teardown_ms_p50: round3(r.teardown_ms_p50),
         batch_ready_ms_mean: round3(r.batch_ready_ms_mean),
+        pss_kib_mean: round3(r.pss_kib_mean),
+        uss_kib_mean: round3(r.uss_kib_mean),
+        rss_kib_mean: round3(r.rss_kib_mean),
+        cgroup_mem_kib_mean: round3(r.cgroup_mem_kib_mean),
+        host_avail_kib_mean: round3(r.host_avail_kib_mean),
+        vmm_overhead_kib_mean: round3(r.vmm_overhead_kib_mean),
+        guest_kernel_kib_mean: round3(r.guest_kernel_kib_mean),
+        disk_private_kib_mean: round3(r.disk_private_kib_mean),
+        disk_shared_kib: round3(r.disk_shared_kib),
+        idle_cpu_ms_per_s_mean: round3(r.idle_cpu_ms_per_s_mean),
         ..r.clone()
     }
 }
@@ -259,7 +300,10 @@ mod tests {
         assert_eq!(sink.path(), path);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("run_id,scenario,backend,accel,n,rep,instance,ok,error,"));
-        assert!(text.trim_end().ends_with("guest_kernel_kib,guest_kthreads"));
+        assert!(
+            text.trim_end()
+                .ends_with("disk_full_copy_kib,idle_cpu_ms_per_s")
+        );
         assert_eq!(text.lines().count(), 1);
         assert!(read_samples(&path).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -308,7 +352,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1);
         assert!(text.starts_with("backend,accel,n,count,ok,startup_ms_mean,"));
-        assert!(text.trim_end().ends_with(",batch_ready_ms_mean"));
+        assert!(text.trim_end().ends_with(",idle_cpu_ms_per_s_mean"));
 
         let row = SummaryRow {
             backend: "runc".into(),
@@ -324,7 +368,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1], "runc,none,1,3,3,10.0,0.667,,,,,,,,");
+        assert_eq!(lines[1], "runc,none,1,3,3,10.0,0.667,,,,,,,,,,,,,,,,,,");
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(names.len(), 1);

@@ -66,9 +66,26 @@ pub fn summarize(
                 teardown_ms_mean: stats::mean(&teardown),
                 teardown_ms_p50: stats::percentile(&teardown, 50.0),
                 batch_ready_ms_mean: stats::mean(&batch),
+                pss_kib_mean: mean_of(&rows, |s| s.pss_kib.map(|v| v as f64)),
+                uss_kib_mean: mean_of(&rows, |s| s.uss_kib.map(|v| v as f64)),
+                rss_kib_mean: mean_of(&rows, |s| s.rss_kib.map(|v| v as f64)),
+                cgroup_mem_kib_mean: mean_of(&rows, |s| s.cgroup_mem_kib.map(|v| v as f64)),
+                host_avail_kib_mean: mean_of(&rows, |s| s.host_avail_kib),
+                vmm_overhead_kib_mean: mean_of(&rows, |s| s.vmm_overhead_kib.map(|v| v as f64)),
+                guest_kernel_kib_mean: mean_of(&rows, |s| s.guest_kernel_kib.map(|v| v as f64)),
+                disk_private_kib_mean: mean_of(&rows, |s| s.disk_private_kib.map(|v| v as f64)),
+                disk_shared_kib: mean_of(&rows, |s| s.disk_shared_kib.map(|v| v as f64)),
+                idle_cpu_ms_per_s_mean: mean_of(&rows, |s| s.idle_cpu_ms_per_s),
             }
         })
         .collect()
+}
+
+/// Mean of one per-instance figure over the rows that have it (the `ok` rows: a failed
+/// instance was not measured).
+fn mean_of(rows: &[&Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rows.iter().filter(|s| s.ok).filter_map(|s| f(s)).collect();
+    stats::mean(&v)
 }
 
 /// Counts beyond u32::MAX samples cannot happen in practice; saturating keeps the conversion

@@ -25,32 +25,41 @@ const GAP: &str = "  ";
 /// (ms), all-ready (ms). Plain text aligned with spaces, a header line and a rule; "-" for
 /// missing values. Every line, the rule included, has the same width in characters.
 pub fn render_summary(rows: &[SummaryRow]) -> String {
-    let cells: Vec<[String; 10]> = rows.iter().map(row_cells).collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| row_cells(r).to_vec()).collect();
+    render(&HEADER, &RIGHT_ALIGNED, &cells)
+}
+
+/// Aligned plain text: a header line, a rule, then one line per row.
+fn render(header: &[&str], right: &[bool], cells: &[Vec<String>]) -> String {
     // Widths count chars, not bytes: "±" is two bytes, and `format!` pads by chars.
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for row in &cells {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in cells {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-
     let mut out = String::new();
-    push_line(&mut out, &HEADER.map(String::from), &widths);
-    let rule = widths.map(|w| "-".repeat(w));
-    push_line(&mut out, &rule, &widths);
-    for row in &cells {
-        push_line(&mut out, row, &widths);
+    push_line(
+        &mut out,
+        &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        &widths,
+        right,
+    );
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    push_line(&mut out, &rule, &widths, right);
+    for row in cells {
+        push_line(&mut out, row, &widths, right);
     }
     out
 }
 
-fn push_line(out: &mut String, cells: &[String; 10], widths: &[usize; 10]) {
+fn push_line(out: &mut String, cells: &[String], widths: &[usize], right: &[bool]) {
     let mut line = String::new();
     for (i, (cell, &w)) in cells.iter().zip(widths).enumerate() {
         if i > 0 {
             line.push_str(GAP);
         }
-        if RIGHT_ALIGNED[i] {
+        if right[i] {
             line.push_str(&format!("{cell:>w$}"));
         } else {
             line.push_str(&format!("{cell:<w$}"));
@@ -58,6 +67,100 @@ fn push_line(out: &mut String, cells: &[String; 10], widths: &[usize; 10]) {
     }
     out.push_str(&line);
     out.push('\n');
+}
+
+const COST_HEADER: [&str; 12] = [
+    "backend",
+    "accel",
+    "N",
+    "PSS (MiB)",
+    "USS (MiB)",
+    "cgroup (MiB)",
+    "host (MiB)",
+    "guest kernel (MiB)",
+    "VMM (MiB)",
+    "disk private (MiB)",
+    "disk shared (MiB)",
+    "idle CPU (ms/s)",
+];
+
+/// What each instance costs, per backend and N (means over the ok instances; memory views
+/// and disk in MiB per instance, the shared disk once per run): the second table of a run.
+pub fn render_costs(rows: &[SummaryRow]) -> String {
+    let mib = |x: Option<f64>| opt(x.map(|k| k / 1024.0));
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.backend.clone(),
+                r.accel.clone(),
+                r.n.to_string(),
+                mib(r.pss_kib_mean),
+                mib(r.uss_kib_mean),
+                mib(r.cgroup_mem_kib_mean),
+                mib(r.host_avail_kib_mean),
+                mib(r.guest_kernel_kib_mean),
+                mib(r.vmm_overhead_kib_mean),
+                mib(r.disk_private_kib_mean),
+                mib(r.disk_shared_kib),
+                opt(r.idle_cpu_ms_per_s_mean),
+            ]
+        })
+        .collect();
+    let mut right = [true; 12];
+    right[0] = false;
+    right[1] = false;
+    render(&COST_HEADER, &right, &cells)
+}
+
+/// VM-to-container ratios at the largest N both backends measured: how many times more a VM
+/// costs than a container under each definition. Empty when the run lacks either backend.
+pub fn render_ratios(rows: &[SummaryRow]) -> String {
+    let at = |b: &str, n: u32| rows.iter().find(|r| r.backend == b && r.n == n);
+    let Some(n) = rows
+        .iter()
+        .filter(|r| r.backend == "vm" && at("container", r.n).is_some())
+        .map(|r| r.n)
+        .max()
+    else {
+        return String::new();
+    };
+    let (Some(vm), Some(ct)) = (at("vm", n), at("container", n)) else {
+        return String::new();
+    };
+    let ratio = |v: Option<f64>, c: Option<f64>| match (v, c) {
+        (Some(v), Some(c)) if c > 0.0 => format!("{}x", num(v / c)),
+        _ => "-".into(),
+    };
+    let figures = [
+        ("start-up p50", vm.startup_ms_p50, ct.startup_ms_p50),
+        ("PSS", vm.pss_kib_mean, ct.pss_kib_mean),
+        (
+            "host MemAvailable",
+            vm.host_avail_kib_mean,
+            ct.host_avail_kib_mean,
+        ),
+        ("cgroup", vm.cgroup_mem_kib_mean, ct.cgroup_mem_kib_mean),
+        (
+            "disk private",
+            vm.disk_private_kib_mean,
+            ct.disk_private_kib_mean,
+        ),
+        (
+            "idle CPU",
+            vm.idle_cpu_ms_per_s_mean,
+            ct.idle_cpu_ms_per_s_mean,
+        ),
+    ];
+    let parts: Vec<String> = figures
+        .iter()
+        .map(|(name, v, c)| format!("{name} {}", ratio(*v, *c)))
+        .collect();
+    format!(
+        "vm / container at N={n} ({}): {}\n",
+        vm.accel,
+        parts.join(", ")
+    )
 }
 
 fn row_cells(r: &SummaryRow) -> [String; 10] {
@@ -103,6 +206,43 @@ fn num(x: f64) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn costs_and_ratios_compare_vm_with_container_at_a_shared_n() {
+        let ct = SummaryRow {
+            backend: "container".into(),
+            accel: "none".into(),
+            n: 2,
+            startup_ms_p50: Some(4.0),
+            pss_kib_mean: Some(512.0),
+            host_avail_kib_mean: Some(2048.0),
+            ..SummaryRow::default()
+        };
+        let vm = SummaryRow {
+            backend: "vm".into(),
+            accel: "tcg".into(),
+            n: 2,
+            startup_ms_p50: Some(4000.0),
+            pss_kib_mean: Some(204800.0),
+            host_avail_kib_mean: Some(204800.0),
+            ..SummaryRow::default()
+        };
+        let costs = render_costs(&[ct.clone(), vm.clone()]);
+        assert!(
+            costs.contains("200.00") && costs.contains("0.50"),
+            "{costs}"
+        );
+        let r = render_ratios(&[ct.clone(), vm]);
+        assert!(r.starts_with("vm / container at N=2 (tcg):"), "{r}");
+        assert!(
+            r.contains("start-up p50 1000.0x")
+                && r.contains("PSS 400.0x")
+                && r.contains("host MemAvailable 100.0x")
+                && r.contains("idle CPU -"),
+            "{r}"
+        );
+        assert_eq!(render_ratios(&[ct]), "", "no vm, no ratio");
+    }
+
     fn rows() -> Vec<SummaryRow> {
         vec![
             SummaryRow {
@@ -121,6 +261,7 @@ mod tests {
                 teardown_ms_mean: Some(2.0),
                 teardown_ms_p50: Some(1.75),
                 batch_ready_ms_mean: None,
+                ..SummaryRow::default()
             },
             SummaryRow {
                 backend: "qemu-microvm".into(),

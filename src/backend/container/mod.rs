@@ -180,6 +180,10 @@ impl Backend for ContainerBackend {
         BackendKind::Container
     }
 
+    fn shared_disk(&self) -> Option<(u64, u64)> {
+        self.layers.as_ref().map(|l| l.disk_usage())
+    }
+
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
         let lerr = |what: String| LaunchError::new(name, what);
         let dir = self.instances_dir.join(name);

@@ -199,6 +199,13 @@ impl Backend for VmBackend {
     fn accel(&self) -> &str {
         self.accel.as_str()
     }
+    fn shared_disk(&self) -> Option<(u64, u64)> {
+        let b = &self.boot.base;
+        Some((
+            crate::measure::disk::allocated_kib(b),
+            crate::measure::disk::apparent_kib(b),
+        ))
+    }
     fn accel_reason(&self) -> Option<String> {
         Some(self.accel_reason.clone())
     }
