@@ -128,14 +128,16 @@ pub fn measure_and_teardown(
         }
     }
 
-    // KSM merges while the batch is alive; the guard restores the host's settings on drop.
+    // KSM merges while the batch is alive. The guard restores the host's settings on drop,
+    // which unmerges the pages: it lives until the memory views below have been read, so
+    // they show what merging saved.
     let mut ksm = None;
+    let mut ksm_guard = None;
     if m.ksm && backend.kind() == BackendKind::Vm && !ctx.cancel.load(Ordering::Relaxed) {
         match measure::ksm::KsmGuard::enable() {
             Ok(g) => {
-                let reading = g.wait_settled(Duration::from_secs_f64(m.ksm_timeout_s), &ctx.cancel);
-                ksm = Some(reading);
-                drop(g);
+                ksm = Some(g.wait_settled(Duration::from_secs_f64(m.ksm_timeout_s), &ctx.cancel));
+                ksm_guard = Some(g);
             }
             Err(e) => eprintln!("isobench: ksm: {e}; identical pages not measured"),
         }
@@ -163,6 +165,8 @@ pub fn measure_and_teardown(
         .memory
         .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
     let kthreads_with = measure::host_kthreads();
+    // ksmd's own CPU would land in the idle window: merging ends here.
+    drop(ksm_guard);
 
     if m.idle_window_s > 0.0 && !ctx.cancel.load(Ordering::Relaxed) {
         let window = Duration::from_secs_f64(m.idle_window_s);

@@ -97,7 +97,7 @@ fn read_meminfo() -> std::collections::HashMap<String, u64> {
 /// PF_KTHREAD in /proc/PID/stat's flags field (include/linux/sched.h).
 const PF_KTHREAD: u64 = 0x0020_0000;
 
-fn count_kthreads() -> Option<u32> {
+pub fn count_kthreads() -> Option<u32> {
     let mut n = 0;
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let name = e.file_name();

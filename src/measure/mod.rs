@@ -6,3 +6,12 @@ pub mod cpu;
 pub mod disk;
 pub mod ksm;
 pub mod memory;
+
+#[cfg(test)]
+mod testutil;
+
+/// Kernel threads (PF_KTHREAD) running on the host now, as the agent counts them in a guest;
+/// 0 if /proc cannot be read.
+pub fn host_kthreads() -> u32 {
+    crate::agent::count_kthreads().unwrap_or(0)
+}

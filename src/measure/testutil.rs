@@ -1,0 +1,109 @@
+//! Child processes for the measure tests, killed and reaped on drop whatever the test did.
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// A spawned command, killed and reaped on drop.
+pub(crate) struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A forked child that maps and touches `mib` MiB of anonymous memory, then waits to be
+/// killed. Page i of the region holds i in its first word and 0x5a elsewhere, so two
+/// touchers hold identical pages, pairwise (what KSM merges), and no page is all zeros.
+pub(crate) struct Toucher {
+    pid: Pid,
+}
+
+impl Toucher {
+    /// Forks the child; `before_touch` runs in the parent while the child waits (to put it
+    /// in a cgroup before it faults its pages in). Returns once every page is touched.
+    pub(crate) fn spawn(
+        mib: usize,
+        mergeable: bool,
+        before_touch: impl FnOnce(i32) -> Result<(), String>,
+    ) -> Result<Toucher, String> {
+        // Close-on-exec, so that children other tests spawn meanwhile do not hold them open.
+        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        // SAFETY: the child only makes async-signal-safe system calls (prctl, read, mmap,
+        // madvise, write, pause, _exit) and writes to memory it mapped itself; it never
+        // allocates, locks or unwinds, so the test harness's other threads do not matter.
+        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+            ForkResult::Child => child_main(mib, mergeable, &go_r, &ready_w),
+            ForkResult::Parent { child } => {
+                let t = Toucher { pid: child };
+                drop(go_r);
+                drop(ready_w);
+                before_touch(child.as_raw())?;
+                nix::unistd::write(&go_w, b"g").map_err(|e| format!("release child: {e}"))?;
+                let mut b = [0u8; 1];
+                let mut f = std::fs::File::from(ready_r);
+                match f.read(&mut b) {
+                    Ok(1) => Ok(t),
+                    other => Err(format!("child {child} did not get ready: {other:?}")),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+}
+
+impl Drop for Toucher {
+    fn drop(&mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+fn child_main(mib: usize, mergeable: bool, go: &OwnedFd, ready: &OwnedFd) -> ! {
+    const PAGE: usize = 4096;
+    let len = mib << 20;
+    // SAFETY: plain system calls on fds this process owns and a region it maps itself; every
+    // write stays inside the `len` bytes mmap returned, and the child never returns.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        let mut b = 0u8;
+        if libc::read(go.as_raw_fd(), (&raw mut b).cast(), 1) != 1 {
+            libc::_exit(2);
+        }
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            libc::_exit(3);
+        }
+        if mergeable && libc::madvise(p, len, libc::MADV_MERGEABLE) != 0 {
+            libc::_exit(4);
+        }
+        let base = p.cast::<u8>();
+        for i in 0..len / PAGE {
+            let page = base.add(i * PAGE);
+            std::ptr::write_bytes(page, 0x5a, PAGE);
+            page.cast::<u64>().write(i as u64);
+        }
+        if libc::write(ready.as_raw_fd(), b"r".as_ptr().cast(), 1) != 1 {
+            libc::_exit(5);
+        }
+        loop {
+            libc::pause();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! What instances cost, measured on real instances: memory views against a workload that
+//! touches a known amount, and a run whose rows and kernel.csv carry every figure.
+
+mod common;
+#[path = "common/host.rs"]
+mod host;
+
+use common::*;
+use isobench::measure;
+use isobench::scenario::BackendKind;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1024;
+
+#[test]
+fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
+    if skip_unless_root() {
+        return;
+    }
+    let run = TestRun::new(
+        BackendKind::Container,
+        &scenario("workload = { touch-memory = 64 }\n[limits]\nmemory_mib = 128\n"),
+    );
+    let mut inst = run.backend().launch("touch").expect("container launches");
+    inst.wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
+        .expect("the workload touches its memory");
+    let pm = measure::memory::rollup(&inst.pids());
+    assert!(pm.pss_kib >= 64 * MIB, "PSS {} KiB < 64 MiB", pm.pss_kib);
+    assert!(pm.uss_kib >= 64 * MIB && pm.uss_kib <= pm.rss_kib, "{pm:?}");
+    let cg =
+        measure::memory::cgroup_mem_kib(inst.cgroup().unwrap()).expect("cgroup memory readable");
+    assert!(cg >= 64 * MIB, "cgroup {cg} KiB < 64 MiB");
+    assert!(cg < 128 * MIB, "cgroup {cg} KiB over the 128 MiB limit");
+    inst.teardown().unwrap();
+
+    // The floor: the same workload as a plain process shows the same 64 MiB in PSS.
+    let run = TestRun::new(
+        BackendKind::Process,
+        &scenario("workload = { touch-memory = 64 }\n"),
+    );
+    let mut p = run.backend().launch("touch-p").expect("process launches");
+    p.wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
+        .unwrap();
+    let pm = measure::memory::rollup(&p.pids());
+    assert!(pm.pss_kib >= 64 * MIB, "process PSS {} KiB", pm.pss_kib);
+    p.teardown().unwrap();
+}
+
+fn csv_rows(path: &std::path::Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            headers
+                .iter()
+                .zip(rec.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    row.get(col)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{col} is empty or missing in {row:?}"))
+}
+
+#[test]
+fn a_run_fills_every_cost_column_and_counts_kernels() {
+    if skip_unless_root() || isobench::runner::which("qemu-system-x86_64").is_none() {
+        return;
+    }
+    let _lock = host::host_lock();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("measure-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario_path = dir.join("s.toml");
+    std::fs::write(
+        &scenario_path,
+        "name = \"costs\"\nbackends = [\"process\", \"container\", \"vm\"]\ncounts = [2]\nwarmup = 0\nworkload = { write-file = 4 }\nready_timeout_s = 120\n\
+         [vm]\naccel = \"tcg\"\ncounts = [1]\n[measure]\nidle_window_s = 1\n",
+    )
+    .unwrap();
+    let (out, state) = (dir.join("out"), dir.join("state"));
+    let before = host::snapshot();
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_isobench"))
+        .arg("run")
+        .arg(&scenario_path)
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--cache-dir",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{res:?}");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        stdout.contains("PSS (MiB)") && stdout.contains("vm / container at N="),
+        "the costs table and ratios are printed:\n{stdout}"
+    );
+
+    let rows = csv_rows(&out.join("samples.csv"));
+    assert_eq!(rows.len(), 2 + 2 + 1);
+    for r in &rows {
+        let b = r["backend"].as_str();
+        for col in [
+            "pss_kib",
+            "uss_kib",
+            "rss_kib",
+            "host_avail_kib",
+            "idle_cpu_ms_per_s",
+        ] {
+            num(r, col);
+        }
+        assert!(num(r, "pss_kib") > 0.0, "{r:?}");
+        if b != "process" {
+            // write-file = 4: the private copy-on-write layer holds at least the 4 MiB written.
+            assert!(num(r, "disk_private_kib") >= 4.0 * 1024.0, "{r:?}");
+            assert!(
+                num(r, "disk_shared_kib") > 0.0 && num(r, "disk_full_copy_kib") > 0.0,
+                "{r:?}"
+            );
+        }
+        if b == "container" {
+            assert!(num(r, "cgroup_mem_kib") > 0.0, "{r:?}");
+        }
+        if b == "vm" {
+            for col in [
+                "guest_mem_total_kib",
+                "guest_mem_used_kib",
+                "guest_kernel_kib",
+                "guest_kthreads",
+                "vmm_overhead_kib",
+            ] {
+                num(r, col);
+            }
+            // An idle 128 MiB TCG guest costs the host tens of MiB at least.
+            assert!(num(r, "pss_kib") > 32.0 * 1024.0, "{r:?}");
+        }
+    }
+
+    let kernel = csv_rows(&out.join("kernel.csv"));
+    let by: HashMap<&str, &HashMap<String, String>> =
+        kernel.iter().map(|k| (k["backend"].as_str(), k)).collect();
+    assert_eq!(
+        num(by["container"], "distinct_kernels"),
+        1.0,
+        "containers share the host kernel"
+    );
+    assert_eq!(num(by["process"], "distinct_kernels"), 1.0);
+    assert_eq!(
+        num(by["vm"], "distinct_kernels"),
+        2.0,
+        "the host plus one guest kernel"
+    );
+    assert!(
+        num(by["vm"], "guest_kthreads_total") > 5.0
+            && num(by["vm"], "guest_kernel_kib_total") > 1024.0
+    );
+    assert!(num(by["vm"], "kernel_kib_per_kernel") > 1024.0);
+    for k in &kernel {
+        assert!(
+            num(k, "host_kthreads_before") > 0.0 && num(k, "measure_ms") >= 0.0,
+            "{k:?}"
+        );
+    }
+    let run_id = rows[0]["run_id"].clone();
+    host::assert_clean_since(&before, &state, &[run_id]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
