@@ -104,7 +104,7 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
     assert!(res.status.success(), "{res:?}");
     let stdout = String::from_utf8_lossy(&res.stdout);
     assert!(
-        stdout.contains("PSS (MiB)") && stdout.contains("vm / container at N="),
+        stdout.contains("PSS (MiB)") && stdout.contains("vm / container (vm N=1, container N=2)"),
         "the costs table and ratios are printed:\n{stdout}"
     );
 

@@ -113,19 +113,23 @@ pub fn render_costs(rows: &[SummaryRow]) -> String {
     render(&COST_HEADER, &right, &cells)
 }
 
-/// VM-to-container ratios at the largest N both backends measured: how many times more a VM
-/// costs than a container under each definition. Empty when the run lacks either backend.
+/// VM-to-container ratios: how many times more a VM costs than a container under each
+/// definition, at the largest N both measured, or else the VMs' largest N against the
+/// container N closest to it (both Ns named). Empty when the run lacks either backend.
 pub fn render_ratios(rows: &[SummaryRow]) -> String {
-    let at = |b: &str, n: u32| rows.iter().find(|r| r.backend == b && r.n == n);
-    let Some(n) = rows
-        .iter()
-        .filter(|r| r.backend == "vm" && at("container", r.n).is_some())
-        .map(|r| r.n)
-        .max()
-    else {
+    let Some(vm) = rows.iter().filter(|r| r.backend == "vm").max_by_key(|r| {
+        (
+            rows.iter().any(|c| c.backend == "container" && c.n == r.n),
+            r.n,
+        )
+    }) else {
         return String::new();
     };
-    let (Some(vm), Some(ct)) = (at("vm", n), at("container", n)) else {
+    let Some(ct) = rows
+        .iter()
+        .filter(|r| r.backend == "container")
+        .min_by_key(|c| (c.n.abs_diff(vm.n), c.n))
+    else {
         return String::new();
     };
     let ratio = |v: Option<f64>, c: Option<f64>| match (v, c) {
@@ -156,11 +160,12 @@ pub fn render_ratios(rows: &[SummaryRow]) -> String {
         .iter()
         .map(|(name, v, c)| format!("{name} {}", ratio(*v, *c)))
         .collect();
-    format!(
-        "vm / container at N={n} ({}): {}\n",
-        vm.accel,
-        parts.join(", ")
-    )
+    let at = if vm.n == ct.n {
+        format!("at N={}", vm.n)
+    } else {
+        format!("(vm N={}, container N={})", vm.n, ct.n)
+    };
+    format!("vm / container {at} ({}): {}\n", vm.accel, parts.join(", "))
 }
 
 fn row_cells(r: &SummaryRow) -> [String; 10] {
@@ -228,11 +233,20 @@ mod tests {
         };
         let costs = render_costs(&[ct.clone(), vm.clone()]);
         assert!(
-            costs.contains("200.00") && costs.contains("0.50"),
+            costs.contains("200.0 ") && costs.contains("0.50"),
             "{costs}"
         );
-        let r = render_ratios(&[ct.clone(), vm]);
+        let r = render_ratios(&[ct.clone(), vm.clone()]);
         assert!(r.starts_with("vm / container at N=2 (tcg):"), "{r}");
+        let other_n = SummaryRow {
+            n: 100,
+            ..ct.clone()
+        };
+        let r2 = render_ratios(&[other_n, SummaryRow { n: 1, ..vm.clone() }]);
+        assert!(
+            r2.starts_with("vm / container (vm N=1, container N=100) (tcg):"),
+            "{r2}"
+        );
         assert!(
             r.contains("start-up p50 1000.0x")
                 && r.contains("PSS 400.0x")
