@@ -1,18 +1,443 @@
-//! `oci`: the same rootfs and agent through a real OCI runtime (runc, crun). Being written.
+//! `oci`: the same rootfs and agent through a real OCI runtime (runc, crun), one backend per
+//! runtime, labelled `oci-<runtime>` in result rows.
+//!
+//! Every instance is a bundle `<state_dir>/oci-<runtime>/<name>/` (config.json written here,
+//! `upper/`, `work/`, `rootfs/`) run in the foreground with `<runtime> --root
+//! <state_dir>/oci-<runtime>/state run --bundle <bundle> <name>`, so the runtime's state of a
+//! killed run lies inside the run's state dir, which `isobench clean` removes.
+//!
+//! The root is an overlay exactly like our own containers': the run's shared read-only layers
+//! (agent, image) under a private upper/work per instance. It is never mounted in the host's
+//! mount namespace: the runtime process is spawned with a pre-exec step that unshares a mount
+//! namespace of its own, makes it private and mounts the overlay on `<bundle>/rootfs` there.
+//! The container's mount namespace is created from that one, and both vanish with their
+//! processes, whatever happens to the harness.
+//!
+//! Start-up is measured as for every backend: from just before the spawn of the runtime
+//! until the agent's `ready` line (the runtime passes its stdio through to the container).
+//! Teardown is `<runtime> kill` and the wait for the foreground runtime, which reaps its
+//! container and deletes it (cgroups, state); `delete --force` only if it did not (runc 1.1's
+//! `delete --force` polls the killed container every 100 ms, which would dominate the figure).
 
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext};
+use super::container::child;
+use super::process::{ProcessInstance, spawn_agent_with};
+use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use crate::agent::reader::AgentError;
+use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
+use crate::image::{AGENT_IN_ROOTFS, Layers};
 use crate::scenario::BackendKind;
+use serde_json::{Value, json};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// The OCI runtime-spec version of the bundles written here.
+pub const OCI_VERSION: &str = "1.0.2";
+
+/// How long teardown waits for the runtime process to exit by itself after `delete --force`
+/// (it reaps its container and removes what it made), and for a cgroup to empty.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Capability names by number (linux/capability.h), for the OCI config.
+const CAP_NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+];
+
+/// /sys paths `runc spec` masks besides the /proc ones our containers mask (they mount no
+/// /sys; OCI bundles get the read-only sysfs `runc spec` gives them).
+const MASKED_SYS_PATHS: &[&str] = &["/sys/firmware"];
+
+/// The OCI default capability set by name (child::OCI_DEFAULT_CAPS).
+pub fn default_capabilities() -> Vec<&'static str> {
+    child::OCI_DEFAULT_CAPS
+        .iter()
+        .filter_map(|&c| CAP_NAMES.get(c as usize).copied())
+        .collect()
+}
+
+/// A container id both runtimes accept: `[A-Za-z0-9_+.-]+`, not `.` or `..`.
+pub fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+}
+
+/// The instance's cgroup relative to every hierarchy root: `isobench/<run-id>/<name>`.
+fn cgroup_rel(run_id: &str, name: &str) -> PathBuf {
+    Path::new(cgroup::TOP).join(run_id).join(name)
+}
+
+/// The bundle's config.json for instance `name`: the agent as the container's process, the
+/// mounts, masks and capabilities of `runc spec`'s default (Docker's capability set, as our
+/// own containers), the scenario's namespaces and limits, and the instance's cgroup.
+pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
+    let s = &ctx.scenario;
+    let ns = s.namespaces;
+    let mut args = vec![AGENT_IN_ROOTFS.to_string(), "agent".to_string()];
+    args.extend(s.workload.agent_args());
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "HOME=/root".to_string(),
+    ];
+    env.extend(ctx.marker_env(name).iter().map(|(k, v)| format!("{k}={v}")));
+    let caps = default_capabilities();
+
+    let namespaces: Vec<Value> = [
+        (ns.pid, "pid"),
+        (ns.net, "network"),
+        (ns.ipc, "ipc"),
+        (ns.uts, "uts"),
+        (ns.mount, "mount"),
+        (ns.cgroup, "cgroup"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, t)| json!({ "type": t }))
+    .collect();
+
+    let mut resources = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
+    if let Some(mib) = s.limits.memory_mib {
+        resources["memory"] = json!({ "limit": mib << 20 });
+    }
+    if let Some(cpus) = s.limits.cpus {
+        const PERIOD_US: u64 = 100_000;
+        // The same rounding as our own containers' cgroups (host/cgroup.rs).
+        let quota = ((cpus * PERIOD_US as f64).round() as u64).max(1000);
+        resources["cpu"] = json!({ "quota": quota, "period": PERIOD_US });
+    }
+    if let Some(pids) = s.limits.pids {
+        resources["pids"] = json!({ "limit": pids });
+    }
+
+    let masked: Vec<String> = child::MASKED_PATHS
+        .iter()
+        .map(|p| format!("/{p}"))
+        .chain(MASKED_SYS_PATHS.iter().map(|p| p.to_string()))
+        .collect();
+    let readonly: Vec<String> = child::READONLY_PATHS
+        .iter()
+        .map(|p| format!("/{p}"))
+        .collect();
+
+    let mut config = json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": args,
+            "env": env,
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps,
+                "effective": caps,
+                "permitted": caps,
+            },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "noNewPrivileges": true,
+        },
+        "root": { "path": "rootfs", "readonly": false },
+        // `runc spec`'s default mounts: what people run.
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] },
+        ],
+        "linux": {
+            // Absolute: a relative path would be taken below the runtime's own cgroup (which
+            // is the harness's, not necessarily the root), where neither our readings nor
+            // `isobench clean` look.
+            "cgroupsPath": format!("/{}", cgroup_rel(&ctx.run_id, name).display()),
+            "resources": resources,
+            "namespaces": namespaces,
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+        },
+    });
+    if ns.uts {
+        config["hostname"] = json!(name);
+    }
+    config
+}
 
 pub struct OciBackend {
+    ctx: RunContext,
     runtime: String,
+    exe: PathBuf,
+    layers: Layers,
+    host: CgroupHost,
+    /// `<state_dir>/oci-<runtime>`: bundles and the runtime's state root.
+    dir: PathBuf,
+    /// `--root` of every runtime command.
+    state_root: PathBuf,
+    /// Every instance name launched, for `finish` to check their cgroups are gone.
+    names: Mutex<Vec<String>>,
+    /// How the probe went (shown in meta.json's accelerator notes).
+    probe: String,
 }
 
 impl OciBackend {
-    pub fn new(_ctx: RunContext, runtime: &str) -> Result<OciBackend, PrepareError> {
-        Err(PrepareError {
+    /// Prepares the backend for `runtime` (found on PATH) and proves it works here by
+    /// launching and tearing down one probe instance; a runtime that cannot run a container
+    /// on this host is a `PrepareError` carrying the runtime's own message.
+    pub fn new(ctx: RunContext, runtime: &str) -> Result<OciBackend, PrepareError> {
+        let err = |what: String| PrepareError {
             backend: "oci",
-            what: format!("{runtime}: not implemented yet"),
+            what: format!("{runtime}: {what}"),
+        };
+        if !crate::host::is_root() {
+            return Err(err(
+                "needs root (namespaces, mounts and cgroups): run isobench as root".into(),
+            ));
+        }
+        if !ctx.scenario.namespaces.mount {
+            return Err(err(
+                "an OCI container needs its mount namespace: set [namespaces] mount = true".into(),
+            ));
+        }
+        let exe = crate::runner::which(runtime).ok_or_else(|| {
+            err(format!(
+                "{runtime} not found on PATH: install it (scripts/setup.sh)"
+            ))
+        })?;
+        let layers = Layers::prepare(
+            &ctx.scenario.image,
+            &ctx.state_dir.join("layers"),
+            &ctx.agent_exe,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        let host = CgroupHost::detect().map_err(|e| err(e.to_string()))?;
+        let dir = ctx.state_dir.join(format!("oci-{runtime}"));
+        let state_root = dir.join("state");
+        std::fs::create_dir_all(&state_root)
+            .map_err(|e| err(format!("{}: {e}", state_root.display())))?;
+        let mut b = OciBackend {
+            ctx,
+            runtime: runtime.to_string(),
+            exe,
+            layers,
+            host,
+            dir,
+            state_root,
+            names: Mutex::new(Vec::new()),
+            probe: String::new(),
+        };
+        let timeout = b.ctx.ready_timeout();
+        match b.launch_with("probe", timeout) {
+            Ok(inst) => {
+                let ms = inst.startup().startup.as_secs_f64() * 1e3;
+                Box::new(inst).teardown().map_err(err)?;
+                b.probe = format!("a probe container was ready in {ms:.0} ms");
+                Ok(b)
+            }
+            Err(e) => {
+                let _ = b.finish();
+                Err(err(runtime_message(&e.what)))
+            }
+        }
+    }
+
+    pub fn runtime(&self) -> &str {
+        &self.runtime
+    }
+
+    /// The runtime's binary.
+    pub fn runtime_exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// `--root` of the runtime: its state of this run's containers.
+    pub fn state_root(&self) -> &Path {
+        &self.state_root
+    }
+
+    /// The bundle directory of instance `name`.
+    pub fn bundle_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn launch_with(&self, name: &str, timeout: Duration) -> Result<OciInstance, LaunchError> {
+        let lerr = |what: String| LaunchError::new(name, what);
+        if !valid_container_id(name) {
+            return Err(lerr(format!(
+                "not a valid container id (letters, digits, _ + - . only): {name:?}"
+            )));
+        }
+        let bundle = self.bundle_dir(name);
+        if bundle.exists() {
+            return Err(lerr(format!("{} exists already", bundle.display())));
+        }
+        if let Ok(mut names) = self.names.lock() {
+            names.push(name.to_string());
+        }
+        // From here on, `leftovers` removes whatever exists unless the launch succeeds.
+        let mut leftovers = Leftovers {
+            exe: self.exe.clone(),
+            state_root: self.state_root.clone(),
+            id: name.to_string(),
+            bundle: bundle.clone(),
+            cgroup_rel: cgroup_rel(&self.ctx.run_id, name),
+            pid_ns: self.ctx.scenario.namespaces.pid,
+            live: true,
+        };
+        let (upper, work, rootfs) = (
+            bundle.join("upper"),
+            bundle.join("work"),
+            bundle.join("rootfs"),
+        );
+        for d in [&upper, &work, &rootfs] {
+            std::fs::create_dir_all(d).map_err(|e| lerr(format!("{}: {e}", d.display())))?;
+        }
+        let config = bundle.join("config.json");
+        let text = serde_json::to_vec_pretty(&bundle_config(&self.ctx, name))
+            .map_err(|e| lerr(format!("config.json: {e}")))?;
+        std::fs::write(&config, text).map_err(|e| lerr(format!("{}: {e}", config.display())))?;
+
+        // Everything the pre-exec step uses is built here: it runs in the forked child of a
+        // multithreaded process, where allocating could deadlock.
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            self.layers.lowerdir(),
+            upper.display(),
+            work.display()
+        );
+        let opts = CString::new(opts).map_err(|_| lerr("overlay options contain NUL".into()))?;
+        let target = CString::new(rootfs.as_os_str().as_bytes())
+            .map_err(|_| lerr("rootfs path contains NUL".into()))?;
+        let step = move || private_overlay(&target, &opts);
+
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("--root")
+            .arg(&self.state_root)
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(name);
+        let inner = spawn_agent_with(&self.ctx, name, cmd, timeout, step).map_err(|e| {
+            if e.what.starts_with("spawning") {
+                lerr(format!(
+                    "{} (in the spawn or its pre-exec step: private mount namespace, overlay on {})",
+                    e.what,
+                    rootfs.display()
+                ))
+            } else {
+                e
+            }
+        })?;
+        let cgroup = InstanceCgroup::existing(&self.host, &self.ctx.run_id, name);
+        // The agent's host pid: right after `ready` it is the only process of the cgroup the
+        // runtime made (the runtime process itself stays in the harness's cgroup).
+        let agent_pid = cgroup.dirs().iter().flat_map(|d| cgroup::procs(d)).next();
+        let Some(agent_pid) = agent_pid else {
+            let why = format!(
+                "ready, but no process in its cgroup {} (did {} put it elsewhere?)",
+                leftovers.cgroup_rel.display(),
+                self.runtime
+            );
+            let _ = leftovers.remove(Some(inner));
+            return Err(lerr(why));
+        };
+        Ok(OciInstance {
+            startup: inner.startup().clone(),
+            inner: Some(inner),
+            agent_pid,
+            cgroup,
+            upper,
+            leftovers,
         })
+    }
+}
+
+/// The pre-exec step of the runtime process: a private mount namespace of its own with the
+/// overlay on the bundle's rootfs. Async-signal-safe: three syscalls on prepared strings.
+fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on NUL-terminated strings that outlive the calls.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Nothing mounted from here on propagates back to the host.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::mount(
+            c"overlay".as_ptr(),
+            target.as_ptr(),
+            c"overlay".as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The runtime's own words from a failed launch's error: the lines it printed (which the
+/// agent reader keeps as "agent said"), followed by what the harness saw.
+fn runtime_message(what: &str) -> String {
+    const SAID: &str = " (agent said: ";
+    match what.find(SAID) {
+        Some(i) if what.ends_with(')') => {
+            let said = &what[i + SAID.len()..what.len() - 1];
+            format!("{said} (probe container: {})", &what[..i])
+        }
+        _ => format!("probe container: {what}"),
     }
 }
 
@@ -23,7 +448,205 @@ impl Backend for OciBackend {
     fn label(&self) -> String {
         format!("oci-{}", self.runtime)
     }
+    fn accel_reason(&self) -> Option<String> {
+        Some(format!(
+            "{} ({}): {}",
+            self.runtime,
+            self.exe.display(),
+            self.probe
+        ))
+    }
+    /// The image and agent layers, shared read-only by every instance (as our containers').
+    fn shared_disk(&self) -> Option<(u64, u64)> {
+        Some(self.layers.disk_usage())
+    }
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
-        Err(LaunchError::new(name, "not implemented"))
+        Ok(Box::new(self.launch_with(name, self.ctx.ready_timeout())?))
+    }
+    /// Removes the bundles and the runtime's state root, and checks that no cgroup of this
+    /// runtime's instances is left in any hierarchy (the runtime removes them when its
+    /// container ends; a leftover is removed here). `isobench/<run-id>` itself is removed only in hierarchies
+    /// isobench's own containers do not use (the runtime made it there); elsewhere it may be
+    /// shared with other backends of the run, and the run's end removes it.
+    fn finish(&self) -> Result<(), String> {
+        let mut errs = Vec::new();
+        let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
+        let ours = self.host.roots();
+        for root in CgroupHost::all_roots() {
+            for name in &names {
+                let d = root.join(cgroup_rel(&self.ctx.run_id, name));
+                if let Err(e) = cgroup::remove_tree(&d, EXIT_WAIT) {
+                    errs.push(e.to_string());
+                }
+            }
+            if !ours.contains(&root) {
+                let top = root.join(cgroup::TOP);
+                let _ = std::fs::remove_dir(top.join(&self.ctx.run_id));
+                let _ = std::fs::remove_dir(&top);
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            errs.push(format!("{}: {e}", self.dir.display()));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("oci-{}: {}", self.runtime, errs.join("; ")))
+        }
+    }
+}
+
+/// What one instance has on the host besides its processes: the runtime's container (state
+/// and cgroups), the bundle with its upper dir. Removed on drop if not removed before.
+struct Leftovers {
+    exe: PathBuf,
+    state_root: PathBuf,
+    id: String,
+    bundle: PathBuf,
+    cgroup_rel: PathBuf,
+    /// Whether the container has a PID namespace of its own (killing its init kills all).
+    pid_ns: bool,
+    live: bool,
+}
+
+impl Leftovers {
+    fn runtime_cmd(&self) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.arg("--root")
+            .arg(&self.state_root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Kills the container through the runtime (`kill`, every process of it when it has no
+    /// PID namespace of its own), waits for the runtime process, which reaps the container
+    /// and deletes it (its cgroups and state), then `delete --force` if the runtime left its
+    /// state (no runtime process: a failed launch), and removes what may still be there:
+    /// cgroups in any hierarchy, the runtime's state dir of the container, the bundle.
+    fn remove(&mut self, runtime_proc: Option<ProcessInstance>) -> Result<(), String> {
+        self.live = false;
+        let mut errs = Vec::new();
+        let mut kill = self.runtime_cmd();
+        kill.arg("kill");
+        if !self.pid_ns {
+            kill.arg("--all");
+        }
+        let _ = kill.args([self.id.as_str(), "KILL"]).output();
+        if let Some(mut p) = runtime_proc {
+            // The runtime exits once its container is gone; kill it only if it lingers.
+            p.wait_exit(EXIT_WAIT);
+            if let Err(e) = Box::new(p).teardown() {
+                errs.push(e);
+            }
+        }
+        let state = self.state_root.join(&self.id);
+        if state.exists() {
+            match self
+                .runtime_cmd()
+                .args(["delete", "--force", &self.id])
+                .output()
+            {
+                Ok(o) if !o.status.success() && state.exists() => errs.push(format!(
+                    "{} delete --force {}: {}",
+                    self.exe.display(),
+                    self.id,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => errs.push(format!("{}: {e}", self.exe.display())),
+                _ => {}
+            }
+        }
+        for root in CgroupHost::all_roots() {
+            if let Err(e) = cgroup::remove_tree(&root.join(&self.cgroup_rel), EXIT_WAIT) {
+                errs.push(e.to_string());
+            }
+        }
+        for d in [&state, &self.bundle] {
+            if let Err(e) = std::fs::remove_dir_all(d)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                errs.push(format!("{}: {e}", d.display()));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if self.live {
+            let _ = self.remove(None);
+        }
+    }
+}
+
+pub struct OciInstance {
+    /// The runtime process (`<runtime> run` in the foreground), whose output is the agent's.
+    inner: Option<ProcessInstance>,
+    startup: Startup,
+    agent_pid: i32,
+    cgroup: InstanceCgroup,
+    upper: PathBuf,
+    leftovers: Leftovers,
+}
+
+impl OciInstance {
+    /// The host pid of the runtime process that runs the container in the foreground.
+    pub fn runtime_pid(&self) -> i32 {
+        self.inner.as_ref().map(|p| p.pid()).unwrap_or(0)
+    }
+
+    pub fn bundle_dir(&self) -> &Path {
+        &self.leftovers.bundle
+    }
+}
+
+impl Instance for OciInstance {
+    fn name(&self) -> &str {
+        &self.leftovers.id
+    }
+    fn startup(&self) -> &Startup {
+        &self.startup
+    }
+    /// The agent's host pid (the container's first process), as for our own containers.
+    fn pid(&self) -> i32 {
+        self.agent_pid
+    }
+    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+        match &mut self.inner {
+            Some(p) => p.wait_done(deadline, cancel),
+            None => Err(AgentError::Cancelled),
+        }
+    }
+    fn cgroup(&self) -> Option<&InstanceCgroup> {
+        Some(&self.cgroup)
+    }
+    fn private_dir(&self) -> Option<PathBuf> {
+        Some(self.upper.clone())
+    }
+    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+        let start = Instant::now();
+        let inner = self.inner.take();
+        self.leftovers
+            .remove(inner)
+            .map_err(|e| format!("{}: teardown: {e}", self.leftovers.id))?;
+        Ok(start.elapsed())
+    }
+}
+
+impl Drop for OciInstance {
+    fn drop(&mut self) {
+        if self.leftovers.live {
+            let inner = self.inner.take();
+            let _ = self.leftovers.remove(inner);
+        }
     }
 }

@@ -46,9 +46,26 @@ pub fn launch_command(
 pub fn spawn_agent(
     ctx: &RunContext,
     name: &str,
-    mut cmd: Command,
+    cmd: Command,
     timeout: Duration,
 ) -> Result<ProcessInstance, LaunchError> {
+    spawn_agent_with(ctx, name, cmd, timeout, || Ok(()))
+}
+
+/// [`spawn_agent`] with one more step run in the child between fork and exec, after setsid
+/// and the parent-death signal (the `oci` backend's private mount namespace and overlay).
+/// `step` runs in the forked child of a multithreaded process: it must not allocate or take
+/// locks, only make async-signal-safe calls on data prepared before the spawn.
+pub fn spawn_agent_with<F>(
+    ctx: &RunContext,
+    name: &str,
+    mut cmd: Command,
+    timeout: Duration,
+    mut step: F,
+) -> Result<ProcessInstance, LaunchError>
+where
+    F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+{
     let lerr = |what: String| LaunchError::new(name, what);
     let (out_r, out_w) = std::io::pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
     let out_w2 = out_w.try_clone().map_err(|e| lerr(format!("pipe: {e}")))?;
@@ -57,16 +74,16 @@ pub fn spawn_agent(
         .stderr(out_w2)
         .envs(ctx.marker_env(name));
     // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-    // (setsid, prctl) without allocating.
+    // (setsid, prctl, and `step`, whose contract is the same) without allocating.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // Own session: the terminal's Ctrl-C goes to the harness, which tears down in order.
             nix::unistd::setsid()?;
             // Dies with the harness: nothing of a killed run keeps running.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            step()
         });
     }
     let start = Instant::now();
@@ -104,6 +121,32 @@ pub struct ProcessInstance {
     startup: Startup,
     child: Option<Child>,
     reader: AgentReader,
+}
+
+impl ProcessInstance {
+    /// Waits up to `limit` for the process to exit by itself (a runtime that cleans up after
+    /// its container); true once it has exited and been reaped.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let Some(c) = self.child.as_mut() else {
+            return true;
+        };
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(500);
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) => {
+                    self.child = None;
+                    return true;
+                }
+                Err(_) => return false,
+                Ok(None) if start.elapsed() >= limit => return false,
+                Ok(None) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+            }
+        }
+    }
 }
 
 impl Instance for ProcessInstance {

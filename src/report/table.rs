@@ -248,7 +248,7 @@ mod tests {
             "{r2}"
         );
         assert!(
-            r.contains("start-up p50 1000.0x")
+            r.contains("start-up p50 1000x")
                 && r.contains("PSS 400.0x")
                 && r.contains("host MemAvailable 100.0x")
                 && r.contains("idle CPU -"),
