@@ -205,6 +205,11 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         leftovers.push(format!("{}: {e}", state_dir.display()));
     }
     let _ = std::fs::remove_dir(&opts.state_root);
+    // OCI runtimes make the run's cgroup dir in every hierarchy (and may recreate parents
+    // another backend already removed): sweep them all.
+    if let Err(e) = CgroupHost::remove_run_everywhere(&run_id) {
+        leftovers.push(e.to_string());
+    }
     let (interrupted, mut backend_leftovers) = match &result {
         Ok(l) => (ctx.cancel.load(Ordering::Relaxed), l.clone()),
         Err(_) => (ctx.cancel.load(Ordering::Relaxed), Vec::new()),

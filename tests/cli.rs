@@ -72,6 +72,11 @@ counts = [1, 40]
 parallelism = 1
 warmup = 0
 repetitions = 50
+# Cost measurements (cache drops, idle windows) would stretch each batch; these tests are
+# about stopping and cleaning, and need batches that follow each other quickly.
+[measure]
+memory = false
+idle_window_s = 0
 "#;
 
 /// Rows of LONG_SCENARIO's largest batch: more rows than this after some moment means at least
