@@ -143,8 +143,12 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
             ] {
                 num(r, col);
             }
-            // An idle 128 MiB TCG guest costs the host tens of MiB at least.
+            // An idle 128 MiB TCG guest costs the host tens of MiB at least, in both views.
             assert!(num(r, "pss_kib") > 32.0 * 1024.0, "{r:?}");
+            assert!(
+                num(r, "cgroup_mem_kib") > 32.0 * 1024.0,
+                "qemu is charged to its own cgroup: {r:?}"
+            );
         }
     }
 

@@ -5,9 +5,10 @@
 
 pub mod qemu;
 
-use super::process::{ProcessInstance, spawn_agent};
+use super::process::{ProcessInstance, spawn_agent_with};
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
 use crate::agent::reader::AgentError;
+use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::image::Layers;
 use crate::image::kernel::{GuestKernel, find_guest_kernel};
 use crate::scenario::{Accel, BackendKind};
@@ -24,6 +25,9 @@ pub struct VmBackend {
     /// Why the accelerator is what it is (the probe's outcome), for meta.json and doctor.
     pub accel_reason: String,
     instances_dir: PathBuf,
+    /// Accounting-only cgroups (no limits: `-m` bounds a guest): they give VMs the same
+    /// cgroup memory view and nanosecond CPU accounting as containers.
+    cgroups: Option<RunCgroups>,
 }
 
 impl VmBackend {
@@ -84,12 +88,17 @@ impl VmBackend {
             vcpus: cfg.vcpus,
             workload: ctx.scenario.workload.agent_args(),
         };
+        // Without root or cgroups, VMs still run; their cgroup view is then empty.
+        let cgroups = CgroupHost::detect()
+            .ok()
+            .and_then(|h| h.create_run(&ctx.run_id).ok());
         let mut b = VmBackend {
             ctx,
             boot,
             accel: QemuAccel::Tcg,
             accel_reason: String::new(),
             instances_dir,
+            cgroups,
         };
         b.choose_accel(cfg.accel, Duration::from_secs_f64(cfg.probe_timeout_s))?;
         Ok(b)
@@ -161,8 +170,55 @@ impl VmBackend {
             )));
         }
         let cmd = self.boot.command(self.accel, &overlay, &pidfile);
-        let inner = spawn_agent(&self.ctx, name, cmd, timeout)?;
-        Ok(VmInstance { inner, files })
+        let cgroup = match &self.cgroups {
+            Some(run) => Some(
+                run.create_instance(name, &crate::scenario::Limits::default())
+                    .map_err(|e| lerr(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let procs: Vec<std::ffi::CString> = cgroup
+            .iter()
+            .flat_map(|c| c.dirs())
+            .filter_map(|d| {
+                std::ffi::CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes())
+                    .ok()
+            })
+            .collect();
+        // Joins the cgroup between fork and exec, before QEMU allocates guest RAM, so every
+        // page of it is charged there. Writing "0" to cgroup.procs moves the writer itself.
+        let join = move || -> std::io::Result<()> {
+            for p in &procs {
+                // SAFETY: open/write/close on a NUL-terminated path built before the fork:
+                // async-signal-safe, no allocation.
+                unsafe {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                        let e = std::io::Error::last_os_error();
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                        return Err(e);
+                    }
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        };
+        let inner = match spawn_agent_with(&self.ctx, name, cmd, timeout, join) {
+            Ok(i) => i,
+            Err(e) => {
+                if let Some(cg) = cgroup {
+                    let _ = cg.remove(Duration::from_secs(5));
+                }
+                return Err(e);
+            }
+        };
+        Ok(VmInstance {
+            inner,
+            files,
+            cgroup,
+        })
     }
 
     /// The QEMU command line a VM of this backend runs (for the harness-overhead comparison).
@@ -213,6 +269,9 @@ impl Backend for VmBackend {
         Ok(Box::new(self.launch_with(name, self.ctx.ready_timeout())?))
     }
     fn finish(&self) -> Result<(), String> {
+        if let Some(c) = &self.cgroups {
+            c.remove().map_err(|e| e.to_string())?;
+        }
         match std::fs::remove_dir_all(&self.instances_dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(format!("{}: {e}", self.instances_dir.display()))
@@ -259,6 +318,7 @@ impl Drop for VmFiles {
 pub struct VmInstance {
     inner: ProcessInstance,
     files: VmFiles,
+    cgroup: Option<InstanceCgroup>,
 }
 
 impl Instance for VmInstance {
@@ -277,14 +337,25 @@ impl Instance for VmInstance {
     fn private_dir(&self) -> Option<PathBuf> {
         Some(self.files.overlay.clone())
     }
+    fn cgroup(&self) -> Option<&InstanceCgroup> {
+        self.cgroup.as_ref()
+    }
     fn teardown(self: Box<Self>) -> Result<Duration, String> {
         let start = Instant::now();
-        let VmInstance { inner, mut files } = *self;
-        // QEMU first: its overlay is in use until it is gone.
+        let VmInstance {
+            inner,
+            mut files,
+            cgroup,
+        } = *self;
+        // QEMU first: its overlay and cgroup are in use until it is gone.
         let r = Box::new(inner).teardown();
         let f = files.remove();
+        let c = cgroup
+            .map(|cg| cg.remove(Duration::from_secs(5)))
+            .transpose();
         r?;
         f.map_err(|e| format!("teardown: {e}"))?;
+        c.map_err(|e| format!("teardown: {e}"))?;
         Ok(start.elapsed())
     }
 }
