@@ -127,6 +127,20 @@ fn the_overlay_grows_when_the_guest_writes_and_the_base_does_not_change() {
     );
 
     let pid = inst.pid();
+    let cg_dirs = inst
+        .cgroup()
+        .expect("qemu runs in an accounting cgroup")
+        .dirs()
+        .to_vec();
+    assert!(
+        inst.cgroup()
+            .unwrap()
+            .read("pids", "cgroup.procs")
+            .unwrap()
+            .lines()
+            .any(|l| l == pid.to_string()),
+        "qemu joined its cgroup before exec"
+    );
     let pidfile = overlay.with_extension("pid");
     assert_eq!(
         read(&pidfile),
@@ -138,6 +152,10 @@ fn the_overlay_grows_when_the_guest_writes_and_the_base_does_not_change() {
     assert!(
         !overlay.exists() && !pidfile.exists(),
         "overlay or pidfile left after teardown"
+    );
+    assert!(
+        cg_dirs.iter().all(|d| !d.exists()),
+        "cgroup left after teardown: {cg_dirs:?}"
     );
 }
 
