@@ -450,10 +450,11 @@ fn report_batch(out: &batch::BatchOutcome, n: u32, rep: u32, all_ready: Option<D
         } else {
             "-".into()
         };
+        let moved = if avail >= 0 { "down" } else { "up" };
         line.push_str(&format!(
-            "; PSS {:.1} MiB vs MemAvailable -{:.1} MiB (ratio {ratio})",
+            "; PSS {:.1} MiB vs MemAvailable {moved} {:.1} MiB (ratio {ratio})",
             pss as f64 / 1024.0,
-            avail as f64 / 1024.0
+            avail.unsigned_abs() as f64 / 1024.0
         ));
     }
     if let Some(f) = failed.first() {
