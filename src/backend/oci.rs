@@ -2,9 +2,10 @@
 //! runtime, labelled `oci-<runtime>` in result rows.
 //!
 //! Every instance is a bundle `<state_dir>/oci-<runtime>/<name>/` (config.json written here,
-//! `upper/`, `work/`, `rootfs/`) run in the foreground with `<runtime> --root
-//! <state_dir>/oci-<runtime>/state run --bundle <bundle> <name>`, so the runtime's state of a
-//! killed run lies inside the run's state dir, which `isobench clean` removes.
+//! `upper/`, `work/`, `rootfs/`) started with `<runtime> --root <state_dir>/oci-<runtime>/state
+//! run --detach --bundle <bundle> <name>`, so the runtime's state of a killed run lies inside
+//! the run's state dir, which `isobench clean` removes. Detached, as container engines run it:
+//! no runtime process stays per instance, so the figures are the runtime's and the container's.
 //!
 //! The root is an overlay exactly like our own containers': the run's shared read-only layers
 //! (agent, image) under a private upper/work per instance. It is never mounted in the host's
@@ -15,9 +16,10 @@
 //!
 //! Start-up is measured as for every backend: from just before the spawn of the runtime
 //! until the agent's `ready` line (the runtime passes its stdio through to the container).
-//! Teardown is `<runtime> kill` and the wait for the foreground runtime, which reaps its
-//! container and deletes it (cgroups, state); `delete --force` only if it did not (runc 1.1's
-//! `delete --force` polls the killed container every 100 ms, which would dominate the figure).
+//! Teardown is `<runtime> kill`, the wait for the container's init to vanish from /proc, and
+//! `<runtime> delete` (cgroups, state); `delete --force` only if that did not do it (runc
+//! 1.1's `delete --force` polls the killed container every 100 ms, which would dominate the
+//! figure).
 
 use super::container::child;
 use super::process::{ProcessInstance, spawn_agent_with};
@@ -325,6 +327,7 @@ impl OciBackend {
             bundle: bundle.clone(),
             cgroup_rel: cgroup_rel(&self.ctx.run_id, name),
             pid_ns: self.ctx.scenario.namespaces.pid,
+            agent_pid: None,
             live: true,
         };
         let (upper, work, rootfs) = (
@@ -357,6 +360,11 @@ impl OciBackend {
         cmd.arg("--root")
             .arg(&self.state_root)
             .arg("run")
+            // Detached, as container engines run it: the runtime starts the container and
+            // exits, so no runtime process per instance stays alive to be counted against
+            // the runtime (an engine's own shim per container is not part of runc or crun).
+            // The container keeps the runtime's stdio: our pipe still carries the agent's lines.
+            .arg("--detach")
             .arg("--bundle")
             .arg(&bundle)
             .arg(name);
@@ -384,6 +392,7 @@ impl OciBackend {
             let _ = leftovers.remove(Some(inner));
             return Err(lerr(why));
         };
+        leftovers.agent_pid = Some(agent_pid);
         Ok(OciInstance {
             startup: inner.startup().clone(),
             inner: Some(inner),
@@ -508,6 +517,9 @@ struct Leftovers {
     cgroup_rel: PathBuf,
     /// Whether the container has a PID namespace of its own (killing its init kills all).
     pid_ns: bool,
+    /// The container's first process once known: with `run --detach` it is not our child,
+    /// so its end is seen in /proc.
+    agent_pid: Option<i32>,
     live: bool,
 }
 
@@ -536,14 +548,25 @@ impl Leftovers {
             kill.arg("--all");
         }
         let _ = kill.args([self.id.as_str(), "KILL"]).output();
-        if let Some(mut p) = runtime_proc {
-            // The runtime exits once its container is gone; kill it only if it lingers.
-            p.wait_exit(EXIT_WAIT);
-            if let Err(e) = Box::new(p).teardown() {
-                errs.push(e);
+        // The detached runtime process exited after the start: reap it.
+        if let Some(p) = runtime_proc
+            && let Err(e) = Box::new(p).teardown()
+        {
+            errs.push(e);
+        }
+        // The container's init is the host init's child now: its end shows in /proc.
+        if let Some(pid) = self.agent_pid {
+            let start = Instant::now();
+            while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < EXIT_WAIT {
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
         let state = self.state_root.join(&self.id);
+        // A stopped container is deleted at once; `--force` (which polls every 100 ms in
+        // runc 1.1) only when the plain delete did not do it.
+        if state.exists() {
+            let _ = self.runtime_cmd().args(["delete", &self.id]).output();
+        }
         if state.exists() {
             match self
                 .runtime_cmd()
@@ -589,7 +612,8 @@ impl Drop for Leftovers {
 }
 
 pub struct OciInstance {
-    /// The runtime process (`<runtime> run` in the foreground), whose output is the agent's.
+    /// The runtime process (`<runtime> run --detach`, exited once the container started), whose
+    /// stdout pipe the container kept: the agent's lines arrive on it.
     inner: Option<ProcessInstance>,
     startup: Startup,
     agent_pid: i32,
@@ -599,7 +623,7 @@ pub struct OciInstance {
 }
 
 impl OciInstance {
-    /// The host pid of the runtime process that runs the container in the foreground.
+    /// The host pid the runtime process had (it exits once the container started).
     pub fn runtime_pid(&self) -> i32 {
         self.inner.as_ref().map(|p| p.pid()).unwrap_or(0)
     }

@@ -114,22 +114,16 @@ pub fn render_costs(rows: &[SummaryRow]) -> String {
 }
 
 /// VM-to-container ratios: how many times more a VM costs than a container under each
-/// definition, at the largest N both measured, or else the VMs' largest N against the
-/// container N closest to it (both Ns named). Empty when the run lacks either backend.
+/// definition, each backend at the largest N it measured (per-instance figures are steadiest
+/// there: the host view's noise is divided by N), both Ns named. Empty when the run lacks
+/// either backend.
 pub fn render_ratios(rows: &[SummaryRow]) -> String {
-    let Some(vm) = rows.iter().filter(|r| r.backend == "vm").max_by_key(|r| {
-        (
-            rows.iter().any(|c| c.backend == "container" && c.n == r.n),
-            r.n,
-        )
-    }) else {
-        return String::new();
+    let largest = |b: &str| {
+        rows.iter()
+            .filter(|r| r.backend == b && r.ok > 0)
+            .max_by_key(|r| r.n)
     };
-    let Some(ct) = rows
-        .iter()
-        .filter(|r| r.backend == "container")
-        .min_by_key(|c| (c.n.abs_diff(vm.n), c.n))
-    else {
+    let (Some(vm), Some(ct)) = (largest("vm"), largest("container")) else {
         return String::new();
     };
     let ratio = |v: Option<f64>, c: Option<f64>| match (v, c) {
@@ -217,6 +211,7 @@ mod tests {
             backend: "container".into(),
             accel: "none".into(),
             n: 2,
+            ok: 1,
             startup_ms_p50: Some(4.0),
             pss_kib_mean: Some(512.0),
             host_avail_kib_mean: Some(2048.0),
@@ -226,6 +221,7 @@ mod tests {
             backend: "vm".into(),
             accel: "tcg".into(),
             n: 2,
+            ok: 1,
             startup_ms_p50: Some(4000.0),
             pss_kib_mean: Some(204800.0),
             host_avail_kib_mean: Some(204800.0),
