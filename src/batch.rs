@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// One launch of a batch: the instance index and what came of it.
 pub type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
 
+/// The host's KSM settings while a batch has KSM on, in the run's state dir: `clean`
+/// restores them after a killed run.
+pub const KSM_RECORD: &str = "ksm-saved";
+
 /// How long a host-memory reading may wait for MemAvailable to settle.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -134,7 +138,7 @@ pub fn measure_and_teardown(
     let mut ksm = None;
     let mut ksm_guard = None;
     if m.ksm && backend.kind() == BackendKind::Vm && !ctx.cancel.load(Ordering::Relaxed) {
-        match measure::ksm::KsmGuard::enable() {
+        match measure::ksm::KsmGuard::enable_recorded(&ctx.state_dir.join(KSM_RECORD)) {
             Ok(g) => {
                 ksm = Some(g.wait_settled(Duration::from_secs_f64(m.ksm_timeout_s), &ctx.cancel));
                 ksm_guard = Some(g);

@@ -70,6 +70,8 @@ pub struct CleanReport {
     pub unmounted: Vec<PathBuf>,
     pub cgroups: Vec<PathBuf>,
     pub dirs: Vec<PathBuf>,
+    /// KSM settings a killed run had changed were put back.
+    pub ksm_restored: bool,
     /// Runs whose owner still lives: not touched.
     pub active: Vec<(String, i32)>,
     pub errors: Vec<String>,
@@ -171,6 +173,11 @@ pub fn clean(state_root: &Path, dry_run: bool) -> CleanReport {
                     }
                 }
             }
+        }
+        match crate::measure::ksm::restore_recorded(&state_dir.join(crate::batch::KSM_RECORD)) {
+            Ok(true) => report.ksm_restored = true,
+            Ok(false) => {}
+            Err(e) => report.errors.push(format!("restoring KSM settings: {e}")),
         }
         if state_dir.exists() {
             match std::fs::remove_dir_all(&state_dir) {

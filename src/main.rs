@@ -149,6 +149,9 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             for c in &r.cgroups {
                 println!("  removed cgroup {}", c.display());
             }
+            if r.ksm_restored {
+                println!("  restored the host's KSM settings");
+            }
             for d in &r.dirs {
                 println!("  removed {}", d.display());
             }

@@ -2,7 +2,7 @@
 //! that converge in seconds, waited on until merging settles, and put back as it was.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,9 @@ impl Settings {
 #[derive(Debug)]
 pub struct KsmGuard {
     saved: Settings,
+    /// Where the saved settings are also written, so `isobench clean` can put them back
+    /// after a run killed while KSM was on (a drop never runs then).
+    record: Option<PathBuf>,
 }
 
 impl KsmGuard {
@@ -149,11 +152,36 @@ impl KsmGuard {
             }
         };
         // From here on a failed write drops the guard, which puts back what was written.
-        let guard = KsmGuard { saved };
+        let guard = KsmGuard {
+            saved,
+            record: None,
+        };
         write("pages_to_scan", &SCAN_PAGES.to_string())?;
         write("sleep_millisecs", &SLEEP_MS.to_string())?;
         write("run", "1")?;
         Ok(guard)
+    }
+
+    /// [`KsmGuard::enable`], first writing the host's settings to `record` (removed when the
+    /// guard drops): the copy [`restore_recorded`] reads after a killed run.
+    pub fn enable_recorded(record: &Path) -> io::Result<KsmGuard> {
+        let current = Settings::read()?;
+        let text = format!(
+            "run={}\npages_to_scan={}\nsleep_millisecs={}\n",
+            current.run, current.pages_to_scan, current.sleep_millisecs
+        );
+        std::fs::write(record, text)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", record.display())))?;
+        match KsmGuard::enable() {
+            Ok(mut g) => {
+                g.record = Some(record.to_path_buf());
+                Ok(g)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(record);
+                Err(e)
+            }
+        }
     }
 
     /// Waits until merging has settled, `timeout` passed or `cancel` was set (checked every
@@ -274,8 +302,47 @@ impl Drop for KsmGuard {
         } else {
             let _ = write("run", &self.saved.run);
         }
+        if let Some(r) = &self.record {
+            let _ = std::fs::remove_file(r);
+        }
         ACTIVE.store(false, Ordering::Release);
     }
+}
+
+/// Puts back the KSM settings a killed run recorded (see [`KsmGuard::enable_recorded`]), as
+/// a guard's drop would have, and removes the record. Ok(false) when there is none.
+pub fn restore_recorded(record: &Path) -> io::Result<bool> {
+    let text = match std::fs::read_to_string(record) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{}: {e}", record.display()),
+            ));
+        }
+    };
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    let (Some(run), Some(scan), Some(sleep)) =
+        (get("run"), get("pages_to_scan"), get("sleep_millisecs"))
+    else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a KSM settings record", record.display()),
+        ));
+    };
+    write("pages_to_scan", &scan)?;
+    write("sleep_millisecs", &sleep)?;
+    if run == "0" {
+        write("run", "2")?;
+    }
+    write("run", &run)?;
+    std::fs::remove_file(record)?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -356,6 +423,38 @@ mod tests {
             assert!(!r.settled && start.elapsed() < Duration::from_millis(500));
         }
         assert_eq!(Settings::read().expect("read KSM's settings"), before);
+    }
+
+    #[test]
+    fn a_killed_runs_record_puts_the_settings_back() {
+        let Some(_one) = usable() else { return };
+        let before = Settings::read().expect("read KSM's settings");
+        let record =
+            std::env::temp_dir().join(format!("isobench-ksm-record-{}", std::process::id()));
+        {
+            let g = KsmGuard::enable_recorded(&record).expect("enable KSM with a record");
+            assert!(record.exists(), "the record is written before KSM changes");
+            drop(g);
+        }
+        assert!(!record.exists(), "a guard that drops removes its record");
+        assert_eq!(Settings::read().unwrap(), before);
+
+        // A run killed while KSM was on leaves the record and the changed settings behind.
+        let g = KsmGuard::enable_recorded(&record).expect("enable KSM with a record");
+        let kept = std::fs::read_to_string(&record).unwrap();
+        drop(g);
+        std::fs::write(&record, &kept).unwrap();
+        write("pages_to_scan", "1234").unwrap();
+        assert!(
+            restore_recorded(&record).expect("restore"),
+            "the record was used"
+        );
+        assert_eq!(Settings::read().unwrap(), before);
+        assert!(!record.exists());
+        assert!(
+            !restore_recorded(&record).unwrap(),
+            "nothing to restore twice"
+        );
     }
 
     #[test]
