@@ -181,3 +181,76 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
     host::assert_clean_since(&before, &state, &[run_id]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `isobench run` on `toml` with its own dirs and returns (out dir, state dir, output).
+fn run_scenario(tag: &str, toml: &str) -> (PathBuf, PathBuf, std::process::Output) {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario_path = dir.join("s.toml");
+    std::fs::write(&scenario_path, toml).unwrap();
+    let (out, state) = (dir.join("out"), dir.join("state"));
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_isobench"))
+        .arg("run")
+        .arg(&scenario_path)
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    (out, state, res)
+}
+
+const UNTIL: &str = "name = \"until\"\nbackends = [\"container\"]\ncounts = [1]\nwarmup = 0\nparallelism = 2\n[measure]\nidle_window_s = 0\ndrop_caches = false\n";
+
+#[test]
+fn until_stops_at_max_and_records_why() {
+    if skip_unless_root() {
+        return;
+    }
+    let (out, state, res) = run_scenario(
+        "until-max",
+        &format!("{UNTIL}[until]\nstep = 3\nmax = 7\nmem_available_floor_mib = 0\n"),
+    );
+    assert!(res.status.success(), "{res:?}");
+    let u = csv_rows(&out.join("until.csv"));
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert_eq!(
+        num(&u[0], "n_reached"),
+        7.0,
+        "steps of 3 capped at max = 7: {u:?}"
+    );
+    assert!(u[0]["stop_reason"].contains("max = 7"), "{u:?}");
+    let rows = csv_rows(&out.join("samples.csv"));
+    assert_eq!(rows.len(), 7, "every instance of the sweep has a row");
+    assert!(
+        rows.iter().all(|r| r["n"] == "7" && r["ok"] == "true"),
+        "rows carry the N reached"
+    );
+    assert!(!state.exists(), "nothing left");
+}
+
+#[test]
+fn until_stops_at_the_memavailable_floor() {
+    if skip_unless_root() {
+        return;
+    }
+    // A floor above any host's memory: the sweep stops after its first step, and says why.
+    let (out, _state, res) = run_scenario(
+        "until-floor",
+        &format!("{UNTIL}[until]\nstep = 2\nmax = 100\nmem_available_floor_mib = 1048576\n"),
+    );
+    assert!(res.status.success(), "{res:?}");
+    let u = csv_rows(&out.join("until.csv"));
+    assert_eq!(num(&u[0], "n_reached"), 2.0, "{u:?}");
+    assert!(
+        u[0]["stop_reason"].contains("MemAvailable") && u[0]["stop_reason"].contains("floor"),
+        "{u:?}"
+    );
+    assert!(num(&u[0], "mem_available_kib_at_stop") > 0.0);
+}
