@@ -198,12 +198,9 @@ pub fn clean(state_root: &Path, dry_run: bool) -> CleanReport {
 fn wait_gone(pids: &[i32], limit: Duration) {
     let start = Instant::now();
     while start.elapsed() < limit {
-        // A killed process of a dead run is nobody's child any more: init reaps it, and it
-        // is gone once /proc/PID is.
-        if pids
-            .iter()
-            .all(|p| !Path::new(&format!("/proc/{p}")).exists())
-        {
+        // A killed process of a dead run is nobody's child any more: it is gone once /proc/PID
+        // is, or once it is a zombie (some inits never reap).
+        if pids.iter().all(|p| crate::host::is_gone(*p)) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));

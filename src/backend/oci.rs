@@ -554,12 +554,10 @@ impl Leftovers {
         {
             errs.push(e);
         }
-        // The container's init is the host init's child now: its end shows in /proc.
+        // The container's init was re-parented to the harness (a subreaper, see runner.rs)
+        // when the detached runtime exited: reap it; if it went elsewhere, its end shows in /proc.
         if let Some(pid) = self.agent_pid {
-            let start = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < EXIT_WAIT {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            crate::host::wait_gone(pid, EXIT_WAIT);
         }
         let state = self.state_root.join(&self.id);
         // A stopped container is deleted at once; `--force` (which polls every 100 ms in

@@ -165,9 +165,15 @@ impl Instance for ProcessInstance {
     fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
         let start = Instant::now();
         if let Some(mut c) = self.child.take() {
+            // Its descendants (unshare's agent) die with it (parent-death signal) and, the
+            // harness being a subreaper, become ours to reap.
+            let family = crate::host::with_descendants(c.id() as i32);
             let _ = c.kill();
             c.wait()
                 .map_err(|e| format!("{}: waiting for pid {}: {e}", self.name, c.id()))?;
+            for pid in family.into_iter().filter(|p| *p != c.id() as i32) {
+                crate::host::wait_gone(pid, Duration::from_secs(5));
+            }
         }
         Ok(start.elapsed())
     }

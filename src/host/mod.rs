@@ -57,3 +57,44 @@ pub fn with_descendants(pid: i32) -> Vec<i32> {
     out.dedup();
     out
 }
+
+/// Makes this process the reaper of its orphaned descendants. A runtime started detached
+/// (`runc run --detach`) leaves the container's init without a parent; without this it would
+/// be re-parented to PID 1, which on some hosts (minimal inits, sandboxes) never reaps it.
+pub fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// True when `pid` is gone or a zombie (exited, waiting for a parent that may never reap it).
+pub fn is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// Waits up to `limit` for `pid` to end, reaping it if it is our child (or, as subreaper,
+/// our orphaned descendant). Returns whether it ended.
+pub fn wait_gone(pid: i32, limit: std::time::Duration) -> bool {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let start = std::time::Instant::now();
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return true,
+            // Not ours to reap: its end shows in /proc.
+            Err(_) if is_gone(pid) => return true,
+            Err(_) => {}
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
