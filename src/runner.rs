@@ -136,7 +136,6 @@ pub fn which(name: &str) -> Option<PathBuf> {
 pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     preflight(&scenario)?;
     crate::host::raise_nofile_limit();
-    crate::host::become_subreaper();
     let now = chrono::Utc::now();
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
     let run_id = format!("{stamp}-{}-{}", scenario.name, crate::clean::owner_tag());

@@ -230,6 +230,8 @@ impl OciBackend {
     /// launching and tearing down one probe instance; a runtime that cannot run a container
     /// on this host is a `PrepareError` carrying the runtime's own message.
     pub fn new(ctx: RunContext, runtime: &str) -> Result<OciBackend, PrepareError> {
+        // Detached containers' inits must be re-parented to us, to be reaped at teardown.
+        crate::host::become_subreaper();
         let err = |what: String| PrepareError {
             backend: "oci",
             what: format!("{runtime}: {what}"),

@@ -23,6 +23,8 @@ pub struct UnshareBackend {
 
 impl UnshareBackend {
     pub fn new(ctx: RunContext) -> Result<UnshareBackend, PrepareError> {
+        // unshare's agent outlives unshare by a moment at teardown: it must be ours to reap.
+        crate::host::become_subreaper();
         if !crate::host::is_root() {
             return Err(PrepareError {
                 backend: "unshare",
