@@ -122,17 +122,17 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
             num(r, col);
         }
         assert!(num(r, "pss_kib") > 0.0, "{r:?}");
+        // write-file = 4: the private layer (upper dir, qcow2 overlay, or for a plain process
+        // its own directory under the run) holds at least the 4 MiB written.
+        assert!(num(r, "disk_private_kib") >= 4.0 * 1024.0, "{r:?}");
         if b != "process" {
-            // write-file = 4: the private copy-on-write layer holds at least the 4 MiB written.
-            assert!(num(r, "disk_private_kib") >= 4.0 * 1024.0, "{r:?}");
             assert!(
                 num(r, "disk_shared_kib") > 0.0 && num(r, "disk_full_copy_kib") > 0.0,
                 "{r:?}"
             );
         }
-        if b == "container" {
-            assert!(num(r, "cgroup_mem_kib") > 0.0, "{r:?}");
-        }
+        // Every backend has a cgroup of its own now (accounting-only for process and vm).
+        assert!(num(r, "cgroup_mem_kib") > 0.0, "{r:?}");
         if b == "vm" {
             for col in [
                 "guest_mem_total_kib",
@@ -179,6 +179,10 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
     }
     let run_id = rows[0]["run_id"].clone();
     host::assert_clean_since(&before, &state, &[run_id]);
+    assert!(
+        !std::path::Path::new("/var/tmp/isobench-write-file").exists(),
+        "a plain process wrote into the host's /var/tmp"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -5,6 +5,16 @@ use std::io::Write;
 
 /// Where `write-file` writes inside the instance: on its private copy-on-write layer.
 pub const WRITE_FILE_PATH: &str = "/var/tmp/isobench-write-file";
+/// For instances without a root of their own (process, unshare): the directory the harness
+/// gave the instance on the host, so `write-file` lands in a private place it removes.
+pub const WRITE_DIR_ENV: &str = "ISOBENCH_WRITE_DIR";
+
+fn write_file_path() -> std::path::PathBuf {
+    match std::env::var_os(WRITE_DIR_ENV) {
+        Some(d) => std::path::PathBuf::from(d).join("isobench-write-file"),
+        None => std::path::PathBuf::from(WRITE_FILE_PATH),
+    }
+}
 
 const MIB: usize = 1 << 20;
 
@@ -76,11 +86,12 @@ fn touch_memory(mib: usize) -> Vec<u8> {
 /// Writes `mib` MiB of non-repeating data and syncs it, so it lands on the instance's private
 /// layer (overlay upper dir, qcow2 overlay) where disk use is measured.
 fn write_file(mib: usize) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("agent: write-file {WRITE_FILE_PATH}: {e}");
-    if let Some(dir) = std::path::Path::new(WRITE_FILE_PATH).parent() {
+    let path = write_file_path();
+    let err = |e: std::io::Error| format!("agent: write-file {}: {e}", path.display());
+    if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let mut f = std::fs::File::create(WRITE_FILE_PATH).map_err(err)?;
+    let mut f = std::fs::File::create(&path).map_err(err)?;
     let mut block = vec![0u8; MIB];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..mib {

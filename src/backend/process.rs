@@ -3,19 +3,102 @@
 
 use super::{Backend, Instance, LaunchError, RunContext, Startup};
 use crate::agent::reader::{AgentError, AgentReader};
+use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::scenario::BackendKind;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 pub struct ProcessBackend {
     ctx: RunContext,
+    place: HostPlace,
 }
 
 impl ProcessBackend {
     pub fn new(ctx: RunContext) -> ProcessBackend {
-        ProcessBackend { ctx }
+        let place = HostPlace::new(&ctx, "process");
+        ProcessBackend { ctx, place }
+    }
+}
+
+/// Where instances without a root of their own (process, unshare) keep what is theirs on the
+/// host: a private directory under the run's state dir (the agent's `write-file` goes there,
+/// not into the host's /var/tmp) and an accounting-only cgroup (no limits: these backends
+/// isolate nothing), which gives them the same cgroup memory view and CPU accounting as the
+/// others. Joining it costs a few syscalls inside the start-up window, as for every backend.
+pub struct HostPlace {
+    dir: PathBuf,
+    cgroups: Option<RunCgroups>,
+}
+
+impl HostPlace {
+    pub fn new(ctx: &RunContext, label: &str) -> HostPlace {
+        // Without root or cgroups the instances still run; their cgroup view is then empty.
+        let cgroups = if crate::host::is_root() {
+            CgroupHost::detect()
+                .ok()
+                .and_then(|h| h.create_run(&ctx.run_id).ok())
+        } else {
+            None
+        };
+        HostPlace {
+            dir: ctx.state_dir.join(label),
+            cgroups,
+        }
+    }
+
+    /// Launches `cmd` as instance `name` in its own directory and cgroup.
+    pub fn launch(
+        &self,
+        ctx: &RunContext,
+        name: &str,
+        mut cmd: Command,
+    ) -> Result<Box<dyn Instance>, LaunchError> {
+        let lerr = |what: String| LaunchError::new(name, what);
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| lerr(format!("{}: {e}", dir.display())))?;
+        cmd.env(crate::agent::workload::WRITE_DIR_ENV, &dir);
+        let cgroup = match &self.cgroups {
+            Some(run) => match run.create_instance(name, &crate::scenario::Limits::default()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(lerr(e.to_string()));
+                }
+            },
+            None => None,
+        };
+        let mut join = cgroup.as_ref().map(|c| c.join_step());
+        let step = move || join.as_mut().map_or(Ok(()), |j| j());
+        match spawn_agent_with(ctx, name, cmd, ctx.ready_timeout(), step) {
+            Ok(mut inst) => {
+                inst.private = Some(dir);
+                inst.cgroup = cgroup;
+                Ok(Box::new(inst))
+            }
+            Err(e) => {
+                if let Some(c) = cgroup {
+                    let _ = c.remove(Duration::from_secs(5));
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the run's directories and cgroups of this backend.
+    pub fn finish(&self) -> Result<(), String> {
+        if let Some(c) = &self.cgroups {
+            c.remove().map_err(|e| e.to_string())?;
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: {e}", self.dir.display()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -27,17 +110,11 @@ impl Backend for ProcessBackend {
         let mut cmd = Command::new(&self.ctx.agent_exe);
         cmd.arg("agent")
             .args(self.ctx.scenario.workload.agent_args());
-        launch_command(&self.ctx, name, cmd)
+        self.place.launch(&self.ctx, name, cmd)
     }
-}
-
-/// Launches `cmd` as one instance with the scenario's ready timeout.
-pub fn launch_command(
-    ctx: &RunContext,
-    name: &str,
-    cmd: Command,
-) -> Result<Box<dyn Instance>, LaunchError> {
-    Ok(Box::new(spawn_agent(ctx, name, cmd, ctx.ready_timeout())?))
+    fn finish(&self) -> Result<(), String> {
+        self.place.finish()
+    }
 }
 
 /// Spawns `cmd` (which runs the agent, directly or through a wrapper), in its own session and
@@ -98,6 +175,8 @@ where
         startup: Startup::default(),
         child: Some(child),
         reader: AgentReader::new(out_r.into()),
+        private: None,
+        cgroup: None,
     };
     let facts = inst
         .reader
@@ -121,6 +200,32 @@ pub struct ProcessInstance {
     startup: Startup,
     child: Option<Child>,
     reader: AgentReader,
+    /// Set by [`HostPlace`]: the instance's own directory and accounting cgroup.
+    private: Option<PathBuf>,
+    cgroup: Option<InstanceCgroup>,
+}
+
+impl ProcessInstance {
+    /// Removes the instance's directory and cgroup (after its processes are gone).
+    fn remove_place(&mut self) -> Result<(), String> {
+        let mut errs = Vec::new();
+        if let Some(c) = self.cgroup.take()
+            && let Err(e) = c.remove(Duration::from_secs(5))
+        {
+            errs.push(e.to_string());
+        }
+        if let Some(d) = self.private.take()
+            && let Err(e) = std::fs::remove_dir_all(&d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            errs.push(format!("{}: {e}", d.display()));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
+    }
 }
 
 impl ProcessInstance {
@@ -162,6 +267,12 @@ impl Instance for ProcessInstance {
     fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
         self.reader.wait_done(deadline, cancel)
     }
+    fn cgroup(&self) -> Option<&InstanceCgroup> {
+        self.cgroup.as_ref()
+    }
+    fn private_dir(&self) -> Option<PathBuf> {
+        self.private.clone()
+    }
     fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
         let start = Instant::now();
         if let Some(mut c) = self.child.take() {
@@ -175,6 +286,8 @@ impl Instance for ProcessInstance {
                 crate::host::wait_gone(pid, Duration::from_secs(5));
             }
         }
+        self.remove_place()
+            .map_err(|e| format!("{}: teardown: {e}", self.name))?;
         Ok(start.elapsed())
     }
 }
@@ -185,5 +298,6 @@ impl Drop for ProcessInstance {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let _ = self.remove_place();
     }
 }

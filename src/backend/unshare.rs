@@ -2,7 +2,7 @@
 //! agent from the host's filesystem. Not a container (no root switch, no cgroup): the
 //! reference point our container launcher's start-up is held against.
 
-use super::process::launch_command;
+use super::process::HostPlace;
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext};
 use crate::scenario::BackendKind;
 use std::process::Command;
@@ -19,6 +19,7 @@ pub const UNSHARE_ARGS: &[&str] = &[
 
 pub struct UnshareBackend {
     ctx: RunContext,
+    place: HostPlace,
 }
 
 impl UnshareBackend {
@@ -31,13 +32,17 @@ impl UnshareBackend {
                 what: "needs root to create namespaces: run isobench as root".into(),
             });
         }
-        Ok(UnshareBackend { ctx })
+        let place = HostPlace::new(&ctx, "unshare");
+        Ok(UnshareBackend { ctx, place })
     }
 }
 
 impl Backend for UnshareBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Unshare
+    }
+    fn finish(&self) -> Result<(), String> {
+        self.place.finish()
     }
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
         // --kill-child: the agent (PID 1 of the new namespace) dies when unshare does, so
@@ -47,6 +52,6 @@ impl Backend for UnshareBackend {
             .arg(&self.ctx.agent_exe)
             .arg("agent")
             .args(self.ctx.scenario.workload.agent_args());
-        launch_command(&self.ctx, name, cmd)
+        self.place.launch(&self.ctx, name, cmd)
     }
 }

@@ -404,6 +404,37 @@ impl InstanceCgroup {
         Ok(())
     }
 
+    /// A pre-exec step that moves the calling process into this cgroup (writing "0" to
+    /// cgroup.procs moves the writer itself), so that everything it allocates after exec is
+    /// charged here. Async-signal-safe: the paths are built now, before any fork.
+    pub fn join_step(&self) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
+        use std::os::unix::ffi::OsStrExt;
+        let procs: Vec<std::ffi::CString> = self
+            .dirs
+            .iter()
+            .filter_map(|d| {
+                std::ffi::CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).ok()
+            })
+            .collect();
+        move || {
+            for p in &procs {
+                // SAFETY: open/write/close on a NUL-terminated path built before the fork.
+                unsafe {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                        let e = std::io::Error::last_os_error();
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                        return Err(e);
+                    }
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        }
+    }
+
     /// Moves `pid` into the instance's cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
         let s = pid.to_string();

@@ -177,34 +177,10 @@ impl VmBackend {
             ),
             None => None,
         };
-        let procs: Vec<std::ffi::CString> = cgroup
-            .iter()
-            .flat_map(|c| c.dirs())
-            .filter_map(|d| {
-                std::ffi::CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes())
-                    .ok()
-            })
-            .collect();
-        // Joins the cgroup between fork and exec, before QEMU allocates guest RAM, so every
-        // page of it is charged there. Writing "0" to cgroup.procs moves the writer itself.
-        let join = move || -> std::io::Result<()> {
-            for p in &procs {
-                // SAFETY: open/write/close on a NUL-terminated path built before the fork:
-                // async-signal-safe, no allocation.
-                unsafe {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                        let e = std::io::Error::last_os_error();
-                        if fd >= 0 {
-                            libc::close(fd);
-                        }
-                        return Err(e);
-                    }
-                    libc::close(fd);
-                }
-            }
-            Ok(())
-        };
+        // Joins before exec, before QEMU allocates guest RAM: every page of it is charged.
+        let join = cgroup.as_ref().map(|c| c.join_step());
+        let mut join = join;
+        let join = move || join.as_mut().map_or(Ok(()), |j| j());
         let inner = match spawn_agent_with(&self.ctx, name, cmd, timeout, join) {
             Ok(i) => i,
             Err(e) => {
