@@ -128,6 +128,8 @@ pub fn render_ratios(rows: &[SummaryRow]) -> String {
     };
     let ratio = |v: Option<f64>, c: Option<f64>| match (v, c) {
         (Some(v), Some(c)) if c > 0.0 => format!("{}x", num(v / c)),
+        // Something against nothing (an idle container burns no measurable CPU): not "-".
+        (Some(v), Some(_)) if v > 0.0 => "inf (container 0)".into(),
         _ => "-".into(),
     };
     let figures = [
@@ -250,6 +252,16 @@ mod tests {
                 && r.contains("idle CPU -"),
             "{r}"
         );
+        let busy_vm = SummaryRow {
+            idle_cpu_ms_per_s_mean: Some(6.0),
+            ..vm.clone()
+        };
+        let idle_ct = SummaryRow {
+            idle_cpu_ms_per_s_mean: Some(0.0),
+            ..ct.clone()
+        };
+        let r3 = render_ratios(&[idle_ct, busy_vm]);
+        assert!(r3.contains("idle CPU inf (container 0)"), "{r3}");
         assert_eq!(render_ratios(&[ct]), "", "no vm, no ratio");
     }
 
