@@ -111,32 +111,12 @@ mod tests {
         assert_eq!(idle_cpu_ms_per_s(0, 10, Duration::ZERO), 0.0);
     }
 
-    /// Removes the test's run cgroups, whatever happened.
-    struct RunGuard(crate::host::cgroup::RunCgroups);
-    impl Drop for RunGuard {
-        fn drop(&mut self) {
-            if let Err(e) = self.0.remove() {
-                eprintln!("removing test cgroups: {e}");
-            }
-        }
-    }
-
     #[test]
     fn cgroup_cpu_of_a_busy_child() {
-        use crate::host::cgroup::CgroupHost;
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: creating cgroups needs root");
-            return;
-        }
-        let host = match CgroupHost::detect() {
-            Ok(h) => h,
-            Err(e) => {
-                println!("skipped: {e}");
-                return;
-            }
-        };
         let run_id = format!("measure-cpu-test-{}", std::process::id());
-        let run = RunGuard(host.create_run(&run_id).expect("create the run cgroup"));
+        let Some(run) = crate::measure::testutil::test_cgroups(&run_id, "cpu") else {
+            return;
+        };
         let cg = run
             .0
             .create_instance("cpu", &crate::scenario::Limits::default())

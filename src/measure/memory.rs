@@ -331,36 +331,12 @@ Referenced:         1688 kB
         assert!(start.elapsed() < Duration::from_millis(50));
     }
 
-    /// Removes the test's run cgroups, whatever happened.
-    struct RunGuard(crate::host::cgroup::RunCgroups);
-    impl Drop for RunGuard {
-        fn drop(&mut self) {
-            if let Err(e) = self.0.remove() {
-                eprintln!("removing test cgroups: {e}");
-            }
-        }
-    }
-
     #[test]
     fn cgroup_charge_of_a_process_touching_64_mib() {
-        use crate::host::cgroup::CgroupHost;
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: creating cgroups needs root");
-            return;
-        }
-        let host = match CgroupHost::detect() {
-            Ok(h) => h,
-            Err(e) => {
-                println!("skipped: {e}");
-                return;
-            }
-        };
-        if !host.controllers().iter().any(|c| c == "memory") {
-            println!("skipped: no memory controller");
-            return;
-        }
         let run_id = format!("measure-test-{}", std::process::id());
-        let run = RunGuard(host.create_run(&run_id).expect("create the run cgroup"));
+        let Some(run) = crate::measure::testutil::test_cgroups(&run_id, "memory") else {
+            return;
+        };
         let cg = run
             .0
             .create_instance("mem", &crate::scenario::Limits::default())

@@ -107,3 +107,37 @@ fn child_main(mib: usize, mergeable: bool, go: &OwnedFd, ready: &OwnedFd) -> ! {
         }
     }
 }
+
+/// The run cgroups a measure test creates, removed on drop whatever the test did.
+pub(crate) struct RunGuard(pub crate::host::cgroup::RunCgroups);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.remove() {
+            eprintln!("removing test cgroups: {e}");
+        }
+    }
+}
+
+/// `isobench/<run_id>` for a test, or None (with the reason printed) where the test cannot
+/// make cgroups here: not root, no cgroup mount, or no `controller`.
+pub(crate) fn test_cgroups(run_id: &str, controller: &str) -> Option<RunGuard> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: creating cgroups needs root");
+        return None;
+    }
+    let host = match crate::host::cgroup::CgroupHost::detect() {
+        Ok(h) => h,
+        Err(e) => {
+            println!("skipped: {e}");
+            return None;
+        }
+    };
+    if !host.controllers().iter().any(|c| c == controller) {
+        println!("skipped: no {controller} controller");
+        return None;
+    }
+    Some(RunGuard(
+        host.create_run(run_id).expect("create the run cgroup"),
+    ))
+}
