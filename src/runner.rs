@@ -413,7 +413,7 @@ fn run_batch(
 ) -> Result<(), RunError> {
     let label = backend.label();
     let bar = progress_bar(opts.progress, n as u64, &format!("{label} N={n} rep {rep}"));
-    let base = batch::baseline(ctx);
+    let base = batch::baseline(ctx, backend, pool);
     let start = Instant::now();
     let launched = batch::launch(ctx, backend, pool, (n, rep), 0..n, &bar);
     let all_ready = start.elapsed();

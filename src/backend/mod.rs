@@ -107,6 +107,11 @@ pub trait Backend: Send + Sync {
     fn shared_disk(&self) -> Option<(u64, u64)> {
         None
     }
+    /// Files every launch reads besides the agent (a runtime, QEMU, the guest's kernel and
+    /// initramfs): warmed into the page cache after a baseline reading dropped it.
+    fn launch_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// Removes what the backend shared between instances (image layers, run cgroups).
     fn finish(&self) -> Result<(), String> {
         Ok(())

@@ -456,6 +456,9 @@ impl Backend for OciBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Oci
     }
+    fn launch_files(&self) -> Vec<PathBuf> {
+        vec![self.exe.clone()]
+    }
     fn label(&self) -> String {
         format!("oci-{}", self.runtime)
     }

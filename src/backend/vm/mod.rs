@@ -231,6 +231,12 @@ impl Backend for VmBackend {
     fn accel(&self) -> &str {
         self.accel.as_str()
     }
+    fn launch_files(&self) -> Vec<PathBuf> {
+        let initrd = match &self.boot.initrd {
+            qemu::Initrd::Own(p) | qemu::Initrd::User(p) => p.clone(),
+        };
+        vec![self.boot.qemu.clone(), self.boot.kernel.clone(), initrd]
+    }
     fn shared_disk(&self) -> Option<(u64, u64)> {
         let b = &self.boot.base;
         Some((
