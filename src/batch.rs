@@ -57,12 +57,12 @@ pub fn baseline(ctx: &RunContext, backend: &dyn Backend, pool: &rayon::ThreadPoo
         for f in files {
             warm(&f);
         }
-        if backend.kind() != BackendKind::Vm && !ctx.cancel.load(Ordering::Relaxed) {
-            if let Ok(inst) =
+        if backend.kind() != BackendKind::Vm
+            && !ctx.cancel.load(Ordering::Relaxed)
+            && let Ok(inst) =
                 pool.install(|| backend.launch(&format!("{}-rewarm", backend.label())))
-            {
-                let _ = inst.teardown();
-            }
+        {
+            let _ = inst.teardown();
         }
     }
     Baseline {
