@@ -199,10 +199,8 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
 
     // Whatever happened above, nothing of the run may stay on the host.
     let mut leftovers = Vec::new();
-    if let Err(e) = std::fs::remove_dir_all(&state_dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        leftovers.push(format!("{}: {e}", state_dir.display()));
+    if let Err(e) = crate::host::remove_dir_tree(&state_dir) {
+        leftovers.push(e);
     }
     let _ = std::fs::remove_dir(&opts.state_root);
     // OCI runtimes make the run's cgroup dir in every hierarchy (and may recreate parents

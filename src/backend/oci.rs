@@ -499,10 +499,8 @@ impl Backend for OciBackend {
                 let _ = std::fs::remove_dir(&top);
             }
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            errs.push(format!("{}: {e}", self.dir.display()));
+        if let Err(e) = crate::host::remove_dir_tree(&self.dir) {
+            errs.push(e);
         }
         if errs.is_empty() {
             Ok(())
@@ -592,10 +590,8 @@ impl Leftovers {
             }
         }
         for d in [&state, &self.bundle] {
-            if let Err(e) = std::fs::remove_dir_all(d)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                errs.push(format!("{}: {e}", d.display()));
+            if let Err(e) = crate::host::remove_dir_tree(d) {
+                errs.push(e);
             }
         }
         if errs.is_empty() {

@@ -93,12 +93,7 @@ impl HostPlace {
         if let Some(c) = &self.cgroups {
             c.remove().map_err(|e| e.to_string())?;
         }
-        match std::fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("{}: {e}", self.dir.display()))
-            }
-            _ => Ok(()),
-        }
+        crate::host::remove_dir_tree(&self.dir)
     }
 }
 
@@ -215,10 +210,9 @@ impl ProcessInstance {
             errs.push(e.to_string());
         }
         if let Some(d) = self.private.take()
-            && let Err(e) = std::fs::remove_dir_all(&d)
-            && e.kind() != std::io::ErrorKind::NotFound
+            && let Err(e) = crate::host::remove_dir_tree(&d)
         {
-            errs.push(format!("{}: {e}", d.display()));
+            errs.push(e);
         }
         if errs.is_empty() {
             Ok(())

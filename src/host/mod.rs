@@ -98,3 +98,13 @@ pub fn wait_gone(pid: i32, limit: std::time::Duration) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// Removes a directory tree that may already be gone; the error names the path.
+pub fn remove_dir_tree(path: &std::path::Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("{}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}

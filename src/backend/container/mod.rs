@@ -319,10 +319,8 @@ impl Backend for ContainerBackend {
         if let Err(e) = self.cgroups.remove() {
             errs.push(e.to_string());
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.instances_dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            errs.push(format!("{}: {e}", self.instances_dir.display()));
+        if let Err(e) = crate::host::remove_dir_tree(&self.instances_dir) {
+            errs.push(e);
         }
         if errs.is_empty() {
             Ok(())
@@ -375,10 +373,9 @@ fn destroy(
         errs.push(e.to_string());
     }
     if let Some(dir) = dir
-        && let Err(e) = std::fs::remove_dir_all(&dir)
-        && e.kind() != std::io::ErrorKind::NotFound
+        && let Err(e) = crate::host::remove_dir_tree(&dir)
     {
-        errs.push(format!("{}: {e}", dir.display()));
+        errs.push(e);
     }
     if errs.is_empty() {
         Ok(())

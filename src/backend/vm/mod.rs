@@ -254,12 +254,7 @@ impl Backend for VmBackend {
         if let Some(c) = &self.cgroups {
             c.remove().map_err(|e| e.to_string())?;
         }
-        match std::fs::remove_dir_all(&self.instances_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("{}: {e}", self.instances_dir.display()))
-            }
-            _ => Ok(()),
-        }
+        crate::host::remove_dir_tree(&self.instances_dir)
     }
 }
 
