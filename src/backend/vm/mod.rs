@@ -88,19 +88,21 @@ impl VmBackend {
             vcpus: cfg.vcpus,
             workload: ctx.scenario.workload.agent_args(),
         };
-        // Without root or cgroups, VMs still run; their cgroup view is then empty.
-        let cgroups = CgroupHost::detect()
-            .ok()
-            .and_then(|h| h.create_run(&ctx.run_id).ok());
         let mut b = VmBackend {
             ctx,
             boot,
             accel: QemuAccel::Tcg,
             accel_reason: String::new(),
             instances_dir,
-            cgroups,
+            cgroups: None,
         };
+        // The probe guest runs without an accounting cgroup: none exists yet, so a failed
+        // probe (forced KVM that does not work) leaves no cgroup behind.
         b.choose_accel(cfg.accel, Duration::from_secs_f64(cfg.probe_timeout_s))?;
+        // Without root or cgroups, VMs still run; their cgroup view is then empty.
+        b.cgroups = CgroupHost::detect()
+            .ok()
+            .and_then(|h| h.create_run(&b.ctx.run_id).ok());
         Ok(b)
     }
 
