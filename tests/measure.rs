@@ -74,33 +74,12 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
         return;
     }
     let _lock = host::host_lock();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("measure-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let scenario_path = dir.join("s.toml");
-    std::fs::write(
-        &scenario_path,
+    let before = host::snapshot();
+    let (out, state, res) = run_scenario(
+        "measure-run",
         "name = \"costs\"\nbackends = [\"process\", \"container\", \"vm\"]\ncounts = [2]\nwarmup = 0\nworkload = { write-file = 4 }\nready_timeout_s = 120\n\
          [vm]\naccel = \"tcg\"\ncounts = [1]\n[measure]\nidle_window_s = 1\n",
-    )
-    .unwrap();
-    let (out, state) = (dir.join("out"), dir.join("state"));
-    let before = host::snapshot();
-    let res = std::process::Command::new(env!("CARGO_BIN_EXE_isobench"))
-        .arg("run")
-        .arg(&scenario_path)
-        .args([
-            "--out",
-            out.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--cache-dir",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-            "-q",
-        ])
-        .output()
-        .unwrap();
+    );
     assert!(res.status.success(), "{res:?}");
     let stdout = String::from_utf8_lossy(&res.stdout);
     assert!(
@@ -183,10 +162,11 @@ fn a_run_fills_every_cost_column_and_counts_kernels() {
         !std::path::Path::new("/var/tmp/isobench-write-file").exists(),
         "a plain process wrote into the host's /var/tmp"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(out.parent().unwrap());
 }
 
-/// Runs `isobench run` on `toml` with its own dirs and returns (out dir, state dir, output).
+/// Runs `isobench run` on `toml` with its own dirs (under the target's tmp dir, whose parent
+/// the caller may remove) and returns (out dir, state dir, output).
 fn run_scenario(tag: &str, toml: &str) -> (PathBuf, PathBuf, std::process::Output) {
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
@@ -203,6 +183,9 @@ fn run_scenario(tag: &str, toml: &str) -> (PathBuf, PathBuf, std::process::Outpu
             out.to_str().unwrap(),
             "--state-dir",
             state.to_str().unwrap(),
+            // VM base disks: shared by the tests, outside the host's own cache.
+            "--cache-dir",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
             "-q",
         ])
         .output()

@@ -114,20 +114,11 @@ impl Backend for ProcessBackend {
 
 /// Spawns `cmd` (which runs the agent, directly or through a wrapper), in its own session and
 /// with a parent-death signal, and waits for `ready`. Start-up is timed from just before the
-/// fork until `ready` is read, as for every backend.
-pub fn spawn_agent(
-    ctx: &RunContext,
-    name: &str,
-    cmd: Command,
-    timeout: Duration,
-) -> Result<ProcessInstance, LaunchError> {
-    spawn_agent_with(ctx, name, cmd, timeout, || Ok(()))
-}
-
-/// [`spawn_agent`] with one more step run in the child between fork and exec, after setsid
-/// and the parent-death signal (the `oci` backend's private mount namespace and overlay).
-/// `step` runs in the forked child of a multithreaded process: it must not allocate or take
-/// locks, only make async-signal-safe calls on data prepared before the spawn.
+/// fork until `ready` is read, as for every backend. `step` runs in the child between fork
+/// and exec, after setsid and the parent-death signal (joining a cgroup; the `oci` backend's
+/// private mount namespace and overlay). It runs in the forked child of a multithreaded
+/// process: it must not allocate or take locks, only make async-signal-safe calls on data
+/// prepared before the spawn.
 pub fn spawn_agent_with<F>(
     ctx: &RunContext,
     name: &str,
