@@ -36,7 +36,11 @@ fn main() {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<i32> {
+    let format = cli.format;
     match cli.command {
+        Command::Report(args) => Ok(isobench::report::command::command(&args, format)),
+        Command::Compare(args) => Ok(isobench::compare::command(&args, format)),
+        Command::Plan(args) => Ok(isobench::plan::command(&args, format)),
         Command::Run {
             scenario,
             out,

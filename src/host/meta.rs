@@ -1,9 +1,11 @@
 //! meta.json: what a reader needs to trust or reproduce a run (host, versions, scenario).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The contents of meta.json. Written at the start of a run and rewritten at its end.
-#[derive(Debug, Clone, Serialize)]
+/// The contents of meta.json. Written at the start of a run and rewritten at its end; read
+/// back by `report`, `compare` and `plan`, which tolerate fields an older isobench did not write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunMeta {
     pub run_id: String,
     pub scenario: String,
@@ -30,7 +32,8 @@ pub struct RunMeta {
     pub accelerators: Vec<AccelNote>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AccelNote {
     pub backend: String,
     pub accel: String,

@@ -145,6 +145,11 @@ pub fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<(), ExportError
 
 /// Reads samples.csv back.
 pub fn read_samples(path: &Path) -> Result<Vec<Sample>, ExportError> {
+    read_rows(path)
+}
+
+/// Reads any of the run's CSV files back into its record type.
+pub fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, ExportError> {
     let read_err = |source| ExportError::Read {
         path: path.to_path_buf(),
         source,
@@ -152,7 +157,7 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>, ExportError> {
     let mut reader = csv::Reader::from_path(path).map_err(read_err)?;
     reader
         .deserialize()
-        .collect::<Result<Vec<Sample>, _>>()
+        .collect::<Result<Vec<T>, _>>()
         .map_err(read_err)
 }
 
