@@ -156,11 +156,12 @@ pub fn run_leftovers(run_id: &str) -> Vec<String> {
 /// Held while a test runs instances or `isobench clean`; released on drop.
 pub struct HostLock(std::fs::File);
 
-/// Waits for the test lock of this crate: a file lock (`flock`) on a file in cargo's target
-/// tmp dir, so it serialises the test threads and test processes (nextest) of every test
-/// binary, and a crashed holder releases it.
+/// Waits for the host-wide test lock: a file lock (`flock`) on a file in /run, so it
+/// serialises the test threads and test processes (nextest) of every test binary and of every
+/// checkout on this host (their host snapshots would otherwise see each other's instances),
+/// and a crashed holder releases it.
 pub fn host_lock() -> HostLock {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("isobench-host.lock");
+    let path = Path::new("/run/isobench-tests.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
