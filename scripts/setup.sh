@@ -13,6 +13,8 @@ packages=(
   e2fsprogs              # mkfs.ext4 -d: the VM base disk from a rootfs
   util-linux             # unshare(1): the reference point for container start-up
   procps                 # ps inside tests and for humans
+  fonts-dejavu-core      # the font every plot's text is set in (report, plan)
+  chromium               # headless check that report.html draws every plot (tests)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -48,7 +50,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: still missing after installing: ${missing[*]}" >&2
   exit 1
 fi
-for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun unshare; do
+for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun unshare chromium; do
   command -v "$cmd" >/dev/null || { echo "setup: $cmd not found after installing" >&2; exit 1; }
 done
 echo "setup: all system packages present"

@@ -63,7 +63,8 @@ pub fn write_owner(state_dir: &Path, run_dir: &Path) -> std::io::Result<()> {
     )
 }
 
-#[derive(Debug, Default)]
+/// What `clean` did (or, with dry_run, would do); printed as text or JSON.
+#[derive(Debug, Default, Serialize)]
 pub struct CleanReport {
     pub runs: Vec<String>,
     pub killed: Vec<i32>,

@@ -5,7 +5,8 @@
 use crate::host::cgroup::CgroupHost;
 use std::path::Path;
 
-#[derive(Debug, Clone)]
+/// One line of `doctor`: printed as text or JSON.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,

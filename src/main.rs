@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use isobench::cli::{Cli, Command};
+use isobench::cli::{Cli, Command, Format};
 use isobench::exit;
 use isobench::scenario::Scenario;
 use std::sync::Arc;
@@ -88,27 +88,10 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
                     return Ok(e.exit_code());
                 }
             };
-            println!(
-                "{}",
-                isobench::report::table::render_summary(&outcome.summary)
-            );
-            if outcome
-                .summary
-                .iter()
-                .any(|r| r.pss_kib_mean.is_some() || r.idle_cpu_ms_per_s_mean.is_some())
-            {
-                println!(
-                    "{}",
-                    isobench::report::table::render_costs(&outcome.summary)
-                );
-            }
-            print!(
-                "{}",
-                isobench::report::table::render_ratios(&outcome.summary)
-            );
-            println!("results: {}", outcome.run_dir.display());
-            if let Some(kib) = outcome.harness_peak_rss_kib {
-                println!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+            if format == Format::Json {
+                print_run_json(&outcome)?;
+            } else {
+                print_run_text(&outcome);
             }
             for l in &outcome.leftovers {
                 eprintln!("isobench: could not remove {l}; run `isobench clean`");
@@ -132,9 +115,26 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             cache_dir,
         } => {
             let r = isobench::clean::clean(&state_dir, dry_run);
-            if cache && !dry_run && cache_dir.exists() {
+            let cache_removed = cache && !dry_run && cache_dir.exists();
+            if cache_removed {
                 std::fs::remove_dir_all(&cache_dir)
                     .with_context(|| format!("removing the cache {}", cache_dir.display()))?;
+            }
+            let code = if r.errors.is_empty() {
+                exit::OK
+            } else {
+                exit::MEASURED_FAILURE
+            };
+            if format == Format::Json {
+                let doc = serde_json::json!({
+                    "dry_run": dry_run,
+                    "cache_removed": cache_removed.then(|| cache_dir.clone()),
+                    "report": r,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(code);
+            }
+            if cache_removed {
                 println!("removed the cache {}", cache_dir.display());
             }
             for (id, pid) in &r.active {
@@ -165,15 +165,15 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             if r.is_empty() {
                 println!("nothing to clean");
             }
-            Ok(if r.errors.is_empty() {
-                exit::OK
-            } else {
-                exit::MEASURED_FAILURE
-            })
+            Ok(code)
         }
         Command::Doctor => {
             let checks = isobench::doctor::run_checks();
-            print!("{}", isobench::doctor::render(&checks));
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", isobench::doctor::render(&checks));
+            }
             Ok(if checks.iter().all(|c| c.ok || !c.required) {
                 exit::OK
             } else {
@@ -182,6 +182,45 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Agent { .. } => unreachable!("handled before argument parsing"),
     }
+}
+
+/// The end-of-run tables: start-up, costs when measured, the VM/container ratios.
+fn print_run_text(outcome: &isobench::runner::RunOutcome) {
+    use isobench::report::table;
+    println!("{}", table::render_summary(&outcome.summary));
+    if outcome
+        .summary
+        .iter()
+        .any(|r| r.pss_kib_mean.is_some() || r.idle_cpu_ms_per_s_mean.is_some())
+    {
+        println!("{}", table::render_costs(&outcome.summary));
+    }
+    print!("{}", table::render_ratios(&outcome.summary));
+    println!("results: {}", outcome.run_dir.display());
+    if let Some(kib) = outcome.harness_peak_rss_kib {
+        println!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+}
+
+/// One JSON document with everything the run wrote (meta, raw samples, summary, kernel and
+/// until rows), read back from the run directory so it is exactly what the files hold.
+fn print_run_json(outcome: &isobench::runner::RunOutcome) -> anyhow::Result<()> {
+    let run = isobench::report::load::load(&outcome.run_dir, None)
+        .with_context(|| format!("reading back {}", outcome.run_dir.display()))?;
+    let doc = serde_json::json!({
+        "run_dir": outcome.run_dir,
+        "interrupted": outcome.interrupted,
+        "failed_instances": outcome.failed,
+        "leftovers": outcome.leftovers,
+        "harness_peak_rss_kib": outcome.harness_peak_rss_kib,
+        "meta": run.meta,
+        "summary": run.summary,
+        "kernel": run.kernel,
+        "until": run.until,
+        "samples": run.samples,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }
 
 fn bad_input(e: impl std::fmt::Display) -> i32 {
