@@ -166,7 +166,7 @@ pub fn host_lock() -> HostLock {
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
+        .open(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     file.lock()
         .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
