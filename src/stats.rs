@@ -212,7 +212,8 @@ pub fn percentile_interval(replicates: &[f64], confidence: f64) -> Option<Interv
 /// exist without assuming a distribution: the widest interval there is, [min, max] of n
 /// samples, covers the median with probability 1 - 2 * (1/2)^n (each sample lies on either
 /// side of the median with probability 1/2; the interval misses only when all n land on one
-/// side: W. J. Conover, "Practical Nonparametric Statistics", 3rd ed., Wiley 1999, ch. 3, the confidence interval for a quantile).
+/// side: W. J. Conover, "Practical Nonparametric Statistics", 3rd ed., Wiley 1999, ch. 3,
+/// the confidence interval for a quantile).
 /// So 6 at 95%, 8 at 99%. Below that, a bootstrap interval of the median claims a confidence
 /// no method can deliver; `compare` then gives no interval. `None` for `confidence` outside
 /// (0, 1).
@@ -220,9 +221,9 @@ pub fn min_samples_for_median_interval(confidence: f64) -> Option<usize> {
     if !(confidence > 0.0 && confidence < 1.0) {
         return None;
     }
-    // Coverage reaches 1 - 2^-1074 at most in f64; the loop ends long before for any
-    // confidence below 1.
-    (1..=1100usize).find(|&n| 1.0 - 2.0 * 0.5f64.powi(n as i32) >= confidence)
+    // 1 - 2 * 0.5^n rounds to 1.0 in f64 from n = 54 on, which meets any confidence below 1:
+    // the search ends there at the latest.
+    (1..=64usize).find(|&n| 1.0 - 2.0 * 0.5f64.powi(n as i32) >= confidence)
 }
 
 #[cfg(test)]
