@@ -432,7 +432,7 @@ fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
-        text(&o.stdout).contains(&format!("tolerance: 50 ({file})")),
+        text(&o.stdout).contains(&format!("tolerances: default 50 (from {file})")),
         "{}",
         show(&o)
     );

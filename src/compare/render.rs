@@ -73,17 +73,22 @@ pub fn text(c: &Comparison) -> String {
     let m = &c.method;
     let pct = percent(m.confidence);
     out.push_str(&format!(
-        "ratio = NEW median / BASE median, every metric lower-is-better (above 1 is worse); \
-         {pct}% bootstrap percentile interval, {} resamples of each run, fixed seed {} (reruns \
-         print the same); no interval with fewer than {} values in a run\n",
+        "ratio = NEW median / BASE median; every metric is lower-is-better, so above 1 is worse\n\
+         interval: {pct}% bootstrap percentile, {} resamples of each run, fixed seed {} (reruns \
+         print the same); none with fewer than {} values in a run\n",
         m.resamples, m.seed, m.min_samples
     ));
     out.push_str(
         "verdict: regression = interval above 1 + tol; improvement = below 1 - tol; \
-         ok = within 1 ± tol; inconclusive = reaches past 1 ± tol, or no interval\n",
+         ok = within 1 ± tol; inconclusive = reaches past 1 ± tol, or no interval\n\
+         the intervals cover the noise within each run, not drift between runs: size the \
+         tolerances by comparing two runs of the unchanged system\n",
     );
     let t = &c.tolerances;
-    let mut tol = format!("tolerance: {} ({})", t.default, t.default_from);
+    let mut tol = format!(
+        "tolerances: default {} (from {})",
+        t.default, t.default_from
+    );
     for (name, v) in &t.metrics {
         tol.push_str(&format!(", {name} {v}"));
     }

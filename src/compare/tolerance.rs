@@ -354,4 +354,12 @@ mod tests {
             "{m}"
         );
     }
+
+    #[test]
+    fn the_shipped_tolerance_file_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/gate-oci-tolerances.toml");
+        let t = Tolerances::resolve(None, &[], Some(&p)).unwrap();
+        assert_eq!((t.of("startup_ms"), t.of("teardown_ms")), (0.2, 0.6));
+        assert_eq!(t.of("pss_kib"), t.default);
+    }
 }
