@@ -25,6 +25,7 @@ use verdict::{Method, NoInterval, Verdict};
 /// metric, and no interval gets meaningfully steadier beyond it.
 pub const MAX_RESAMPLES: u32 = 1_000_000;
 
+/// Bad input to `compare`: every variant is exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     #[error("{which} {source}")]

@@ -18,6 +18,7 @@ pub const BUILT_IN_DEFAULT: f64 = 0.10;
 
 const ALLOWED_VALUE: &str = "a number >= 0 (0.1 = 10%)";
 
+/// A bad tolerance flag or file, named with what is allowed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ToleranceError {
     #[error("{flag} {value}: {why}")]
