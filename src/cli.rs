@@ -97,9 +97,10 @@ pub struct CompareArgs {
     pub base: PathBuf,
     /// The run directory compared against the baseline.
     pub new: PathBuf,
-    /// Relative tolerance for every metric: NEW/BASE up to 1 + TOL is not a regression.
-    #[arg(long, default_value_t = 0.10)]
-    pub tolerance: f64,
+    /// Relative tolerance for every metric: NEW/BASE up to 1 + TOL is not a regression
+    /// [default: the tolerance file's `default`, else 0.10].
+    #[arg(long, value_name = "TOL")]
+    pub tolerance: Option<f64>,
     /// Tolerance of one metric, as METRIC=TOL (for example startup_ms=0.25); repeatable.
     #[arg(long = "tolerance-for", value_name = "METRIC=TOL")]
     pub tolerance_for: Vec<String>,

@@ -30,7 +30,7 @@ pub fn render_summary(rows: &[SummaryRow]) -> String {
 }
 
 /// Aligned plain text: a header line, a rule, then one line per row.
-fn render(header: &[&str], right: &[bool], cells: &[Vec<String>]) -> String {
+pub(crate) fn render(header: &[&str], right: &[bool], cells: &[Vec<String>]) -> String {
     // Widths count chars, not bytes: "±" is two bytes, and `format!` pads by chars.
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in cells {
@@ -192,7 +192,7 @@ fn opt(x: Option<f64>) -> String {
 /// 2 decimals under 100, 1 under 1000, none above: about three significant figures, which is
 /// all that run-to-run noise in start-up times leaves meaningful. The thresholds sit where
 /// rounding would carry into the next decade (99.995 prints as 100.0, not 100.00).
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     let a = x.abs();
     if a < 99.995 {
         format!("{x:.2}")

@@ -1,0 +1,230 @@
+//! Printing a comparison: an aligned text table for people, one JSON document for tools.
+
+use super::verdict::{NoInterval, percent};
+use super::{Comparison, Group};
+use crate::report::table::{num, render};
+use crate::stats::Interval;
+
+/// The ratio NEW/BASE as the table prints it: three decimals (a 10% tolerance needs more than
+/// the two of `num`), and words where it is not a finite number.
+pub fn ratio_text(ratio: Option<f64>, base_median: f64, new_median: f64) -> String {
+    match ratio {
+        None => "none (BASE < 0)".into(),
+        Some(r) if r == f64::INFINITY => "inf (BASE median 0)".into(),
+        Some(r) if r == f64::NEG_INFINITY => "-inf (BASE median 0)".into(),
+        Some(_) if base_median == 0.0 && new_median == 0.0 => "1 (both 0)".into(),
+        Some(r) => ratio_num(r),
+    }
+}
+
+fn ratio_num(r: f64) -> String {
+    if r == f64::INFINITY {
+        "inf".into()
+    } else if r == f64::NEG_INFINITY {
+        "-inf".into()
+    } else if r.abs() < 9.9995 {
+        format!("{r:.3}")
+    } else {
+        num(r)
+    }
+}
+
+/// The interval as the table prints it, or why there is none.
+pub fn interval_text(interval: &Result<Interval, NoInterval>) -> String {
+    match interval {
+        Ok(iv) => format!("[{}, {}]", ratio_num(iv.lo), ratio_num(iv.hi)),
+        Err(NoInterval::TooFewSamples { have: 1, .. }) => "1 sample: no interval".into(),
+        Err(NoInterval::TooFewSamples { have, need }) => {
+            format!("{have} samples (< {need}): no interval")
+        }
+        Err(NoInterval::NoRatio) => "none (BASE < 0)".into(),
+        Err(NoInterval::NegativeResample) => "none (BASE < 0 in resamples)".into(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn groups_text(gs: &[Group]) -> String {
+    if gs.is_empty() {
+        return "-".into();
+    }
+    gs.iter()
+        .map(Group::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The comparison as text: what was compared and how, the table, groups and metrics left out,
+/// notes, and the totals.
+pub fn text(c: &Comparison) -> String {
+    let mut out = String::new();
+    for (which, r) in [("BASE", &c.base), ("NEW ", &c.new)] {
+        out.push_str(&format!(
+            "{which} {} ({}): run {}, host {}, started {}\n",
+            r.label,
+            r.dir.display(),
+            or_dash(&r.run_id),
+            or_dash(&r.hostname),
+            or_dash(&r.started_at)
+        ));
+    }
+    let m = &c.method;
+    let pct = percent(m.confidence);
+    out.push_str(&format!(
+        "ratio = NEW median / BASE median; every metric is lower-is-better, so above 1 is worse\n\
+         interval: {pct}% bootstrap percentile, {} resamples of each run, fixed seed {} (reruns \
+         print the same); none with fewer than {} values in a run\n",
+        m.resamples, m.seed, m.min_samples
+    ));
+    out.push_str(
+        "verdict: regression = interval above 1 + tol; improvement = below 1 - tol; \
+         ok = within 1 ± tol; inconclusive = reaches past 1 ± tol, or no interval\n\
+         the intervals cover the noise within each run, not drift between runs: size the \
+         tolerances by comparing two runs of the unchanged system\n",
+    );
+    let t = &c.tolerances;
+    let mut tol = format!(
+        "tolerances: default {} (from {})",
+        t.default, t.default_from
+    );
+    for (name, v) in &t.metrics {
+        tol.push_str(&format!(", {name} {v}"));
+    }
+    out.push_str(&tol);
+    out.push_str("\n\n");
+
+    let ci_header = format!("{pct}% interval");
+    let header = [
+        "backend",
+        "accel",
+        "N",
+        "metric (unit)",
+        "values B/N",
+        "BASE median",
+        "NEW median",
+        "ratio",
+        ci_header.as_str(),
+        "tol",
+        "verdict",
+    ];
+    let right = [
+        false, false, true, false, true, true, true, true, false, true, false,
+    ];
+    let cells: Vec<Vec<String>> = c
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.group.backend.clone(),
+                r.group.accel.clone(),
+                r.group.n.to_string(),
+                format!("{} ({})", r.metric, r.unit),
+                format!("{}/{}", r.base_samples, r.new_samples),
+                num(r.base_median),
+                num(r.new_median),
+                r.ratio_text.clone(),
+                r.ci_text.clone(),
+                r.tolerance.to_string(),
+                r.verdict.word().to_string(),
+            ]
+        })
+        .collect();
+    if cells.is_empty() {
+        out.push_str("no group (backend, accel, N) with values in both runs\n");
+    } else {
+        out.push_str(&render(&header, &right, &cells));
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "only in BASE: {}\nonly in NEW: {}\n",
+        groups_text(&c.only_in_base),
+        groups_text(&c.only_in_new)
+    ));
+    if !c.not_compared.is_empty() {
+        let list: Vec<String> = c
+            .not_compared
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {} (only in {})",
+                    n.group.describe(),
+                    n.metric,
+                    n.only_in
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "not compared, values in one run only: {}\n",
+            list.join(", ")
+        ));
+    }
+    for n in &c.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    let tt = &c.totals;
+    out.push_str(&format!(
+        "{}, {}, {} ok, {} inconclusive\n",
+        plural(tt.regression, "regression", "regressions"),
+        plural(tt.improvement, "improvement", "improvements"),
+        tt.ok,
+        tt.inconclusive
+    ));
+    if c.fail_on_regression {
+        out.push_str(&format!(
+            "--fail-on-regression: exit {}{}\n",
+            c.exit_code,
+            if tt.regression > 0 {
+                format!(" ({})", plural(tt.regression, "regression", "regressions"))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// The comparison as one JSON document (pretty-printed). Non-finite numbers are null with a
+/// `*_text` field in words beside them, so no NaN or Infinity (invalid JSON) is ever written.
+pub fn json(c: &Comparison) -> String {
+    serde_json::to_string_pretty(c).expect("a comparison serializes: plain data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_words_for_what_is_not_a_number() {
+        assert_eq!(ratio_text(Some(1.02345), 10.0, 10.2345), "1.023");
+        assert_eq!(ratio_text(Some(1.0), 0.0, 0.0), "1 (both 0)");
+        assert_eq!(
+            ratio_text(Some(f64::INFINITY), 0.0, 3.0),
+            "inf (BASE median 0)"
+        );
+        assert_eq!(ratio_text(None, -3.0, 3.0), "none (BASE < 0)");
+        assert_eq!(ratio_text(Some(123.456), 1.0, 123.456), "123.5");
+    }
+
+    #[test]
+    fn interval_words() {
+        let iv = Ok(Interval {
+            lo: 0.98765,
+            hi: f64::INFINITY,
+        });
+        assert_eq!(interval_text(&iv), "[0.988, inf]");
+        assert_eq!(
+            interval_text(&Err(NoInterval::TooFewSamples { have: 1, need: 6 })),
+            "1 sample: no interval"
+        );
+        assert_eq!(
+            interval_text(&Err(NoInterval::TooFewSamples { have: 3, need: 6 })),
+            "3 samples (< 6): no interval"
+        );
+    }
+}
