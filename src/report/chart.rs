@@ -1,8 +1,7 @@
 //! A chart of the report: a title, one or more panels of series, and one legend, drawn by
 //! plotters onto any backend (see [`crate::report::plot::Figure`]).
 //!
-//! The legend gets its own area (a column at the right, or the grid cell after the last panel)
-//! instead of plotters' in-chart series labels, which sit on top of the data.
+//! The legend gets its own column at the right instead of plotters' in-chart series labels, which sit on top of the data.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -301,28 +300,32 @@ pub struct Chart {
 }
 
 const WIDTH: u32 = 1200;
+/// Grids are wider, so their two columns of panels keep room beside the legend.
+const GRID_WIDTH: u32 = 1360;
 const TITLE_H: u32 = 44;
 const LEGEND_W: u32 = 250;
+const ROW_H: u32 = 400;
 
 impl Chart {
-    /// Panels side by side with the legend at the right up to this many; a 2-column grid with
-    /// the legend in the cell after the last panel beyond.
+    /// Panels side by side up to this many; a 2-column grid beyond. The legend is always a
+    /// column at the right.
     const ROW_MAX: usize = 2;
 
-    fn grid(&self) -> Option<(usize, usize)> {
-        (self.panels.len() > Self::ROW_MAX).then(|| (self.panels.len().div_ceil(2), 2))
+    fn rows(&self) -> usize {
+        if self.panels.len() > Self::ROW_MAX {
+            self.panels.len().div_ceil(2)
+        } else {
+            1
+        }
     }
 }
 
 impl Figure for Chart {
     fn size(&self) -> (u32, u32) {
-        match self.grid() {
-            // One more cell than panels for the legend.
-            Some(_) => (
-                WIDTH,
-                TITLE_H + 400 * (self.panels.len() + 1).div_ceil(2) as u32,
-            ),
-            None => (WIDTH, TITLE_H + 480),
+        if self.rows() > 1 {
+            (GRID_WIDTH, TITLE_H + ROW_H * self.rows() as u32)
+        } else {
+            (WIDTH, TITLE_H + 480)
         }
     }
 
@@ -337,22 +340,16 @@ impl Figure for Chart {
             (16, 12),
             ("sans-serif", 20).into_font().color(&BLACK),
         ))?;
-        if self.grid().is_some() {
-            let rows = (self.panels.len() + 1).div_ceil(2);
-            let cells = body.split_evenly((rows, 2));
-            for (p, cell) in self.panels.iter().zip(&cells) {
-                p.draw(cell)?;
-            }
-            draw_legend(&cells[self.panels.len()], &self.legend)?;
+        let (plots, legend) = body.split_horizontally(self.size().0 - LEGEND_W);
+        let cells = if self.rows() > 1 {
+            plots.split_evenly((self.rows(), 2))
         } else {
-            let (plots, legend) = body.split_horizontally(WIDTH - LEGEND_W);
-            let cells = plots.split_evenly((1, self.panels.len().max(1)));
-            for (p, cell) in self.panels.iter().zip(&cells) {
-                p.draw(cell)?;
-            }
-            draw_legend(&legend, &self.legend)?;
+            plots.split_evenly((1, self.panels.len().max(1)))
+        };
+        for (p, cell) in self.panels.iter().zip(&cells) {
+            p.draw(cell)?;
         }
-        Ok(())
+        draw_legend(&legend, &self.legend)
     }
 }
 

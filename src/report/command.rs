@@ -243,3 +243,263 @@ fn print_json(r: &Report) -> std::io::Result<()> {
     writeln!(out)?;
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::meta::RunMeta;
+    use crate::record::{KernelRow, Sample};
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "isobench-report-{}-{name}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn write_csv<T: Serialize>(path: &Path, rows: &[T]) {
+        let mut w = ::csv::Writer::from_path(path).unwrap();
+        for r in rows {
+            w.serialize(r).unwrap();
+        }
+        w.flush().unwrap();
+    }
+
+    /// A run of container and vm at N = 1, 2 (vm idle CPU > 0, container 0), with kernel.csv
+    /// when `kernel` is set, and no summary.csv (the loader computes it).
+    fn synthetic_run(dir: &Path, backends: &[&str], kernel: bool) {
+        std::fs::create_dir_all(dir).unwrap();
+        let meta = RunMeta {
+            run_id: "synthetic".into(),
+            hostname: "testhost".into(),
+            mem_total_kib: 8 * 1024 * 1024,
+            scenario_text: "name = \"synthetic\"\n".into(),
+            ..RunMeta::default()
+        };
+        std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+        let mut samples = Vec::new();
+        let mut kernels = Vec::new();
+        for b in backends {
+            let vm = *b == "vm";
+            for n in [1u32, 2] {
+                for i in 0..n {
+                    samples.push(Sample {
+                        backend: b.to_string(),
+                        accel: if vm { "tcg" } else { "none" }.into(),
+                        n,
+                        instance: i,
+                        ok: true,
+                        startup_ms: Some(if vm { 4000.0 } else { 4.0 } + f64::from(i)),
+                        pss_kib: Some(if vm { 200_000 } else { 1000 }),
+                        host_avail_kib: Some(if vm { 150_000.0 } else { 500.0 }),
+                        vmm_overhead_kib: vm.then_some(20_000),
+                        disk_private_kib: Some(if vm { 300 } else { 4 }),
+                        disk_shared_kib: Some(7000),
+                        idle_cpu_ms_per_s: Some(if vm { 9.0 } else { 0.0 }),
+                        ..Sample::default()
+                    });
+                }
+                kernels.push(KernelRow {
+                    backend: b.to_string(),
+                    accel: if vm { "tcg" } else { "none" }.into(),
+                    n,
+                    distinct_kernels: if vm { n + 1 } else { 1 },
+                    host_kthreads_before: 60,
+                    host_kthreads_with: 60,
+                    guest_kthreads_total: vm.then_some(47 * u64::from(n)),
+                    kernel_kib_per_kernel: Some(if vm { 15_000.0 } else { 100.0 }),
+                    ..KernelRow::default()
+                });
+            }
+        }
+        write_csv(&dir.join("samples.csv"), &samples);
+        if kernel {
+            write_csv(&dir.join("kernel.csv"), &kernels);
+        }
+    }
+
+    fn args(runs: Vec<PathBuf>, out: Option<PathBuf>, labels: &[&str]) -> ReportArgs {
+        ReportArgs {
+            runs,
+            out,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_report_references_every_plot_defines_every_figure_and_fetches_nothing() {
+        let dir = temp("full");
+        synthetic_run(&dir, &["container", "vm"], true);
+        let r = report(&args(vec![dir.clone()], None, &[])).unwrap();
+        assert_eq!(
+            r.out_dir, dir,
+            "one run: the report goes into the run directory"
+        );
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        let drawn: Vec<&PlotSpec> = r.plots.iter().filter(|p| p.chart.is_some()).collect();
+        assert_eq!(
+            drawn.len(),
+            r.plots.len(),
+            "every plot has data: {:?}",
+            r.plots
+        );
+        assert_eq!(html.matches("<svg").count(), drawn.len());
+        for p in &drawn {
+            let png = std::fs::read(dir.join(format!("plots/{}.png", p.stem))).unwrap();
+            assert_eq!(&png[1..4], b"PNG");
+            assert!(
+                md.contains(&format!("](plots/{}.png)", p.stem)),
+                "{}",
+                p.stem
+            );
+            assert!(html.contains(&format!("href=\"plots/{}.svg\"", p.stem)));
+        }
+        let mut figures: Vec<&str> = drawn.iter().flat_map(|p| p.definitions.clone()).collect();
+        figures.extend(
+            r.claims
+                .iter()
+                .flat_map(|s| s.claims.iter())
+                .flat_map(|c| c.definitions.iter().copied()),
+        );
+        for f in figures {
+            let (_, unit, def) = document::definition(f).unwrap_or_else(|| panic!("{f} undefined"));
+            assert!(
+                md.contains(&format!("| {f} ")) && md.contains(def),
+                "{f} not defined in report.md"
+            );
+            assert!(
+                html.contains(&format!("<td>{f}</td><td>{}</td>", html::esc(unit))),
+                "{f} not in report.html"
+            );
+        }
+        for attr in [
+            "src=\"http",
+            "href=\"http",
+            "src='http",
+            "href='http",
+            "@import",
+            "url(",
+        ] {
+            assert!(
+                !html.contains(attr),
+                "report.html fetches something: {attr}"
+            );
+        }
+        assert!(html.contains("no finite ratio: container measured 0 ms/s"));
+        for set in &r.claims {
+            for row in &document::claims_table(set).rows {
+                for cell in row {
+                    assert!(!cell.contains("inf") && !cell.contains("NaN"), "{row:?}");
+                }
+            }
+        }
+
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["runs"][0]["samples"].as_array().unwrap().len(), 6);
+        assert_eq!(json["runs"][0]["meta"]["hostname"], "testhost");
+        assert_eq!(json["runs"][0]["kernel"].as_array().unwrap().len(), 4);
+        let idle = json["claims"][0]["claims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["figure"] == "idle CPU per instance")
+            .unwrap();
+        assert_eq!(idle["ratio"]["kind"], "reference_zero");
+        let files: Vec<&str> = json["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(files.len(), 2 + 2 * drawn.len());
+        assert!(files.iter().all(|f| Path::new(f).is_file()), "{files:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plots_without_data_are_left_out_with_a_note() {
+        let dir = temp("nokernel");
+        synthetic_run(&dir, &["container"], false);
+        // A drawing of the kernel plot from an earlier report must not survive.
+        std::fs::create_dir_all(dir.join("plots")).unwrap();
+        std::fs::write(dir.join("plots/kernel.svg"), "<svg/>").unwrap();
+        let r = report(&args(vec![dir.clone()], None, &[])).unwrap();
+        let kernel = r.plots.iter().find(|p| p.stem == "kernel").unwrap();
+        assert!(kernel.chart.is_none());
+        assert!(
+            kernel.notes[0].starts_with("left out: no run has data"),
+            "{:?}",
+            kernel.notes
+        );
+        assert!(!dir.join("plots/kernel.svg").exists());
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(
+            md.contains("- left out: no run has data for it (distinct_kernels"),
+            "{md}"
+        );
+        assert!(!md.contains("plots/kernel.png"));
+        assert!(r.claims.is_empty());
+        assert!(
+            r.claim_notes[0].contains("no vm backend"),
+            "{:?}",
+            r.claim_notes
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn several_runs_are_labelled_and_bad_input_writes_nothing() {
+        let a = temp("a");
+        let b = temp("b");
+        synthetic_run(&a, &["container", "vm"], true);
+        synthetic_run(&b, &["container", "vm"], false);
+        let out = temp("out");
+        let r = report(&args(
+            vec![a.clone(), b.clone()],
+            Some(out.clone()),
+            &["kvm", "tcg"],
+        ))
+        .unwrap();
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            md.contains("| kvm ") && md.contains("| tcg "),
+            "a column per run"
+        );
+        assert!(
+            r.plots[0]
+                .chart
+                .as_ref()
+                .unwrap()
+                .legend
+                .iter()
+                .any(|e| e.name == "tcg vm (tcg)")
+        );
+        assert_eq!(r.claims.iter().filter(|s| s.run == "tcg").count(), 1);
+
+        let never = temp("never");
+        let cases = [
+            args(vec![a.clone(), b.clone()], Some(never.clone()), &["one"]),
+            args(vec![a.clone(), a.clone()], Some(never.clone()), &[]),
+            args(vec![a.join("missing")], Some(never.clone()), &[]),
+            args(vec![never.clone()], None, &[]),
+        ];
+        for c in &cases {
+            let e = report(c).unwrap_err();
+            assert_eq!(e.exit_code(), exit::BAD_INPUT, "{e}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
+            assert!(!never.exists(), "{e}: wrote {}", never.display());
+        }
+        // A directory without samples.csv is not a run: nothing is written into it.
+        std::fs::create_dir_all(&never).unwrap();
+        let e = report(&args(vec![never.clone()], None, &[])).unwrap_err();
+        assert!(e.to_string().contains("not a run directory"), "{e}");
+        assert_eq!(std::fs::read_dir(&never).unwrap().count(), 0);
+        for d in [a, b, out, never] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}

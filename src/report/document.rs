@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::record::DEFINITIONS;
 use crate::report::claims::{ClaimSet, DERIVED_DEFINITIONS};
 use crate::report::figures::PlotSpec;
-use crate::report::format::{gib, mib, opt, sig};
+use crate::report::format::{figure, gib, mib, opt, sig};
 use crate::report::load::RunData;
 
 /// A piece of the report.
@@ -189,11 +189,11 @@ pub fn claims_table(set: &ClaimSet) -> Table {
             .map(|c| {
                 vec![
                     c.claim.clone(),
-                    opt(c.subject),
-                    opt(c.reference),
+                    figure(c.subject, c.unit),
+                    figure(c.reference, c.unit),
                     c.ratio_text.clone(),
                     c.unit.into(),
-                    c.definitions.join(", "),
+                    c.definitions.first().copied().unwrap_or_default().into(),
                 ]
             })
             .collect(),
@@ -229,18 +229,15 @@ fn claims(
 
 fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static str>) {
     b.push(Block::Heading(3, p.spec.heading.into()));
-    match &p.drawn {
-        Some((svg_path, png_path, svg)) => {
-            used.extend(p.spec.definitions.iter().copied());
-            b.push(Block::Plot {
-                title: p.spec.title.clone(),
-                svg_path: svg_path.clone(),
-                png_path: png_path.clone(),
-                svg: svg.clone(),
-            });
-            b.push(Block::Para(p.spec.about.clone()));
-        }
-        None => {}
+    if let Some((svg_path, png_path, svg)) = &p.drawn {
+        used.extend(p.spec.definitions.iter().copied());
+        b.push(Block::Plot {
+            title: p.spec.title.clone(),
+            svg_path: svg_path.clone(),
+            png_path: png_path.clone(),
+            svg: svg.clone(),
+        });
+        b.push(Block::Para(p.spec.about.clone()));
     }
     if !p.spec.notes.is_empty() {
         b.push(Block::List(p.spec.notes.clone()));

@@ -430,7 +430,9 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
          kernels counts boot_ids across the host and the instances; kernel threads added is \
          host_kthreads_with - host_kthreads_before + guest_kthreads_total; kernel memory per \
          instance is kernel_kib_per_kernel in MiB; KSM is the memory of the batch KSM found \
-         identical (only for runs with ksm = true).",
+         identical (only for runs with ksm = true). Backends that share the host kernel \
+         coincide on the first two panels (1 kernel, no threads added): their lines lie on top \
+         of each other.",
         &[
             "distinct_kernels",
             "host_kthreads_before",

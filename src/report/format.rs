@@ -32,6 +32,17 @@ pub fn opt(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), sig)
 }
 
+/// A figure in `unit`: counts that came out whole print without decimals (3 kernels, not 3.00).
+pub fn figure(x: Option<f64>, unit: &str) -> String {
+    match x {
+        Some(v) if COUNT_UNITS.contains(&unit) && v.fract() == 0.0 => format!("{v:.0}"),
+        _ => opt(x),
+    }
+}
+
+/// Units of figures that count things.
+const COUNT_UNITS: &[&str] = &["count", "kernels", "threads"];
+
 /// KiB to MiB.
 pub fn mib(kib: f64) -> f64 {
     kib / 1024.0
@@ -61,5 +72,8 @@ mod tests {
         assert_eq!(sig(f64::INFINITY), "unbounded");
         assert_eq!(sig(f64::NAN), "not a number");
         assert_eq!(opt(None), "-");
+        assert_eq!(figure(Some(3.0), "kernels"), "3");
+        assert_eq!(figure(Some(2.5), "kernels"), "2.50");
+        assert_eq!(figure(Some(3.0), "MiB"), "3.00");
     }
 }

@@ -11,7 +11,7 @@ h3 { font-size: 1.05em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .86em; }
 th, td { border: 1px solid #ccc; padding: .25em .55em; vertical-align: top; }
 th { background: #f1f1f1; text-align: left; }
-td:first-child { white-space: nowrap; }
+td:first-child { min-width: 9em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: .5em 0; }
 figure svg { width: 100%; height: auto; border: 1px solid #ddd; }
