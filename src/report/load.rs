@@ -12,9 +12,7 @@ use crate::report::csv::{ExportError, read_rows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error(
-        "{path}: not a run directory (no samples.csv); give a directory written by `isobench run`"
-    )]
+    #[error("{path}: not a run directory (no samples.csv); give a directory written by `isobench run`")]
     NotARun { path: PathBuf },
     #[error("reading {path}: {source}")]
     Io {

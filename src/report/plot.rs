@@ -16,9 +16,7 @@ pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error(
-        "reading the plot font {path}: {source} (install fonts-dejavu-core: scripts/setup.sh does)"
-    )]
+    #[error("reading the plot font {path}: {source} (install fonts-dejavu-core: scripts/setup.sh does)")]
     Font {
         path: PathBuf,
         source: std::io::Error,
@@ -136,11 +134,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("isobench-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let r = render(&Line, &dir, "line").unwrap();
-        assert!(
-            r.svg.starts_with("<svg") && r.svg.contains("a line"),
-            "{}",
-            &r.svg[..200.min(r.svg.len())]
-        );
+        assert!(r.svg.starts_with("<svg") && r.svg.contains("a line"), "{}", &r.svg[..200.min(r.svg.len())]);
         let png = std::fs::read(&r.png_path).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         assert!(png.len() > 2000, "a drawn PNG is more than a header");
