@@ -282,9 +282,9 @@ const DEFS: &[Def] = &[
         vm_claim: "every VM runs a guest kernel's threads; containers add none",
         unit: "threads",
         definitions: &[
+            "kthreads_added",
             "host_kthreads_before",
             "guest_kthreads_total",
-            "kthreads_added",
         ],
         in_mib: false,
         per_instance: false,

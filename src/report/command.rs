@@ -102,6 +102,8 @@ pub fn report(args: &ReportArgs) -> Result<Report, ReportError> {
     if out_dir.exists() && !out_dir.is_dir() {
         return Err(ReportError::OutNotDir { path: out_dir });
     }
+    // A host without the plot font fails here, before anything is written.
+    plot::ensure_font()?;
     // Everything is checked: from here on, files are written.
     let plots_dir = out_dir.join("plots");
     std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::CreateDir {
@@ -390,6 +392,10 @@ mod tests {
             );
         }
         assert!(html.contains("no finite ratio: container measured 0 ms/s"));
+        assert!(
+            md.contains("| threads | kthreads_added "),
+            "a claim names its own figure's definition"
+        );
         for set in &r.claims {
             for row in &document::claims_table(set).rows {
                 for cell in row {

@@ -255,7 +255,7 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
         title,
         "The host's MemAvailable decrease for a whole batch of N (host_avail_kib x N: the mean \
          over repetitions), in GiB, log-log; the dashed line is the host's MemTotal from \
-         meta.json. Only measured batches are drawn; `isobench plan` extrapolates to the line.",
+         meta.json. Only measured batches are drawn; isobench plan extrapolates to the line.",
         &["host_avail_kib"],
     );
     let mut dropped = Vec::new();
