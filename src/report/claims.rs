@@ -1,0 +1,682 @@
+//! The claims a report tests: what a VM costs against a container (and an OCI runtime's
+//! container against isobench's own), figure by figure, as measured ratios.
+//!
+//! Ratios are taken at the largest N both backends measured, where the two ran under the same
+//! load. When each backend also went further on its own (containers to 1000, VMs to 8), a
+//! second set compares the per-instance figures at each one's largest N: shared costs are
+//! amortised there, and the host view's noise (a MemAvailable reading moves by megabytes) is
+//! divided by N.
+
+use serde::Serialize;
+
+use crate::record::{KernelRow, SummaryRow};
+use crate::report::format::{mib, sig};
+use crate::report::load::RunData;
+
+/// The backend every claim is measured against.
+pub const REFERENCE: &str = "container";
+
+/// One side of a comparison: a backend of the run, at one N.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    pub backend: String,
+    pub accel: String,
+    pub n: u32,
+}
+
+/// Where the Ns of a claim set come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The largest N both backends measured.
+    LargestCommonN,
+    /// Each backend at the largest N it measured (per-instance figures only).
+    EachLargestN,
+}
+
+/// SUBJECT / REFERENCE, or why there is no finite number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Ratio {
+    Finite(f64),
+    /// The reference measured 0 and the subject more: no finite ratio.
+    ReferenceZero,
+    BothZero,
+    /// A figure below zero (the host view's noise at small N): a ratio would mean nothing.
+    Negative,
+    /// One side was not measured.
+    Missing,
+    /// A figure only the subject has (a VM's VMM, its guest kernel, KSM across VMs).
+    SubjectOnly,
+}
+
+impl Ratio {
+    /// subject / reference, with the cases that have no finite ratio named.
+    pub fn of(subject: Option<f64>, reference: Option<f64>) -> Ratio {
+        match (subject, reference) {
+            (Some(s), Some(r)) if s < 0.0 || r < 0.0 => Ratio::Negative,
+            (Some(s), Some(r)) if r > 0.0 => Ratio::Finite(s / r),
+            (Some(s), Some(_)) if s > 0.0 => Ratio::ReferenceZero,
+            (Some(_), Some(_)) => Ratio::BothZero,
+            _ => Ratio::Missing,
+        }
+    }
+
+    /// The ratio in words or as `<x>x`; never `inf` or `NaN`.
+    pub fn text(&self, reference: &str, reference_figure: Option<f64>, unit: &str) -> String {
+        match self {
+            Ratio::Finite(x) => format!("{}x", sig(*x)),
+            Ratio::ReferenceZero => format!(
+                "no finite ratio: {reference} measured {} {unit}",
+                reference_figure.map_or_else(|| "0".into(), sig)
+            ),
+            Ratio::BothZero => "both 0".into(),
+            Ratio::Negative => "no ratio: a figure below 0 (host-view noise)".into(),
+            Ratio::Missing => "not measured on both".into(),
+            Ratio::SubjectOnly => format!("{reference}s have none"),
+        }
+    }
+}
+
+/// One measured claim: a figure of both backends and their ratio.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claim {
+    /// What the figure shows, e.g. "containers share the host kernel, VMs boot their own".
+    pub claim: String,
+    /// The figure compared, e.g. "memory per instance: PSS".
+    pub figure: &'static str,
+    pub subject: Option<f64>,
+    pub reference: Option<f64>,
+    pub ratio: Ratio,
+    pub ratio_text: String,
+    pub unit: &'static str,
+    /// The columns of `record::DEFINITIONS` (or [`DERIVED_DEFINITIONS`]) the figure is
+    /// computed from, the figure's own first.
+    pub definitions: &'static [&'static str],
+}
+
+/// The claims of one run for one pair of backends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimSet {
+    pub run: String,
+    pub basis: Basis,
+    pub subject: Side,
+    pub reference: Side,
+    pub claims: Vec<Claim>,
+}
+
+impl ClaimSet {
+    /// "vm (tcg) at N=2 / container at N=2", for headings.
+    pub fn title(&self) -> String {
+        let side = |s: &Side| {
+            if s.accel == "none" || s.accel.is_empty() {
+                format!("{} at N={}", s.backend, s.n)
+            } else {
+                format!("{} ({}) at N={}", s.backend, s.accel, s.n)
+            }
+        };
+        let basis = match self.basis {
+            Basis::LargestCommonN => "the largest N both measured",
+            Basis::EachLargestN => "each at its largest N, per-instance figures",
+        };
+        format!(
+            "{}: {} / {} ({basis})",
+            self.run,
+            side(&self.subject),
+            side(&self.reference)
+        )
+    }
+}
+
+/// Where a figure is read from.
+#[derive(Clone, Copy)]
+enum Source {
+    Summary(fn(&SummaryRow) -> Option<f64>),
+    /// Mean over the repetitions of the batch's kernel.csv rows.
+    Kernel(fn(&KernelRow) -> Option<f64>),
+}
+
+struct Def {
+    figure: &'static str,
+    vm_claim: &'static str,
+    unit: &'static str,
+    definitions: &'static [&'static str],
+    /// KiB figures shown in MiB.
+    in_mib: bool,
+    /// A per-instance figure (compared in the each-largest-N set too); else per batch.
+    per_instance: bool,
+    /// Only VMs have it: the reference side is not looked up.
+    vm_only: bool,
+    source: Source,
+}
+
+/// Host kernel threads the batch added plus every guest's kernel threads.
+fn kthreads_added(k: &KernelRow) -> Option<f64> {
+    let host = f64::from(k.host_kthreads_with) - f64::from(k.host_kthreads_before);
+    Some(host + k.guest_kthreads_total.unwrap_or(0) as f64)
+}
+
+const DEFS: &[Def] = &[
+    Def {
+        figure: "start-up p50",
+        vm_claim: "a container starts faster than a VM boots",
+        unit: "ms",
+        definitions: &["startup_ms"],
+        in_mib: false,
+        per_instance: false,
+        vm_only: false,
+        source: Source::Summary(|r| r.startup_ms_p50),
+    },
+    Def {
+        figure: "memory per instance: PSS",
+        vm_claim: "a VM costs more memory than a container (PSS: shared pages split among sharers)",
+        unit: "MiB",
+        definitions: &["pss_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.pss_kib_mean),
+    },
+    Def {
+        figure: "memory per instance: USS",
+        vm_claim: "a VM costs more memory than a container (USS: memory only it uses)",
+        unit: "MiB",
+        definitions: &["uss_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.uss_kib_mean),
+    },
+    Def {
+        figure: "memory per instance: RSS",
+        vm_claim: "a VM costs more memory than a container (RSS: shared pages counted in full)",
+        unit: "MiB",
+        definitions: &["rss_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.rss_kib_mean),
+    },
+    Def {
+        figure: "memory per instance: cgroup",
+        vm_claim: "a VM costs more memory than a container (its cgroup's charge)",
+        unit: "MiB",
+        definitions: &["cgroup_mem_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.cgroup_mem_kib_mean),
+    },
+    Def {
+        figure: "memory per instance: host MemAvailable",
+        vm_claim: "a VM costs the host more memory than a container (MemAvailable decrease / N)",
+        unit: "MiB",
+        definitions: &["host_avail_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.host_avail_kib_mean),
+    },
+    Def {
+        figure: "VMM overhead per VM",
+        vm_claim: "a VM pays for its VMM: qemu's own memory besides guest RAM",
+        unit: "MiB",
+        definitions: &["vmm_overhead_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: true,
+        source: Source::Summary(|r| r.vmm_overhead_kib_mean),
+    },
+    Def {
+        figure: "guest kernel memory per VM",
+        vm_claim: "a VM carries its own kernel's memory",
+        unit: "MiB",
+        definitions: &["guest_kernel_kib"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: true,
+        source: Source::Summary(|r| r.guest_kernel_kib_mean),
+    },
+    Def {
+        figure: "disk per instance: private layer",
+        vm_claim: "a VM's private disk layer is larger than a container's",
+        unit: "KiB",
+        definitions: &["disk_private_kib"],
+        in_mib: false,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.disk_private_kib_mean),
+    },
+    Def {
+        figure: "disk shared once",
+        vm_claim: "the VM base disk against the container's image layers (counted once)",
+        unit: "MiB",
+        definitions: &["disk_shared_kib"],
+        in_mib: true,
+        per_instance: false,
+        vm_only: false,
+        source: Source::Summary(|r| r.disk_shared_kib),
+    },
+    Def {
+        figure: "idle CPU per instance",
+        vm_claim: "an idle VM burns host CPU, an idle container does not",
+        unit: "ms/s",
+        definitions: &["idle_cpu_ms_per_s"],
+        in_mib: false,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Summary(|r| r.idle_cpu_ms_per_s_mean),
+    },
+    Def {
+        figure: "distinct kernels of the batch",
+        vm_claim: "containers share the host kernel, VMs boot their own",
+        unit: "kernels",
+        definitions: &["distinct_kernels"],
+        in_mib: false,
+        per_instance: false,
+        vm_only: false,
+        source: Source::Kernel(|k| Some(f64::from(k.distinct_kernels))),
+    },
+    Def {
+        figure: "kernel threads added by the batch",
+        vm_claim: "every VM runs a guest kernel's threads; containers add none",
+        unit: "threads",
+        definitions: &[
+            "kthreads_added",
+            "host_kthreads_before",
+            "guest_kthreads_total",
+        ],
+        in_mib: false,
+        per_instance: false,
+        vm_only: false,
+        source: Source::Kernel(kthreads_added),
+    },
+    Def {
+        figure: "kernel memory per instance",
+        vm_claim: "a guest kernel per VM against the host kernel's growth per container",
+        unit: "MiB",
+        definitions: &["kernel_kib_per_kernel"],
+        in_mib: true,
+        per_instance: true,
+        vm_only: false,
+        source: Source::Kernel(|k| k.kernel_kib_per_kernel),
+    },
+    Def {
+        figure: "identical memory KSM found",
+        vm_claim: "VMs of one image hold identical pages that KSM can merge",
+        unit: "MiB",
+        definitions: &["ksm_shared_kib"],
+        in_mib: true,
+        per_instance: false,
+        vm_only: true,
+        source: Source::Kernel(|k| k.ksm_shared_kib.map(|v| v as f64)),
+    },
+];
+
+/// The definition of the one derived figure the claims use, in `record::DEFINITIONS`' shape.
+pub const DERIVED_DEFINITIONS: &[(&str, &str, &str)] = &[(
+    "kthreads_added",
+    "count",
+    "report: host_kthreads_with - host_kthreads_before + guest_kthreads_total of the batch (kernel.csv, mean over repetitions)",
+)];
+
+/// Every claim set of `run`: vm against container, and each oci-* backend against container.
+/// `notes` says why a pair has none.
+pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
+    let backends = run.backends();
+    let has = |b: &str| backends.iter().any(|(name, _)| name == b);
+    let mut out = Vec::new();
+    if !has(REFERENCE) {
+        notes.push(format!(
+            "{}: no claims, the run has no {REFERENCE} backend to compare against",
+            run.label
+        ));
+        return out;
+    }
+    if !has("vm") {
+        notes.push(format!(
+            "{}: no VM claims, the run has no vm backend",
+            run.label
+        ));
+    }
+    // VMs first: they are what the claims are about; OCI runtimes check isobench's container.
+    let subjects = backends
+        .iter()
+        .filter(|(b, _)| b == "vm")
+        .chain(backends.iter().filter(|(b, _)| b.starts_with("oci")))
+        .map(|(b, _)| b.clone());
+    for subject in subjects {
+        out.extend(pair(run, &subject, notes));
+    }
+    out
+}
+
+/// Ns with at least one ok instance.
+fn measured_ns(run: &RunData, backend: &str) -> Vec<(u32, String)> {
+    run.summary
+        .iter()
+        .filter(|r| r.backend == backend && r.ok > 0)
+        .map(|r| (r.n, r.accel.clone()))
+        .collect()
+}
+
+fn pair(run: &RunData, subject: &str, notes: &mut Vec<String>) -> Vec<ClaimSet> {
+    let s_ns = measured_ns(run, subject);
+    let r_ns = measured_ns(run, REFERENCE);
+    let (Some(s_max), Some(r_max)) = (
+        s_ns.iter().max_by_key(|(n, _)| *n),
+        r_ns.iter().max_by_key(|(n, _)| *n),
+    ) else {
+        notes.push(format!(
+            "{}: no {subject} claims, {subject} or {REFERENCE} has no ok instance",
+            run.label
+        ));
+        return Vec::new();
+    };
+    let side = |(n, accel): &(u32, String), backend: &str| Side {
+        backend: backend.into(),
+        accel: accel.clone(),
+        n: *n,
+    };
+    let common = s_ns
+        .iter()
+        .filter(|(n, _)| r_ns.iter().any(|(m, _)| m == n))
+        .max_by_key(|(n, _)| *n);
+    let mut sets = Vec::new();
+    if let Some(c) = common {
+        let r = r_ns.iter().find(|(m, _)| *m == c.0).expect("common N");
+        sets.push(set(
+            run,
+            Basis::LargestCommonN,
+            side(c, subject),
+            side(r, REFERENCE),
+        ));
+    }
+    if common.is_none_or(|c| c.0 != s_max.0 || c.0 != r_max.0) {
+        sets.push(set(
+            run,
+            Basis::EachLargestN,
+            side(s_max, subject),
+            side(r_max, REFERENCE),
+        ));
+    }
+    sets
+}
+
+fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet {
+    let is_vm = subject.backend == "vm";
+    let claims = DEFS
+        .iter()
+        .filter(|d| basis == Basis::LargestCommonN || d.per_instance)
+        .filter_map(|d| {
+            let scale = |x: f64| if d.in_mib { mib(x) } else { x };
+            let s = figure(run, d.source, &subject).map(scale);
+            if d.vm_only {
+                // Only shown where the subject has the figure: a VM that measured it.
+                return s.map(|s| Claim {
+                    claim: d.vm_claim.into(),
+                    figure: d.figure,
+                    subject: Some(s),
+                    reference: None,
+                    ratio: Ratio::SubjectOnly,
+                    ratio_text: Ratio::SubjectOnly.text(REFERENCE, None, d.unit),
+                    unit: d.unit,
+                    definitions: d.definitions,
+                });
+            }
+            let r = figure(run, d.source, &reference).map(scale);
+            if s.is_none() && r.is_none() {
+                return None;
+            }
+            let ratio = Ratio::of(s, r);
+            Some(Claim {
+                claim: if is_vm { d.vm_claim } else { d.figure }.into(),
+                figure: d.figure,
+                subject: s,
+                reference: r,
+                ratio,
+                ratio_text: ratio.text(REFERENCE, r, d.unit),
+                unit: d.unit,
+                definitions: d.definitions,
+            })
+        })
+        .collect();
+    ClaimSet {
+        run: run.label.clone(),
+        basis,
+        subject,
+        reference,
+        claims,
+    }
+}
+
+fn figure(run: &RunData, source: Source, side: &Side) -> Option<f64> {
+    match source {
+        Source::Summary(f) => run
+            .summary
+            .iter()
+            .find(|r| r.backend == side.backend && r.accel == side.accel && r.n == side.n)
+            .and_then(f),
+        Source::Kernel(f) => {
+            let v: Vec<f64> = run
+                .kernel
+                .iter()
+                .filter(|k| k.backend == side.backend && k.accel == side.accel && k.n == side.n)
+                .filter_map(f)
+                .collect();
+            crate::stats::mean(&v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::load::RunData;
+
+    fn row(backend: &str, accel: &str, n: u32) -> SummaryRow {
+        SummaryRow {
+            backend: backend.into(),
+            accel: accel.into(),
+            n,
+            count: n,
+            ok: n,
+            ..SummaryRow::default()
+        }
+    }
+
+    fn run(summary: Vec<SummaryRow>, kernel: Vec<KernelRow>) -> RunData {
+        RunData {
+            dir: "/nowhere".into(),
+            label: "r1".into(),
+            meta: Default::default(),
+            samples: Vec::new(),
+            summary,
+            kernel,
+            until: Vec::new(),
+        }
+    }
+
+    fn find<'a>(set: &'a ClaimSet, figure: &str) -> &'a Claim {
+        set.claims
+            .iter()
+            .find(|c| c.figure == figure)
+            .unwrap_or_else(|| panic!("no {figure} in {set:#?}"))
+    }
+
+    #[test]
+    fn ratios_at_the_largest_common_n_and_at_each_largest() {
+        let ct = |n, pss, idle| SummaryRow {
+            startup_ms_p50: Some(4.0),
+            pss_kib_mean: Some(pss),
+            idle_cpu_ms_per_s_mean: Some(idle),
+            ..row("container", "none", n)
+        };
+        let vm = |n, pss| SummaryRow {
+            startup_ms_p50: Some(4000.0),
+            pss_kib_mean: Some(pss),
+            vmm_overhead_kib_mean: Some(20480.0),
+            idle_cpu_ms_per_s_mean: Some(6.0),
+            ..row("vm", "tcg", n)
+        };
+        let r = run(
+            vec![
+                ct(1, 1024.0, 0.0),
+                ct(2, 512.0, 0.0),
+                ct(100, 128.0, 0.5),
+                vm(1, 204800.0),
+                vm(2, 102400.0),
+                vm(4, 51200.0),
+            ],
+            vec![],
+        );
+        let mut notes = Vec::new();
+        let sets = claims(&r, &mut notes);
+        assert_eq!(sets.len(), 2, "{sets:#?}");
+        let common = &sets[0];
+        assert_eq!(common.basis, Basis::LargestCommonN);
+        assert_eq!((common.subject.n, common.reference.n), (2, 2));
+        assert_eq!(common.subject.accel, "tcg");
+        let start = find(common, "start-up p50");
+        assert_eq!(start.ratio, Ratio::Finite(1000.0));
+        assert_eq!(start.ratio_text, "1000x");
+        let pss = find(common, "memory per instance: PSS");
+        assert_eq!((pss.subject, pss.reference), (Some(100.0), Some(0.5)));
+        assert_eq!(pss.ratio, Ratio::Finite(200.0));
+        assert_eq!(pss.unit, "MiB");
+        let idle = find(common, "idle CPU per instance");
+        assert_eq!(idle.ratio, Ratio::ReferenceZero);
+        assert_eq!(
+            idle.ratio_text,
+            "no finite ratio: container measured 0 ms/s"
+        );
+        assert!(!idle.ratio_text.contains("inf") && !idle.ratio_text.contains("NaN"));
+        let vmm = find(common, "VMM overhead per VM");
+        assert_eq!((vmm.subject, vmm.ratio), (Some(20.0), Ratio::SubjectOnly));
+        assert!(
+            common
+                .title()
+                .contains("vm (tcg) at N=2 / container at N=2")
+        );
+
+        let each = &sets[1];
+        assert_eq!(each.basis, Basis::EachLargestN);
+        assert_eq!((each.subject.n, each.reference.n), (4, 100));
+        assert_eq!(
+            find(each, "memory per instance: PSS").ratio,
+            Ratio::Finite(400.0)
+        );
+        assert_eq!(
+            find(each, "idle CPU per instance").ratio,
+            Ratio::Finite(12.0)
+        );
+        assert!(
+            each.claims.iter().all(|c| c.figure != "start-up p50"),
+            "start-up depends on the load, not amortised: only at a common N"
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn kernel_claims_come_from_kernel_csv() {
+        let k = |backend: &str, accel: &str, n, kernels, with, guest: Option<u64>| KernelRow {
+            backend: backend.into(),
+            accel: accel.into(),
+            n,
+            distinct_kernels: kernels,
+            host_kthreads_before: 60,
+            host_kthreads_with: with,
+            guest_kthreads_total: guest,
+            ..KernelRow::default()
+        };
+        let r = run(
+            vec![row("container", "none", 2), row("vm", "kvm", 2)],
+            vec![
+                k("container", "none", 2, 1, 60, None),
+                k("vm", "kvm", 2, 3, 62, Some(94)),
+            ],
+        );
+        let sets = claims(&r, &mut Vec::new());
+        assert_eq!(sets.len(), 1, "one common N, also each one's largest");
+        let kernels = find(&sets[0], "distinct kernels of the batch");
+        assert_eq!((kernels.subject, kernels.reference), (Some(3.0), Some(1.0)));
+        assert_eq!(
+            kernels.claim,
+            "containers share the host kernel, VMs boot their own"
+        );
+        let threads = find(&sets[0], "kernel threads added by the batch");
+        assert_eq!(
+            (threads.subject, threads.reference),
+            (Some(96.0), Some(0.0))
+        );
+        assert_eq!(threads.ratio, Ratio::ReferenceZero);
+        assert!(
+            sets[0]
+                .claims
+                .iter()
+                .all(|c| c.figure != "identical memory KSM found"),
+            "KSM not measured: no row"
+        );
+    }
+
+    #[test]
+    fn missing_backends_give_notes_not_claims() {
+        let mut notes = Vec::new();
+        let only_ct = run(vec![row("container", "none", 1)], vec![]);
+        assert!(claims(&only_ct, &mut notes).is_empty());
+        assert!(notes[0].contains("no vm backend"), "{notes:?}");
+        notes.clear();
+        let only_vm = run(vec![row("vm", "tcg", 1)], vec![]);
+        assert!(claims(&only_vm, &mut notes).is_empty());
+        assert!(notes[0].contains("no container backend"), "{notes:?}");
+        notes.clear();
+        let failed_vm = run(
+            vec![
+                row("container", "none", 1),
+                SummaryRow {
+                    ok: 0,
+                    ..row("vm", "tcg", 1)
+                },
+            ],
+            vec![],
+        );
+        assert!(claims(&failed_vm, &mut notes).is_empty());
+        assert!(notes[0].contains("no ok instance"), "{notes:?}");
+    }
+
+    #[test]
+    fn oci_runtimes_are_compared_with_the_container_too() {
+        let pss = |b: &str, kib| SummaryRow {
+            pss_kib_mean: Some(kib),
+            host_avail_kib_mean: Some(-3000.0),
+            ..row(b, "none", 10)
+        };
+        let r = run(
+            vec![pss("container", 1024.0), pss("oci-runc", 2048.0)],
+            vec![],
+        );
+        let mut notes = Vec::new();
+        let sets = claims(&r, &mut notes);
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].subject.backend, "oci-runc");
+        let c = find(&sets[0], "memory per instance: PSS");
+        assert_eq!(
+            (c.claim.as_str(), c.ratio),
+            ("memory per instance: PSS", Ratio::Finite(2.0))
+        );
+        let host = find(&sets[0], "memory per instance: host MemAvailable");
+        assert_eq!(host.ratio, Ratio::Negative);
+        assert!(notes[0].contains("no vm backend"));
+    }
+
+    #[test]
+    fn ratio_cases() {
+        assert_eq!(Ratio::of(Some(1.0), None), Ratio::Missing);
+        assert_eq!(Ratio::of(Some(0.0), Some(0.0)), Ratio::BothZero);
+        assert_eq!(Ratio::of(Some(3.0), Some(0.0)), Ratio::ReferenceZero);
+        assert_eq!(Ratio::of(Some(1.0), Some(4.0)), Ratio::Finite(0.25));
+        assert_eq!(Ratio::of(Some(1.0), Some(-4.0)), Ratio::Negative);
+        let json = serde_json::to_string(&Ratio::Finite(2.5)).unwrap();
+        assert_eq!(json, r#"{"kind":"finite","value":2.5}"#);
+    }
+}

@@ -1,0 +1,357 @@
+//! The report's content, independent of its format: report.html and report.md render the
+//! same [`Document`], so they cannot say different things.
+
+use std::collections::BTreeSet;
+
+use crate::record::DEFINITIONS;
+use crate::report::claims::{ClaimSet, DERIVED_DEFINITIONS};
+use crate::report::figures::PlotSpec;
+use crate::report::format::{figure, gib, mib, opt, sig};
+use crate::report::load::RunData;
+
+/// A piece of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Heading(u8, String),
+    Para(String),
+    List(Vec<String>),
+    Table(Table),
+    /// A plot drawn into plots/<stem>.svg and .png (paths relative to the report).
+    Plot {
+        title: String,
+        svg_path: String,
+        png_path: String,
+        /// The SVG document itself, inlined into the HTML.
+        svg: String,
+    },
+    /// Preformatted text with a one-line summary (HTML shows it folded).
+    Code {
+        summary: String,
+        text: String,
+    },
+}
+
+/// A table: header and rows of cells; `right[i]` aligns column i to the right (numbers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub right: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub title: String,
+    pub blocks: Vec<Block>,
+}
+
+/// A plot as drawn, or `None` in `svg` when it was left out.
+pub struct DrawnPlot<'a> {
+    pub spec: &'a PlotSpec,
+    /// (svg path, png path relative to the report, SVG text) when drawn.
+    pub drawn: Option<(String, String, String)>,
+}
+
+/// Builds the report of `runs` with their claims and plots.
+pub fn build(
+    runs: &[RunData],
+    sets: &[ClaimSet],
+    claim_notes: &[String],
+    plots: &[DrawnPlot<'_>],
+) -> Document {
+    let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    let mut b = Vec::new();
+    b.push(Block::Para(format!(
+        "Written by isobench {} ({}) from {}. Every figure is defined at the end of the \
+         report; medians and percentiles are type 7 (R's and NumPy's default).",
+        env!("CARGO_PKG_VERSION"),
+        crate::host::meta::GIT_REVISION,
+        runs.iter()
+            .map(|r| r.dir.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )));
+    b.push(Block::Heading(2, "Environment".into()));
+    b.push(Block::Table(environment(runs)));
+    let mut used: BTreeSet<&'static str> = BTreeSet::new();
+    claims(&mut b, sets, claim_notes, &mut used);
+    b.push(Block::Heading(2, "Plots".into()));
+    for p in plots {
+        plot(&mut b, p, &mut used);
+    }
+    b.push(Block::Heading(2, "Summary per backend and N".into()));
+    for r in runs {
+        summary(&mut b, r, runs.len() > 1, &mut used);
+    }
+    b.push(Block::Heading(2, "Definitions".into()));
+    b.push(Block::Para(
+        "Every figure shown above, as isobench defines it (record::DEFINITIONS; derived \
+         figures marked \"report:\"). Per-instance figures in plots and claims are means over \
+         the ok instances of all repetitions at one N."
+            .into(),
+    ));
+    b.push(Block::Table(definitions(&used)));
+    for r in runs {
+        b.push(Block::Code {
+            summary: format!("scenario of {} ({})", r.label, r.meta.scenario_origin),
+            text: r.meta.scenario_text.clone(),
+        });
+    }
+    Document {
+        title: format!("isobench report: {}", labels.join(", ")),
+        blocks: b,
+    }
+}
+
+fn environment(runs: &[RunData]) -> Table {
+    let mut header = vec!["".to_string()];
+    header.extend(runs.iter().map(|r| r.label.clone()));
+    let row = |name: &str, f: &dyn Fn(&RunData) -> String| {
+        let mut cells = vec![name.to_string()];
+        cells.extend(runs.iter().map(f));
+        cells
+    };
+    let rows = vec![
+        row("directory", &|r| r.dir.display().to_string()),
+        row("run id", &|r| r.meta.run_id.clone()),
+        row("scenario", &|r| {
+            format!("{} ({})", r.meta.scenario, r.meta.scenario_origin)
+        }),
+        row("outcome", &|r| r.meta.outcome.clone()),
+        row("started", &|r| r.meta.started_at.clone()),
+        row("ended", &|r| r.meta.ended_at.clone().unwrap_or("-".into())),
+        row("host", &|r| r.meta.hostname.clone()),
+        row("host kernel", &|r| r.meta.host_kernel.clone()),
+        row("CPU", &|r| {
+            format!("{} ({} cores)", r.meta.cpu_model, r.meta.cpu_cores)
+        }),
+        row("memory (MemTotal)", &|r| {
+            format!("{} GiB", sig(gib(r.meta.mem_total_kib as f64)))
+        }),
+        row("cgroups", &|r| {
+            format!(
+                "{} ({})",
+                r.meta.cgroup_mode,
+                r.meta.cgroup_controllers.join(", ")
+            )
+        }),
+        row("backends", &|r| {
+            r.meta
+                .accelerators
+                .iter()
+                .map(|a| {
+                    let why = if a.why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", a.why)
+                    };
+                    format!("{} {}{why}", a.backend, a.accel)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+        row("instances (ok / rows)", &|r| {
+            let ok = r.samples.iter().filter(|s| s.ok).count();
+            format!("{ok} / {}", r.samples.len())
+        }),
+        row("isobench", &|r| {
+            format!("{} ({})", r.meta.isobench_version, r.meta.git_revision)
+        }),
+        row("command line", &|r| r.meta.command_line.join(" ")),
+        row("harness peak RSS", &|r| {
+            opt(r.meta.harness_peak_rss_kib.map(|k| mib(k as f64))) + " MiB"
+        }),
+    ];
+    Table {
+        right: vec![false; header.len()],
+        header,
+        rows,
+    }
+}
+
+/// The claims as a table in the shape text mode prints too.
+pub fn claims_table(set: &ClaimSet) -> Table {
+    let side = |backend: &str, n: u32| format!("{backend} (N={n})");
+    Table {
+        header: vec![
+            "claim".into(),
+            side(&set.subject.backend, set.subject.n),
+            side(&set.reference.backend, set.reference.n),
+            "ratio".into(),
+            "unit".into(),
+            "defined as".into(),
+        ],
+        right: vec![false, true, true, true, false, false],
+        rows: set
+            .claims
+            .iter()
+            .map(|c| {
+                vec![
+                    c.claim.clone(),
+                    figure(c.subject, c.unit),
+                    figure(c.reference, c.unit),
+                    c.ratio_text.clone(),
+                    c.unit.into(),
+                    c.definitions.first().copied().unwrap_or_default().into(),
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn claims(
+    b: &mut Vec<Block>,
+    sets: &[ClaimSet],
+    notes: &[String],
+    used: &mut BTreeSet<&'static str>,
+) {
+    b.push(Block::Heading(2, "Claims".into()));
+    b.push(Block::Para(
+        "Each row: a figure of the subject backend, the same figure of the container \
+         backend, and their ratio. First at the largest N both measured (the same load); then, \
+         where either went further, the per-instance figures at each backend's largest N \
+         (shared costs amortised, the host view's noise divided by N). Definitions: see the \
+         end of the report; a ratio that has no finite value is said in words."
+            .into(),
+    ));
+    for set in sets {
+        b.push(Block::Heading(3, set.title()));
+        b.push(Block::Table(claims_table(set)));
+        for c in &set.claims {
+            used.extend(c.definitions.iter().copied());
+        }
+    }
+    if !notes.is_empty() {
+        b.push(Block::List(notes.to_vec()));
+    }
+}
+
+fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static str>) {
+    b.push(Block::Heading(3, p.spec.heading.into()));
+    if let Some((svg_path, png_path, svg)) = &p.drawn {
+        used.extend(p.spec.definitions.iter().copied());
+        b.push(Block::Plot {
+            title: p.spec.title.clone(),
+            svg_path: svg_path.clone(),
+            png_path: png_path.clone(),
+            svg: svg.clone(),
+        });
+        b.push(Block::Para(p.spec.about.clone()));
+    }
+    if !p.spec.notes.is_empty() {
+        b.push(Block::List(p.spec.notes.clone()));
+    }
+}
+
+fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&'static str>) {
+    if several {
+        b.push(Block::Heading(3, r.label.clone()));
+    }
+    used.extend([
+        "startup_ms",
+        "teardown_ms",
+        "pss_kib",
+        "cgroup_mem_kib",
+        "host_avail_kib",
+        "disk_private_kib",
+        "idle_cpu_ms_per_s",
+        "batch_ready_ms",
+    ]);
+    let header = [
+        "backend",
+        "accel",
+        "N",
+        "ok / count",
+        "start-up p50 (ms)",
+        "p99 (ms)",
+        "all ready (ms)",
+        "teardown p50 (ms)",
+        "PSS (MiB)",
+        "cgroup (MiB)",
+        "host (MiB)",
+        "disk private (KiB)",
+        "idle CPU (ms/s)",
+    ];
+    let m = |x: Option<f64>| opt(x.map(mib));
+    let rows = r
+        .summary
+        .iter()
+        .map(|s| {
+            vec![
+                s.backend.clone(),
+                s.accel.clone(),
+                s.n.to_string(),
+                format!("{} / {}", s.ok, s.count),
+                opt(s.startup_ms_p50),
+                opt(s.startup_ms_p99),
+                opt(s.batch_ready_ms_mean),
+                opt(s.teardown_ms_p50),
+                m(s.pss_kib_mean),
+                m(s.cgroup_mem_kib_mean),
+                m(s.host_avail_kib_mean),
+                opt(s.disk_private_kib_mean),
+                opt(s.idle_cpu_ms_per_s_mean),
+            ]
+        })
+        .collect();
+    let mut right = vec![true; header.len()];
+    right[0] = false;
+    right[1] = false;
+    b.push(Block::Table(Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        right,
+        rows,
+    }));
+    if !r.until.is_empty() {
+        b.push(Block::Para(format!(
+            "{}: how far the open-ended sweep got (until.csv):",
+            r.label
+        )));
+        b.push(Block::Table(Table {
+            header: vec![
+                "backend".into(),
+                "N reached".into(),
+                "stopped because".into(),
+                "MemAvailable at stop (MiB)".into(),
+            ],
+            right: vec![false, true, false, true],
+            rows: r
+                .until
+                .iter()
+                .map(|u| {
+                    vec![
+                        format!("{} {}", u.backend, u.accel),
+                        u.n_reached.to_string(),
+                        u.stop_reason.clone(),
+                        sig(mib(u.mem_available_kib_at_stop as f64)),
+                    ]
+                })
+                .collect(),
+        }));
+    }
+}
+
+/// Looks a column up in `record::DEFINITIONS` and the report's derived figures.
+pub fn definition(column: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    DEFINITIONS
+        .iter()
+        .chain(DERIVED_DEFINITIONS)
+        .find(|(c, _, _)| *c == column)
+        .copied()
+}
+
+fn definitions(used: &BTreeSet<&'static str>) -> Table {
+    // In DEFINITIONS' order (the README's), derived figures last.
+    let rows = DEFINITIONS
+        .iter()
+        .chain(DERIVED_DEFINITIONS)
+        .filter(|(c, _, _)| used.contains(c))
+        .map(|(c, u, d)| vec![c.to_string(), u.to_string(), d.to_string()])
+        .collect();
+    Table {
+        header: vec!["figure".into(), "unit".into(), "definition".into()],
+        right: vec![false, false, false],
+        rows,
+    }
+}

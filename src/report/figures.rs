@@ -1,0 +1,512 @@
+//! The plots of a report, built from the loaded runs: what each shows, the definitions it
+//! draws on, and the chart itself (or why it is left out).
+
+use serde::Serialize;
+
+use crate::report::chart::{AxisSpec, Chart, HLine, LegendEntry, Marker, Panel, Series, Style};
+use crate::report::format::{gib, mib, sig};
+use crate::report::load::RunData;
+use crate::report::series::{self, ECDF_POINTS, Key};
+use crate::stats;
+
+/// One plot of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlotSpec {
+    /// File name without extension: plots/<stem>.svg and .png.
+    pub stem: &'static str,
+    /// Short name, for the report's heading.
+    pub heading: &'static str,
+    /// The chart's title: what it shows and under which definition.
+    pub title: String,
+    /// How the plot is computed, for the text under it.
+    pub about: String,
+    /// Columns of `record::DEFINITIONS` (or the report's derived ones) it draws.
+    pub definitions: Vec<&'static str>,
+    /// Points left out, panels without data; or why the whole plot is left out.
+    pub notes: Vec<String>,
+    /// `None`: no run has data for it; the report says so in one line instead.
+    #[serde(skip)]
+    pub chart: Option<Chart>,
+}
+
+const N_AXIS: &str = "instances running at once, N";
+
+/// Every plot of the report, in the order shown.
+pub fn all(runs: &[RunData]) -> Vec<PlotSpec> {
+    let keys = series::keys(runs);
+    vec![
+        startup(&keys),
+        memory(&keys),
+        memory_total(&keys, runs),
+        disk(&keys),
+        idle_cpu(&keys),
+        kernel(&keys),
+    ]
+}
+
+/// Which axes the panels of a figure share (the same N range on every panel reads faster).
+#[derive(Clone, Copy)]
+struct Share {
+    x: bool,
+    y: bool,
+}
+
+/// Keeps the panels with data, notes the others, and makes the chart if any panel is left.
+fn finish(
+    mut spec: PlotSpec,
+    panels: Vec<Panel>,
+    legend: Option<Vec<LegendEntry>>,
+    share: Share,
+) -> PlotSpec {
+    let (mut kept, empty): (Vec<Panel>, Vec<Panel>) = panels.into_iter().partition(Panel::has_data);
+    let xs: Vec<f64> = kept.iter().flat_map(Panel::xs).collect();
+    let ys: Vec<f64> = kept.iter().flat_map(Panel::ys).collect();
+    for p in &mut kept {
+        if share.x {
+            p.x_include = xs.clone();
+        }
+        if share.y {
+            p.y_include = ys.clone();
+        }
+    }
+    if kept.is_empty() {
+        spec.notes = vec![format!(
+            "left out: no run has data for it ({})",
+            spec.definitions.join(", ")
+        )];
+        return spec;
+    }
+    for p in empty {
+        spec.notes.push(format!(
+            "panel \"{}\" left out: no data in any run",
+            p.title
+        ));
+    }
+    let legend = legend.unwrap_or_else(|| series::legend(&kept));
+    spec.chart = Some(Chart {
+        title: spec.title.clone(),
+        panels: kept,
+        legend,
+    });
+    spec
+}
+
+fn spec(
+    (stem, heading): (&'static str, &'static str),
+    title: &str,
+    about: &str,
+    definitions: &[&'static str],
+) -> PlotSpec {
+    PlotSpec {
+        stem,
+        heading,
+        title: title.into(),
+        about: about.into(),
+        definitions: definitions.to_vec(),
+        notes: Vec::new(),
+        chart: None,
+    }
+}
+
+fn panel(title: &str, x: AxisSpec, y: AxisSpec, series: Vec<Series>) -> Panel {
+    Panel {
+        title: title.into(),
+        x,
+        y,
+        series,
+        hlines: Vec::new(),
+        categories: None,
+        x_include: Vec::new(),
+        y_include: Vec::new(),
+    }
+}
+
+fn note_dropped(spec: &mut PlotSpec, panel: &str, dropped: Vec<String>) {
+    if !dropped.is_empty() {
+        spec.notes.push(format!(
+            "{panel}: values at or below 0 cannot be drawn on a log scale and are left out: {}",
+            dropped.join(", ")
+        ));
+    }
+}
+
+fn startup(keys: &[Key<'_>]) -> PlotSpec {
+    let title = "Start-up latency (startup_ms): spawn until the agent's ready line";
+    let spec = spec(
+        ("startup", "Start-up latency"),
+        title,
+        &format!(
+            "Left: the empirical CDF of the start-up time of every ok instance, all N pooled \
+             (at most {ECDF_POINTS} points per series, evenly spaced ranks, both ends kept). \
+             Right: the median per N, whiskers from p10 to p90 (type-7 percentiles over the ok \
+             instances of every repetition)."
+        ),
+        &["startup_ms"],
+    );
+    let data = series::startups(keys);
+    let mut ecdf = Vec::new();
+    let mut by_n = Vec::new();
+    for (k, groups) in keys.iter().zip(&data) {
+        let all: Vec<f64> = groups.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        if all.is_empty() {
+            continue;
+        }
+        ecdf.push(Series {
+            markers: false,
+            ..k.series(series::ecdf(&all, ECDF_POINTS))
+        });
+        let mut medians = Vec::new();
+        let mut whiskers = Vec::new();
+        for (n, v) in groups {
+            let n = f64::from(*n);
+            let q = |p| stats::percentile(v, p);
+            if let (Some(p10), Some(p50), Some(p90)) = (q(10.0), q(50.0), q(90.0)) {
+                medians.push((n, p50));
+                whiskers.push((n, p10, p90));
+            }
+        }
+        by_n.push(Series {
+            whiskers,
+            ..k.series(medians)
+        });
+    }
+    let panels = vec![
+        panel(
+            "ECDF, all N pooled",
+            AxisSpec::log("start-up (ms)"),
+            AxisSpec::linear("fraction of instances started within x"),
+            ecdf,
+        ),
+        panel(
+            "median per N, whiskers p10-p90",
+            AxisSpec::log(N_AXIS),
+            AxisSpec::log("start-up (ms)"),
+            by_n,
+        ),
+    ];
+    finish(spec, panels, None, Share { x: false, y: false })
+}
+
+type SummaryFigure = fn(&crate::record::SummaryRow) -> Option<f64>;
+
+fn memory(keys: &[Key<'_>]) -> PlotSpec {
+    let title =
+        "Memory per instance against N, one definition per panel (mean over the ok instances)";
+    let views: [(&str, &'static str, SummaryFigure); 7] = [
+        ("PSS: shared pages split among sharers", "pss_kib", |r| {
+            r.pss_kib_mean
+        }),
+        ("USS: pages only the instance uses", "uss_kib", |r| {
+            r.uss_kib_mean
+        }),
+        ("RSS: shared pages counted in full", "rss_kib", |r| {
+            r.rss_kib_mean
+        }),
+        ("cgroup: charged to its own cgroup", "cgroup_mem_kib", |r| {
+            r.cgroup_mem_kib_mean
+        }),
+        ("host MemAvailable decrease / N", "host_avail_kib", |r| {
+            r.host_avail_kib_mean
+        }),
+        (
+            "VMM overhead: qemu's own memory (VMs)",
+            "vmm_overhead_kib",
+            |r| r.vmm_overhead_kib_mean,
+        ),
+        ("guest kernel memory (VMs)", "guest_kernel_kib", |r| {
+            r.guest_kernel_kib_mean
+        }),
+    ];
+    let mut spec = spec(
+        ("memory", "Memory per instance"),
+        title,
+        "Each panel is one definition of an instance's memory, from summary.csv (the mean over \
+         the ok instances of every repetition at that N), in MiB on a log scale. The views \
+         differ by what they count: compare backends within a panel, not across panels.",
+        &views.iter().map(|v| v.1).collect::<Vec<_>>(),
+    );
+    let mut panels = Vec::new();
+    for (ptitle, col, f) in views {
+        let mut dropped = Vec::new();
+        let series: Vec<Series> = keys
+            .iter()
+            .map(|k| {
+                let pts = series::per_n(k, |r| f(r).map(mib));
+                k.series(series::keep_positive(&k.name, "MiB", pts, &mut dropped))
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        note_dropped(&mut spec, col, dropped);
+        panels.push(panel(
+            &format!("{ptitle} ({col})"),
+            AxisSpec::log(N_AXIS),
+            AxisSpec::log("MiB per instance"),
+            series,
+        ));
+    }
+    finish(spec, panels, None, Share { x: true, y: true })
+}
+
+fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
+    let title =
+        "Host memory taken by N instances (MemAvailable decrease of the batch) against the host's";
+    let mut spec = spec(
+        ("memory_total", "Host memory against its capacity"),
+        title,
+        "The host's MemAvailable decrease for a whole batch of N (host_avail_kib x N: the mean \
+         over repetitions), in GiB, log-log; the dashed line is the host's MemTotal from \
+         meta.json. Only measured batches are drawn; isobench plan extrapolates to the line.",
+        &["host_avail_kib"],
+    );
+    let mut dropped = Vec::new();
+    let series: Vec<Series> = keys
+        .iter()
+        .map(|k| {
+            let pts = series::per_n(k, |r| {
+                r.host_avail_kib_mean.map(|v| gib(v * f64::from(r.n)))
+            });
+            k.series(series::keep_positive(&k.name, "GiB", pts, &mut dropped))
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    note_dropped(&mut spec, "host_avail_kib x N", dropped);
+    let mut p = panel(
+        "host_avail_kib x N, per batch",
+        AxisSpec::log(N_AXIS),
+        AxisSpec::log("GiB per batch of N"),
+        series,
+    );
+    p.hlines = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.meta.mem_total_kib > 0)
+        .map(|(i, r)| {
+            let g = gib(r.meta.mem_total_kib as f64);
+            HLine {
+                name: if runs.len() > 1 {
+                    format!("{} MemTotal {} GiB", r.label, sig(g))
+                } else {
+                    format!("host MemTotal {} GiB", sig(g))
+                },
+                y: g,
+                style: Style {
+                    colour: plotters::style::RGBColor(60, 60, 60),
+                    ..Style::of("", i)
+                },
+            }
+        })
+        .collect();
+    finish(spec, vec![p], None, Share { x: false, y: false })
+}
+
+fn disk(keys: &[Key<'_>]) -> PlotSpec {
+    let title = "Disk per instance: private copy-on-write layer, shared base once, full copy";
+    let mut spec = spec(
+        ("disk", "Disk per instance"),
+        title,
+        "One row per backend, at the largest N it measured (named in the row): the mean \
+         private layer per instance (disk_private_kib), what every instance shares, counted \
+         once (disk_shared_kib), and what a full copy of the root filesystem per instance \
+         would cost instead (disk_full_copy_kib), in KiB on a log scale.",
+        &["disk_private_kib", "disk_shared_kib", "disk_full_copy_kib"],
+    );
+    let shapes = [
+        ("private layer per instance", Marker::Circle),
+        ("shared base, once", Marker::Square),
+        ("full copy per instance", Marker::Cross),
+    ];
+    let mut rows: Vec<String> = Vec::new();
+    let mut series: Vec<Series> = Vec::new();
+    let mut dropped = Vec::new();
+    for k in keys {
+        let Some(top) = k
+            .run
+            .summary
+            .iter()
+            .filter(|r| k.is(&r.backend, &r.accel) && r.ok > 0)
+            .max_by_key(|r| r.n)
+        else {
+            continue;
+        };
+        let full: Vec<f64> = k
+            .run
+            .samples
+            .iter()
+            .filter(|s| s.ok && s.n == top.n && k.is(&s.backend, &s.accel))
+            .filter_map(|s| s.disk_full_copy_kib.map(|v| v as f64))
+            .collect();
+        let values = [
+            top.disk_private_kib_mean,
+            top.disk_shared_kib,
+            stats::mean(&full),
+        ];
+        if values.iter().all(Option::is_none) {
+            continue;
+        }
+        let y = rows.len() as f64;
+        rows.push(format!("{}, N={}", k.name, top.n));
+        // Rows are numbered from the bottom; they are flipped below so the first is on top.
+        for ((what, marker), v) in shapes.iter().zip(values) {
+            let Some(v) = v else { continue };
+            if v <= 0.0 {
+                dropped.push(format!("{} {what} ({} KiB)", k.name, sig(v)));
+                continue;
+            }
+            series.push(Series {
+                name: what.to_string(),
+                style: Style {
+                    marker: *marker,
+                    ..k.style
+                },
+                points: vec![(v, y)],
+                whiskers: Vec::new(),
+                line: false,
+                markers: true,
+            });
+        }
+    }
+    note_dropped(&mut spec, "disk", dropped);
+    let top_row = rows.len().saturating_sub(1) as f64;
+    for s in &mut series {
+        for p in &mut s.points {
+            p.1 = top_row - p.1;
+        }
+    }
+    rows.reverse();
+    let mut p = panel(
+        "KiB per instance (shared: once for all instances)",
+        AxisSpec::log("KiB"),
+        AxisSpec::linear(""),
+        series,
+    );
+    p.categories = Some(rows);
+    // The legend explains the shapes; the row labels name the backends and their colours.
+    let legend = shapes
+        .iter()
+        .map(|(what, marker)| LegendEntry {
+            name: what.to_string(),
+            style: Style {
+                colour: plotters::style::RGBColor(70, 70, 70),
+                marker: *marker,
+                dashed: false,
+            },
+            line: false,
+            marker: true,
+        })
+        .collect();
+    finish(spec, vec![p], Some(legend), Share { x: false, y: false })
+}
+
+fn idle_cpu(keys: &[Key<'_>]) -> PlotSpec {
+    let title = "Idle CPU per instance (idle_cpu_ms_per_s): host CPU burnt while idle";
+    let spec = spec(
+        ("idle_cpu", "Idle CPU"),
+        title,
+        "Host CPU time per second of the idle window, per instance (mean over the ok \
+         instances at that N), in ms of CPU per s of wall time on a linear scale: 0 is drawn \
+         as 0. 1000 ms/s is one core kept busy.",
+        &["idle_cpu_ms_per_s"],
+    );
+    let series: Vec<Series> = keys
+        .iter()
+        .map(|k| k.series(series::per_n(k, |r| r.idle_cpu_ms_per_s_mean)))
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let p = panel(
+        "mean per instance",
+        AxisSpec::log(N_AXIS),
+        AxisSpec::linear("host CPU (ms per s), per instance"),
+        series,
+    );
+    finish(spec, vec![p], None, Share { x: false, y: false })
+}
+
+fn kernel(keys: &[Key<'_>]) -> PlotSpec {
+    let title = "Kernel redundancy (kernel.csv): kernels, kernel threads, kernel memory, KSM";
+    let mut spec = spec(
+        ("kernel", "Kernel redundancy"),
+        title,
+        "From kernel.csv, one row per batch, the mean over repetitions at each N. Distinct \
+         kernels counts boot_ids across the host and the instances; kernel threads added is \
+         host_kthreads_with - host_kthreads_before + guest_kthreads_total; kernel memory per \
+         instance is kernel_kib_per_kernel in MiB; KSM is the memory of the batch KSM found \
+         identical (only for runs with ksm = true). Backends that share the host kernel \
+         coincide on the first two panels (1 kernel, no threads added): their lines lie on top \
+         of each other.",
+        &[
+            "distinct_kernels",
+            "host_kthreads_before",
+            "guest_kthreads_total",
+            "kthreads_added",
+            "kernel_kib_per_kernel",
+            "ksm_shared_kib",
+        ],
+    );
+    let lin = |desc: &str| AxisSpec::linear(desc);
+    let build = |f: &dyn Fn(&crate::record::KernelRow) -> Option<f64>,
+                 log: bool,
+                 dropped: &mut Vec<String>| {
+        keys.iter()
+            .map(|k| {
+                let pts = series::kernel_per_n(k, f);
+                let pts = if log {
+                    series::keep_positive(&k.name, "MiB", pts, dropped)
+                } else {
+                    pts
+                };
+                k.series(pts)
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let mut dropped_mem = Vec::new();
+    let mut dropped_ksm = Vec::new();
+    let panels = vec![
+        panel(
+            "distinct kernels of the batch (distinct_kernels)",
+            AxisSpec::log(N_AXIS),
+            lin("kernels running"),
+            build(
+                &|k| Some(f64::from(k.distinct_kernels)),
+                false,
+                &mut Vec::new(),
+            ),
+        ),
+        panel(
+            "kernel threads added by the batch (kthreads_added)",
+            AxisSpec::log(N_AXIS),
+            lin("kernel threads"),
+            build(
+                &|k| {
+                    let host = f64::from(k.host_kthreads_with) - f64::from(k.host_kthreads_before);
+                    Some(host + k.guest_kthreads_total.unwrap_or(0) as f64)
+                },
+                false,
+                &mut Vec::new(),
+            ),
+        ),
+        panel(
+            "kernel memory per instance (kernel_kib_per_kernel)",
+            AxisSpec::log(N_AXIS),
+            AxisSpec::log("MiB per instance"),
+            build(
+                &|k| k.kernel_kib_per_kernel.map(mib),
+                true,
+                &mut dropped_mem,
+            ),
+        ),
+        panel(
+            "memory KSM found identical (ksm_shared_kib)",
+            AxisSpec::log(N_AXIS),
+            AxisSpec::log("MiB per batch"),
+            build(
+                &|k| k.ksm_shared_kib.map(|v| mib(v as f64)),
+                true,
+                &mut dropped_ksm,
+            ),
+        ),
+    ];
+    note_dropped(&mut spec, "kernel_kib_per_kernel", dropped_mem);
+    note_dropped(&mut spec, "ksm_shared_kib", dropped_ksm);
+    finish(spec, panels, None, Share { x: true, y: false })
+}
