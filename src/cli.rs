@@ -44,6 +44,10 @@ pub enum Command {
         /// No progress bars or per-batch lines on stderr.
         #[arg(long, short)]
         quiet: bool,
+        /// At the end, write report.html, report.md and the plots into the run directory
+        /// (as `isobench report RUN_DIR` does).
+        #[arg(long)]
+        report: bool,
     },
     /// Removes what a killed run left (processes, mounts, cgroups, overlays), found by run-id markers.
     Clean {

@@ -47,6 +47,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             state_dir,
             cache_dir,
             quiet,
+            report,
         } => {
             let scenario = match scenario {
                 Some(path) => match Scenario::load(&path) {
@@ -88,10 +89,20 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
                     return Ok(e.exit_code());
                 }
             };
+            // The report comes from the files, so it shows exactly what the run wrote.
+            let (report_files, report_failed) =
+                match report.then(|| write_run_report(&outcome.run_dir)) {
+                    Some(Ok(files)) => (files, false),
+                    Some(Err(())) => (Vec::new(), true),
+                    None => (Vec::new(), false),
+                };
             if format == Format::Json {
-                print_run_json(&outcome)?;
+                print_run_json(&outcome, &report_files)?;
             } else {
                 print_run_text(&outcome);
+                if let Some(html) = report_files.first() {
+                    println!("report: {}", html.display());
+                }
             }
             for l in &outcome.leftovers {
                 eprintln!("isobench: could not remove {l}; run `isobench clean`");
@@ -102,7 +113,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
                     outcome.run_dir.display()
                 );
                 exit::INTERRUPTED
-            } else if outcome.failed > 0 || !outcome.leftovers.is_empty() {
+            } else if outcome.failed > 0 || !outcome.leftovers.is_empty() || report_failed {
                 exit::MEASURED_FAILURE
             } else {
                 exit::OK
@@ -204,7 +215,10 @@ fn print_run_text(outcome: &isobench::runner::RunOutcome) {
 
 /// One JSON document with everything the run wrote (meta, raw samples, summary, kernel and
 /// until rows), read back from the run directory so it is exactly what the files hold.
-fn print_run_json(outcome: &isobench::runner::RunOutcome) -> anyhow::Result<()> {
+fn print_run_json(
+    outcome: &isobench::runner::RunOutcome,
+    report_files: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
     let run = isobench::report::load::load(&outcome.run_dir, None)
         .with_context(|| format!("reading back {}", outcome.run_dir.display()))?;
     let doc = serde_json::json!({
@@ -218,9 +232,28 @@ fn print_run_json(outcome: &isobench::runner::RunOutcome) -> anyhow::Result<()> 
         "kernel": run.kernel,
         "until": run.until,
         "samples": run.samples,
+        "report_files": report_files,
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
+}
+
+/// `run --report`: the report of the run just made, into its directory. A report that cannot
+/// be written is a failure of the run command (exit 1), but the measurements stay on disk.
+fn write_run_report(run_dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, ()> {
+    let args = isobench::cli::ReportArgs {
+        runs: vec![run_dir.to_path_buf()],
+        out: None,
+        labels: Vec::new(),
+    };
+    isobench::report::command::report(&args)
+        .map(|r| r.files)
+        .map_err(|e| {
+            eprintln!(
+                "isobench: writing the report of {}: {e}; the results are there, `isobench report` can retry",
+                run_dir.display()
+            );
+        })
 }
 
 fn bad_input(e: impl std::fmt::Display) -> i32 {

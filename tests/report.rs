@@ -75,8 +75,17 @@ fn measure(dir: &Path) -> Option<PathBuf> {
         "--state-dir".as_ref(),
         state.as_os_str(),
         "-q".as_ref(),
+        "--report".as_ref(),
     ]);
     assert!(out.status.success(), "isobench run: {}", text(&out));
+    // `run --report` (the README's main job) ends with the report of the run just made.
+    let html = dir.join("run/report.html");
+    assert!(html.is_file(), "run --report wrote no report.html");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("report: {}", html.display())),
+        "{}",
+        text(&out)
+    );
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("run/meta.json")).unwrap()).unwrap();
     host::assert_clean_since(
