@@ -310,9 +310,9 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 
 // ---- a real run ----------------------------------------------------------------------------
 
-/// Containers touching 32 MiB each at N = 1, 4, 8: the memory model must find about 32 MiB
-/// per instance in PSS (the processes' own pages) and, more loosely, in the host's
-/// MemAvailable decrease (which other work on the host moves by tens of MiB).
+/// Containers touching 32 MiB each at N = 1, 4, 8: the PSS model must find about 32 MiB per
+/// instance (the processes' own pages), the host view must carry kernel.csv's totals, and the
+/// answers must follow from the fit.
 #[test]
 fn plan_fits_a_real_density_run() {
     if !nix::unistd::geteuid().is_root() {
@@ -385,11 +385,6 @@ idle_window_s = 0.5
         (32.0..36.0).contains(&pss),
         "PSS per instance {pss} MiB: {r:?}"
     );
-    let host_view = num(r, "mem_per_instance_kib") / MIB;
-    assert!(
-        (16.0..64.0).contains(&host_view),
-        "host view per instance {host_view} MiB: {r:?}"
-    );
     // Whatever the fit, the answers follow from it: max N is within the budget.
     let (fixed, per, budget) = (
         num(r, "mem_fixed_kib"),
@@ -408,13 +403,28 @@ idle_window_s = 0.5
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not one JSON document: {e}\n{}", show(&o)));
     assert_eq!(v["backends"][0]["capacity"]["max_n"].as_f64(), Some(n));
-    assert_eq!(
-        v["backends"][0]["model"]["batches"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    // The host view's batch totals are kernel.csv's MemAvailable decreases. Its fitted slope
+    // is not asserted: on this host the kernel keeps up to ~400 MiB of free pages on per-CPU
+    // lists, outside MemFree, so a batch of 256 MiB can read as almost nothing.
+    let batches = v["backends"][0]["model"]["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 3);
+    let mut k = csv::Reader::from_path(run.join("kernel.csv")).unwrap();
+    let deltas: Vec<(u64, f64)> = k
+        .deserialize::<isobench::record::KernelRow>()
+        .map(|r| {
+            let r = r.unwrap();
+            (u64::from(r.n), r.host_avail_kib_delta.unwrap() as f64)
+        })
+        .collect();
+    for b in batches {
+        let n = b["n"].as_u64().unwrap();
+        let total = b["host_mem_kib"].as_f64().unwrap();
+        let (_, delta) = deltas.iter().find(|(kn, _)| *kn == n).unwrap();
+        assert!(
+            (total - delta).abs() < 1.0,
+            "N = {n}: {total} against {delta}"
+        );
+    }
 
     // A bad flag on a real run: exit 2, and plan.csv is not rewritten.
     let stamp = std::fs::metadata(run.join("plan.csv"))

@@ -10,10 +10,13 @@ use serde::Serialize;
 /// Why a line could not be fitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FitError {
+    /// Fewer than 2 points.
     #[error("{points} point(s): a line needs at least 2")]
     TooFewPoints { points: usize },
+    /// Every point at the same x.
     #[error("every point has the same N ({x}): a line needs at least 2 different N")]
     OneX { x: f64 },
+    /// A NaN or infinite coordinate.
     #[error("a point is not a finite number")]
     NotFinite,
 }

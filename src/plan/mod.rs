@@ -3,12 +3,19 @@
 //! many instances a host holds, how many hosts W workloads of size S need, and where VMs and
 //! containers break even; with an `until` run, sets its predicted N against the N reached.
 
+/// Instances per host, hosts for W workloads, the VM/container break-even.
 pub mod capacity;
+/// The plot: batches, fitted lines, the budget.
 pub mod figure;
+/// Ordinary least squares of a line, with standard errors.
 pub mod fit;
+/// Cost models per backend from a run's batches.
 pub mod model;
+/// The text tables and plan.csv.
 pub mod output;
+/// Binary memory units on the command line.
 pub mod units;
+/// Predicted against reached N of an until run.
 pub mod until;
 
 use std::path::{Path, PathBuf};
@@ -25,20 +32,25 @@ use until::UntilCheck;
 /// Why `plan` could not answer; every message names the flag, file or directory.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// `--host-mem` or `--workload-mem` without a binary unit.
     #[error(transparent)]
     Size(#[from] units::SizeError),
+    /// Another flag out of its range.
     #[error("{flag} {value}: {allowed}")]
     Flag {
         flag: &'static str,
         value: String,
         allowed: &'static str,
     },
+    /// A run directory that does not load.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A run without any backend that has a memory fit.
     #[error(
         "{path}: no backend has a memory model (it needs batches at 2 or more N with `measure.memory = true`); an until run alone cannot be fitted: give a density run and the until run as --until"
     )]
     NoModel { path: PathBuf },
+    /// meta.json lacks the host's memory or cores, and no flag gives them.
     #[error("{path}/meta.json records no {what}: give {flag}")]
     NoHostFact {
         path: PathBuf,
@@ -49,8 +61,10 @@ pub enum PlanError {
         "{path}: --until holds no until.csv rows: give a run of a scenario with an [until] table"
     )]
     NoUntilRows { path: PathBuf },
+    /// plan.csv or the out dir could not be written.
     #[error("writing {path}: {message}")]
     Write { path: PathBuf, message: String },
+    /// The plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] crate::report::plot::PlotError),
 }
@@ -121,6 +135,15 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
         "predicted: the most instances the fitted line puts within the until run's budget (MemAvailable at start - floor); measured: it stopped after the first step past the floor, so the most that fitted lies in [reached - step, reached - 1]; difference = (predicted - midpoint) / midpoint",
     ),
 ];
+
+/// The definition called `name` in [`DEFINITIONS`].
+pub fn definition(name: &str) -> &'static str {
+    DEFINITIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+        .unwrap_or_else(|| panic!("no plan definition called {name}"))
+}
 
 /// Runs `isobench plan`, prints its results in `format`, returns the exit code.
 pub fn command(args: &PlanArgs, format: Format) -> i32 {

@@ -45,19 +45,6 @@ impl View {
         }
     }
 
-    /// What the fitted total is, for the output's definitions.
-    pub fn definition(self) -> &'static str {
-        match self {
-            View::HostMem => {
-                "total memory of N instances = the host's MemAvailable decrease for the batch (host_avail_kib x N, after drop_caches)"
-            }
-            View::Pss => "total PSS of N instances = sum of pss_kib over the batch",
-            View::IdleCpu => {
-                "total idle CPU of N instances = sum of idle_cpu_ms_per_s over the batch (ms of host CPU per s)"
-            }
-        }
-    }
-
     fn total(self, b: &Batch) -> Option<f64> {
         match self {
             View::HostMem => b.host_mem_kib,

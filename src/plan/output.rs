@@ -143,8 +143,8 @@ pub fn text(p: &Plan, written: &Written) -> String {
     let _ = writeln!(
         o,
         "\ncost model: total of N instances = fixed + per instance x N (ordinary least squares, one point per batch)\n  memory = {}\n  idle CPU = {}",
-        super::DEFINITIONS[1].1,
-        super::DEFINITIONS[2].1
+        super::definition("memory"),
+        super::definition("idle_cpu")
     );
     let rows: Vec<Vec<String>> = p
         .backends
@@ -204,8 +204,8 @@ pub fn text(p: &Plan, written: &Written) -> String {
     let _ = writeln!(
         o,
         "\ncapacity of one host: max N = {}\n  range = {}",
-        super::DEFINITIONS[3].1,
-        super::DEFINITIONS[4].1
+        super::definition("max_n"),
+        super::definition("range")
     );
     let rows: Vec<Vec<String>> = p
         .backends
@@ -257,7 +257,7 @@ pub fn text(p: &Plan, written: &Written) -> String {
             "\nW = {} workloads of S = {} each (S added to every instance's fitted memory): hosts = {}",
             first.workloads,
             mib(first.workload_mem_kib),
-            super::DEFINITIONS[5].1
+            super::definition("hosts")
         );
         let rows: Vec<Vec<String>> = p
             .backends
@@ -298,8 +298,8 @@ pub fn text(p: &Plan, written: &Written) -> String {
         let _ = writeln!(
             o,
             "\nbreak-even of VMs and containers (memory model):\n  (1) {}\n  (2) {}",
-            super::DEFINITIONS[6].1,
-            super::DEFINITIONS[7].1
+            super::definition("break_even_lines"),
+            super::definition("break_even_cheap")
         );
         for b in &p.break_even {
             let one = match b.lines_cross_at_n {
@@ -333,7 +333,7 @@ pub fn text(p: &Plan, written: &Written) -> String {
             o,
             "\npredicted against reached, until run {}:\n  {}",
             dir.display(),
-            super::DEFINITIONS[8].1
+            super::definition("until")
         );
         let rows: Vec<Vec<String>> = p
             .until

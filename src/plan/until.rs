@@ -42,6 +42,7 @@ pub struct UntilCheck {
 /// Why a row could not be compared.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UntilSkip {
+    /// The run stopped at its max, a failed launch or an interrupt.
     #[error(
         "{backend} ({accel}): the until run stopped for another reason than the floor ({reason}): nothing to compare"
     )]
@@ -54,6 +55,7 @@ pub enum UntilSkip {
         "{backend} ({accel}): until.csv lacks step, mem_available_kib_at_start or mem_available_floor_kib (written by an older isobench): the budget is unknown"
     )]
     NoBudget { backend: String, accel: String },
+    /// The density run has no memory fit for this backend.
     #[error("{backend} ({accel}): the density run has no memory model for it")]
     NoModel { backend: String, accel: String },
 }
