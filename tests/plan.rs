@@ -441,3 +441,53 @@ idle_window_s = 0.5
         stamp
     );
 }
+
+/// A real until run writes what `plan` needs to predict it: the step, MemAvailable at start
+/// and the floor. A floor above any host's memory stops it after the first step.
+#[test]
+fn until_csv_records_the_budget() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (containers)");
+        return;
+    }
+    let _lock = host::host_lock();
+    let t = TempDir::new("until");
+    let scenario = t.0.join("u.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"plan-until\"\nbackends = [\"container\"]\ncounts = [1]\nwarmup = 0\n\
+         [until]\nstep = 2\nmax = 10\nmem_available_floor_mib = 1048576\n\
+         [measure]\nidle_window_s = 0\ndrop_caches = false\n",
+    )
+    .unwrap();
+    let (run, state) = (t.0.join("run"), t.0.join("state"));
+    let o = isobench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!state.exists(), "nothing left");
+    let rows: Vec<UntilRow> = csv::Reader::from_path(run.join("until.csv"))
+        .unwrap()
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let u = &rows[0];
+    assert_eq!((u.n_reached, u.step), (2, Some(2)));
+    assert_eq!(u.mem_available_floor_kib, Some(1_048_576 * 1024));
+    let total: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let start = u.mem_available_kib_at_start.unwrap();
+    assert!(start > 0 && start <= total, "{u:?}");
+    assert!(u.stop_reason.starts_with("MemAvailable"), "{u:?}");
+}
