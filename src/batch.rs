@@ -394,6 +394,9 @@ pub fn until(
     let base = baseline(ctx, backend, pool);
     let mut launched: Vec<Launched> = Vec::new();
     let floor_kib = cfg.mem_available_floor_mib * 1024;
+    // Read after the baseline's own launch and teardown, so it is what the floor is held
+    // against from the first step on: `plan` predicts the reached N from this budget.
+    let avail_at_start = measure::memory::host_mem().mem_available_kib;
     let reason = loop {
         let have = launched.len() as u32;
         if ctx.cancel.load(Ordering::Relaxed) {
@@ -407,7 +410,11 @@ pub fn until(
         if let Some((_, Err(e))) = launched.iter().find(|(_, r)| r.is_err()) {
             break format!("a launch failed: {}", e.what);
         }
-        let avail = measure::memory::host_mem().mem_available_kib;
+        // Instances report ready before their workload runs: a reading taken at once would
+        // miss the memory the last ones are still touching, and the batch would overshoot
+        // the floor. Waiting until MemAvailable holds still (no cache drop: launches must
+        // not re-read their files) makes each step's reading see what the step costs.
+        let avail = measure::memory::settle(false, SETTLE_TIMEOUT).mem_available_kib;
         if avail < floor_kib {
             break format!(
                 "MemAvailable {} MiB fell below the floor of {} MiB",
@@ -425,6 +432,9 @@ pub fn until(
         n_reached: reached,
         stop_reason: reason,
         mem_available_kib_at_stop: avail,
+        step: Some(cfg.step),
+        mem_available_kib_at_start: Some(avail_at_start),
+        mem_available_floor_kib: Some(floor_kib),
     };
     let out = measure_and_teardown(ctx, backend, pool, launched, reached, 0, &base);
     (out, row)

@@ -78,6 +78,14 @@ pub struct UntilRow {
     pub n_reached: u32,
     pub stop_reason: String,
     pub mem_available_kib_at_stop: u64,
+    /// Instances added per step. Optional (like the two below) so that an until.csv written
+    /// before these columns existed still loads.
+    #[serde(default)]
+    pub step: Option<u32>,
+    #[serde(default)]
+    pub mem_available_kib_at_start: Option<u64>,
+    #[serde(default)]
+    pub mem_available_floor_kib: Option<u64>,
 }
 
 /// One row of `summary.csv`: the samples of one backend (and accelerator) at one N, over all
@@ -269,6 +277,16 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "measure_ms",
         "ms",
         "kernel.csv: how long sampling the memory views of the batch's N instances took (smaps_rollup and cgroup reads)",
+    ),
+    (
+        "mem_available_kib_at_start",
+        "KiB",
+        "until.csv: the host's MemAvailable just before the first launch of the until batch (after the baseline reading)",
+    ),
+    (
+        "mem_available_floor_kib",
+        "KiB",
+        "until.csv: the scenario's `mem_available_floor_mib` in KiB: the batch stops growing after the step that leaves MemAvailable below it",
     ),
     (
         "batch_ready_ms",

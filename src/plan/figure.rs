@@ -1,0 +1,188 @@
+//! The plan's plot: each backend's measured batches and fitted memory line against N, the
+//! host's memory budget, and where each line meets it; with an until run, where it stopped.
+//! Log-log, because one host holds tens of VMs and tens of thousands of containers.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::Plan;
+
+/// Draws a [`Plan`]'s memory view.
+pub struct PlanFigure<'a>(pub &'a Plan);
+
+const MIB: f64 = 1024.0;
+
+impl PlanFigure<'_> {
+    /// (x range, y range in MiB) covering the points, the lines up to their max N, and the
+    /// budgets.
+    fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let p = self.0;
+        let budget = p.host.mem_budget_kib() / MIB;
+        let mut x_max: f64 = 10.0;
+        let mut y_min: f64 = budget;
+        let mut y_max: f64 = budget;
+        for b in &p.backends {
+            for bt in &b.model.batches {
+                x_max = x_max.max(f64::from(bt.alive));
+                if let Some(y) = bt.host_mem_kib.filter(|y| *y > 0.0) {
+                    y_min = y_min.min(y / MIB);
+                    y_max = y_max.max(y / MIB);
+                }
+            }
+            if let Some(n) = b.capacity.max_n {
+                x_max = x_max.max(n as f64);
+            }
+            if let Some(f) = &b.model.memory.fit {
+                let y1 = f.at(1.0) / MIB;
+                if y1 > 0.0 {
+                    y_min = y_min.min(y1);
+                }
+            }
+        }
+        for u in &p.until {
+            x_max = x_max.max(f64::from(u.reached_n));
+            y_min = y_min.min(u.budget_kib / MIB);
+        }
+        ((1.0, x_max * 2.0), (y_min / 2.0, y_max * 2.0))
+    }
+}
+
+impl super::super::report::plot::Figure for PlanFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        (960, 600)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let p = self.0;
+        area.fill(&WHITE)?;
+        let ((x0, x1), (y0, y1)) = self.ranges();
+        let hidden = p
+            .backends
+            .iter()
+            .flat_map(|b| &b.model.batches)
+            .filter(|bt| bt.host_mem_kib.is_some_and(|y| y <= 0.0))
+            .count();
+        let caption = if hidden > 0 {
+            format!(
+                "Memory of N instances (host MemAvailable decrease); {hidden} batch(es) at or below 0 not shown on the log scale"
+            )
+        } else {
+            "Memory of N instances (host MemAvailable decrease): batches, fitted lines, budget"
+                .to_string()
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("N instances alive together (log scale)")
+            .y_desc("total memory, MiB (log scale)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| {
+                if *y >= 1.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y}")
+                }
+            })
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 14))
+            .draw()?;
+
+        let budget = p.host.mem_budget_kib() / MIB;
+        chart
+            .draw_series(LineSeries::new(
+                [(x0, budget), (x1, budget)],
+                BLACK.stroke_width(2),
+            ))?
+            .label(format!(
+                "host budget {:.1} GiB ({:.0}% headroom); triangles: max N per backend",
+                budget / 1024.0,
+                p.host.headroom * 100.0
+            ))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+
+        for (i, b) in p.backends.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let name = format!("{} ({})", b.model.backend, b.model.accel);
+            let pts: Vec<(f64, f64)> = b
+                .model
+                .batches
+                .iter()
+                .filter_map(|bt| {
+                    bt.host_mem_kib
+                        .filter(|y| *y > 0.0)
+                        .map(|y| (f64::from(bt.alive), y / MIB))
+                })
+                .collect();
+            chart.draw_series(
+                pts.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+            )?;
+            let Some(f) = &b.model.memory.fit else {
+                continue;
+            };
+            let end = b.capacity.max_n.map_or(x1, |n| (n as f64).max(1.0)).min(x1);
+            let steps = 200;
+            let line: Vec<(f64, f64)> = (0..=steps)
+                .map(|k| x0 * (end / x0).powf(f64::from(k) / f64::from(steps)))
+                .map(|x| (x, f.at(x) / MIB))
+                .filter(|(_, y)| *y > 0.0)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .label(format!(
+                    "{name}: {:.3} MiB + {:.3} MiB x N",
+                    f.intercept / MIB,
+                    f.slope / MIB
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            if let Some(n) = b.capacity.memory.n {
+                chart.draw_series(std::iter::once(TriangleMarker::new(
+                    (n.max(1) as f64, budget),
+                    7,
+                    color.filled(),
+                )))?;
+            }
+        }
+
+        for u in &p.until {
+            let y = u.budget_kib / MIB;
+            let lo = f64::from(u.measured_low.max(1));
+            let hi = f64::from(u.measured_high.max(1));
+            chart
+                .draw_series(LineSeries::new([(lo, y), (hi, y)], RED.stroke_width(4)))?
+                .label(format!(
+                    "until {}: max N measured {}-{} at its budget {:.1} GiB; cross: predicted {}",
+                    u.backend,
+                    u.measured_low,
+                    u.measured_high,
+                    y / 1024.0,
+                    u.predicted_n
+                ))
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(4)));
+            chart.draw_series(std::iter::once(Cross::new(
+                ((u.predicted_n.max(1)) as f64, y),
+                7,
+                RED.stroke_width(2),
+            )))?;
+        }
+
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! `isobench plan`: capacity planning from a density run. Fits a cost model per backend
+//! (total memory and idle CPU of N instances as fixed + per instance x N), then answers how
+//! many instances a host holds, how many hosts W workloads of size S need, and where VMs and
+//! containers break even; with an `until` run, sets its predicted N against the N reached.
+
+/// Instances per host, hosts for W workloads, the VM/container break-even.
+pub mod capacity;
+/// The plot: batches, fitted lines, the budget.
+pub mod figure;
+/// Ordinary least squares of a line, with standard errors.
+pub mod fit;
+/// Cost models per backend from a run's batches.
+pub mod model;
+/// The text tables and plan.csv.
+pub mod output;
+/// Binary memory units on the command line.
+pub mod units;
+/// Predicted against reached N of an until run.
+pub mod until;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cli::{Format, PlanArgs};
+use crate::report::load::{LoadError, RunData, load};
+
+use capacity::{BreakEven, Capacity, Host, Placement, Resource};
+use model::CostModel;
+use until::UntilCheck;
+
+/// Why `plan` could not answer; every message names the flag, file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// `--host-mem` or `--workload-mem` without a binary unit.
+    #[error(transparent)]
+    Size(#[from] units::SizeError),
+    /// Another flag out of its range.
+    #[error("{flag} {value}: {allowed}")]
+    Flag {
+        flag: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    /// A run directory that does not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A run without any backend that has a memory fit.
+    #[error(
+        "{path}: no backend has a memory model (it needs batches at 2 or more N with `measure.memory = true`); an until run alone cannot be fitted: give a density run and the until run as --until"
+    )]
+    NoModel { path: PathBuf },
+    /// meta.json lacks the host's memory or cores, and no flag gives them.
+    #[error("{path}/meta.json records no {what}: give {flag}")]
+    NoHostFact {
+        path: PathBuf,
+        what: &'static str,
+        flag: &'static str,
+    },
+    #[error(
+        "{path}: --until holds no until.csv rows: give a run of a scenario with an [until] table"
+    )]
+    NoUntilRows { path: PathBuf },
+    /// plan.csv or the out dir could not be written.
+    #[error("writing {path}: {message}")]
+    Write { path: PathBuf, message: String },
+    /// The plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] crate::report::plot::PlotError),
+}
+
+/// One backend's model and the answers drawn from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendPlan {
+    pub model: CostModel,
+    /// Instances of the run's workload one host holds.
+    pub capacity: Capacity,
+    /// With `--workloads` or `--workload-mem`: the same with S added to every instance, and
+    /// the hosts W need.
+    pub placement: Option<Placement>,
+}
+
+/// Everything `plan` computed: what the text, JSON, CSV and plot show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub run: PathBuf,
+    pub scenario: String,
+    pub workload: Option<String>,
+    pub host: Host,
+    pub backends: Vec<BackendPlan>,
+    pub break_even: Vec<BreakEven>,
+    pub until_run: Option<PathBuf>,
+    pub until: Vec<UntilCheck>,
+    /// Until rows that could not be compared, and other caveats of the whole plan.
+    pub notes: Vec<String>,
+    pub definitions: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
+/// What each answer means, printed with it and kept in the JSON.
+pub const DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "model",
+        "total of N instances = fixed + per_instance x N, fitted by ordinary least squares over one point per batch (N, repetition); SE = standard error, R² = 1 - SSR/SST, resid SE = residual standard error",
+    ),
+    (
+        "memory",
+        "the host's MemAvailable decrease for the batch (host_avail_kib x N, after drop_caches): what a host runs out of",
+    ),
+    (
+        "idle_cpu",
+        "sum of idle_cpu_ms_per_s over the batch: host CPU ms per s while the instances idle (a busy workload's CPU is not in this model)",
+    ),
+    (
+        "max_n",
+        "the most instances whose fitted memory stays within host memory x (1 - headroom) and whose fitted idle CPU stays within cores x 1000 ms/s x (1 - headroom); the smaller one binds",
+    ),
+    (
+        "range",
+        "the same N from the fitted line ±2 standard errors of the line (not a 95% interval with few points)",
+    ),
+    (
+        "hosts",
+        "ceil(W / max_n with S KiB added to every instance's cost)",
+    ),
+    (
+        "break_even_lines",
+        "the N where a VM backend's and a container backend's total-memory lines cross, if at N >= 1",
+    ),
+    (
+        "break_even_cheap",
+        "the workload size S per instance from which a VM's extra memory per instance over a container is below 10% of the VM's per-instance cost (fitted + S)",
+    ),
+    (
+        "until",
+        "predicted: the most instances the fitted line puts within the until run's budget (MemAvailable at start - floor); measured: it stopped after the first step past the floor, so the most that fitted lies in [reached - step, reached - 1]; difference = (predicted - midpoint) / midpoint",
+    ),
+];
+
+/// The definition called `name` in [`DEFINITIONS`].
+pub fn definition(name: &str) -> &'static str {
+    DEFINITIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+        .unwrap_or_else(|| panic!("no plan definition called {name}"))
+}
+
+/// Runs `isobench plan`, prints its results in `format`, returns the exit code.
+pub fn command(args: &PlanArgs, format: Format) -> i32 {
+    match run(args, format) {
+        Ok(()) => crate::exit::OK,
+        Err(e) => {
+            eprintln!("isobench: {e}");
+            match e {
+                PlanError::Write { .. } | PlanError::Plot(_) => crate::exit::MEASURED_FAILURE,
+                _ => crate::exit::BAD_INPUT,
+            }
+        }
+    }
+}
+
+/// The checked flags.
+struct Inputs {
+    host_mem_kib: Option<f64>,
+    workload_mem_kib: Option<f64>,
+}
+
+fn check_flags(args: &PlanArgs) -> Result<Inputs, PlanError> {
+    if let Some(c) = args.host_cpus
+        && !(c.is_finite() && c > 0.0)
+    {
+        return Err(PlanError::Flag {
+            flag: "--host-cpus",
+            value: c.to_string(),
+            allowed: "give a number of cores above 0, e.g. 16",
+        });
+    }
+    if !(args.headroom.is_finite() && (0.0..1.0).contains(&args.headroom)) {
+        return Err(PlanError::Flag {
+            flag: "--headroom",
+            value: args.headroom.to_string(),
+            allowed: "give a share from 0 to below 1, e.g. 0.1",
+        });
+    }
+    if args.workloads == Some(0) {
+        return Err(PlanError::Flag {
+            flag: "--workloads",
+            value: "0".into(),
+            allowed: "give at least 1 workload",
+        });
+    }
+    Ok(Inputs {
+        host_mem_kib: args
+            .host_mem
+            .as_deref()
+            .map(|v| units::parse_kib("--host-mem", v))
+            .transpose()?,
+        workload_mem_kib: args
+            .workload_mem
+            .as_deref()
+            .map(|v| units::parse_kib("--workload-mem", v))
+            .transpose()?,
+    })
+}
+
+/// The run's workload as its scenario wrote it (`idle`, `{ touch-memory = 64 }`), so a
+/// prediction for a run of another workload can be flagged.
+fn workload_of(run: &RunData) -> Option<String> {
+    let t: toml::Table = run.meta.scenario_text.parse().ok()?;
+    Some(match t.get("workload") {
+        None => "idle".to_string(),
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    })
+}
+
+/// Builds the plan from the arguments, reading but writing nothing.
+pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
+    let inputs = check_flags(args)?;
+    let run = load(&args.run, None)?;
+    let until_run = match &args.until {
+        Some(dir) => {
+            let u = load(dir, None)?;
+            if u.until.is_empty() {
+                return Err(PlanError::NoUntilRows { path: dir.clone() });
+            }
+            Some(u)
+        }
+        None => None,
+    };
+    // An until run's own batch would be the very point the prediction is checked against:
+    // when RUN holds both, that batch stays out of the fit.
+    let own_until = if until_run.is_none() {
+        run.until.clone()
+    } else {
+        Vec::new()
+    };
+    let models = model::models(&run, |b, a, n| {
+        own_until
+            .iter()
+            .any(|u| u.backend == b && u.accel == a && u.n_reached == n)
+    });
+    if !models.iter().any(|m| m.memory.fit.is_some()) {
+        return Err(PlanError::NoModel {
+            path: args.run.clone(),
+        });
+    }
+
+    let host = Host {
+        mem_kib: match inputs.host_mem_kib {
+            Some(k) => k,
+            None if run.meta.mem_total_kib > 0 => run.meta.mem_total_kib as f64,
+            None => {
+                return Err(PlanError::NoHostFact {
+                    path: args.run.clone(),
+                    what: "mem_total_kib",
+                    flag: "--host-mem",
+                });
+            }
+        },
+        cpus: match args.host_cpus {
+            Some(c) => c,
+            None if run.meta.cpu_cores > 0 => run.meta.cpu_cores as f64,
+            None => {
+                return Err(PlanError::NoHostFact {
+                    path: args.run.clone(),
+                    what: "cpu_cores",
+                    flag: "--host-cpus",
+                });
+            }
+        },
+        headroom: args.headroom,
+        mem_source: if inputs.host_mem_kib.is_some() {
+            "--host-mem".into()
+        } else {
+            format!("{}/meta.json (the measuring host)", args.run.display())
+        },
+        cpus_source: if args.host_cpus.is_some() {
+            "--host-cpus".into()
+        } else {
+            format!("{}/meta.json (the measuring host)", args.run.display())
+        },
+    };
+
+    let wanted = args.workloads.is_some() || inputs.workload_mem_kib.is_some();
+    let backends: Vec<BackendPlan> = models
+        .into_iter()
+        .map(|m| {
+            let per_host = |extra_kib: f64| -> Capacity {
+                let largest = m.batches.iter().map(|b| b.alive).max().unwrap_or(0);
+                capacity::capacity(
+                    capacity::limit(
+                        Resource::Memory,
+                        m.memory.fit.as_ref(),
+                        host.mem_budget_kib(),
+                        "KiB",
+                        extra_kib,
+                    ),
+                    capacity::limit(
+                        Resource::IdleCpu,
+                        m.idle_cpu.fit.as_ref(),
+                        host.cpu_budget_ms_per_s(),
+                        "ms/s",
+                        0.0,
+                    ),
+                    largest,
+                )
+            };
+            let placement = wanted.then(|| {
+                let s = inputs.workload_mem_kib.unwrap_or(0.0);
+                capacity::placement(args.workloads.unwrap_or(1), s, per_host(s))
+            });
+            BackendPlan {
+                capacity: per_host(0.0),
+                placement,
+                model: m,
+            }
+        })
+        .collect();
+
+    let mut break_even = Vec::new();
+    for v in backends.iter().filter(|b| b.model.is_vm()) {
+        for c in backends.iter().filter(|b| b.model.is_container()) {
+            if let (Some(vf), Some(cf)) = (&v.model.memory.fit, &c.model.memory.fit) {
+                break_even.push(capacity::break_even(
+                    (&v.model.backend, vf),
+                    (&c.model.backend, cf),
+                ));
+            }
+        }
+    }
+
+    let mut notes = Vec::new();
+    let workload = workload_of(&run);
+    let (until_rows, until_dir) = match &until_run {
+        Some(u) => (u.until.clone(), Some(u.dir.clone())),
+        None if !own_until.is_empty() => (own_until.clone(), Some(run.dir.clone())),
+        None => (Vec::new(), None),
+    };
+    if let Some(u) = &until_run {
+        let uw = workload_of(u);
+        if uw != workload {
+            notes.push(format!(
+                "the until run's workload ({}) is not the density run's ({}): the prediction is for another workload",
+                uw.as_deref().unwrap_or("unknown"),
+                workload.as_deref().unwrap_or("unknown")
+            ));
+        }
+        if u.meta.hostname != run.meta.hostname {
+            notes.push(format!(
+                "the until run was measured on host {:?}, the density run on {:?}",
+                u.meta.hostname, run.meta.hostname
+            ));
+        }
+    }
+    let models_only: Vec<CostModel> = backends.iter().map(|b| b.model.clone()).collect();
+    let mut until = Vec::new();
+    for row in &until_rows {
+        match until::check(row, &models_only) {
+            Ok(c) => until.push(c),
+            Err(e) => notes.push(format!("until: {e}")),
+        }
+    }
+
+    Ok(Plan {
+        run: args.run.clone(),
+        scenario: run.meta.scenario.clone(),
+        workload,
+        host,
+        backends,
+        break_even,
+        until_run: until_dir,
+        until,
+        notes,
+        definitions: DEFINITIONS.iter().copied().collect(),
+    })
+}
+
+/// What `plan` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Written {
+    pub csv: PathBuf,
+    pub svg: PathBuf,
+    pub png: PathBuf,
+}
+
+/// Writes plan.csv and the plot (plan.svg, plan.png) into `dir`, creating it.
+pub fn write(plan: &Plan, dir: &Path) -> Result<Written, PlanError> {
+    let err = |path: &Path, e: &dyn std::fmt::Display| PlanError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, &e))?;
+    let csv = dir.join("plan.csv");
+    output::write_csv(plan, &csv).map_err(|e| err(&csv, &e))?;
+    let r = crate::report::plot::render(&figure::PlanFigure(plan), dir, "plan")?;
+    Ok(Written {
+        csv,
+        svg: r.svg_path,
+        png: r.png_path,
+    })
+}
+
+fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
+    let plan = build(args)?;
+    let dir = args.out.clone().unwrap_or_else(|| args.run.clone());
+    let written = write(&plan, &dir)?;
+    match format {
+        Format::Text => print!("{}", output::text(&plan, &written)),
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Doc<'a> {
+                #[serde(flatten)]
+                plan: &'a Plan,
+                files: &'a Written,
+            }
+            let doc = Doc {
+                plan: &plan,
+                files: &written,
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("a plan serialises")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,493 @@
+//! `isobench plan` with the real binary: on a real density run of containers touching memory
+//! (fit near the touched size, files written, JSON), on run directories written here with
+//! known costs (exact answers, the until comparison), and on bad input (exit 2, one line,
+//! nothing written).
+//!
+//! The real run launches containers, so it holds `host::host_lock()` like every test that
+//! does. The synthetic runs launch nothing and take no lock.
+
+#[path = "common/host.rs"]
+mod host;
+
+use isobench::host::meta::RunMeta;
+use isobench::record::{Sample, UntilRow};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_isobench");
+const EXIT_BAD_INPUT: i32 = 2;
+const MIB: f64 = 1024.0;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temp dir removed on drop, failed assertion or not.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!(
+            "isobench-plan-{}-{}-{label}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn isobench(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running isobench {args:?}: {e}"))
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// plan.csv's rows as column -> value.
+fn plan_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    r.records()
+        .map(|rec| {
+            headers
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
+    row.get(col)
+        .unwrap_or_else(|| panic!("plan.csv has no column {col}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{col} = {:?}: {e}", row[col]))
+}
+
+// ---- synthetic runs ------------------------------------------------------------------------
+
+/// Writes a run directory whose batches cost exactly `fixed + per x N` KiB on the host
+/// (per instance: that / N), with a PSS of `per` each and no idle CPU.
+fn write_density_run(dir: &Path, ns: &[u32], fixed: f64, per: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut w = csv::Writer::from_path(dir.join("samples.csv")).unwrap();
+    for &n in ns {
+        for i in 0..n {
+            w.serialize(Sample {
+                backend: "container".into(),
+                accel: "none".into(),
+                n,
+                rep: 0,
+                instance: i,
+                ok: true,
+                startup_ms: Some(5.0),
+                host_avail_kib: Some((fixed + per * f64::from(n)) / f64::from(n)),
+                pss_kib: Some(per as u64),
+                idle_cpu_ms_per_s: Some(0.0),
+                ..Sample::default()
+            })
+            .unwrap();
+        }
+    }
+    w.flush().unwrap();
+    write_meta(dir, "capacity");
+}
+
+fn write_meta(dir: &Path, scenario: &str) {
+    let meta = RunMeta {
+        scenario: scenario.into(),
+        scenario_text: format!("name = \"{scenario}\"\nworkload = {{ touch-memory = 64 }}\n"),
+        hostname: "testhost".into(),
+        cpu_cores: 4,
+        mem_total_kib: 16 * 1024 * 1024,
+        ..RunMeta::default()
+    };
+    std::fs::write(
+        dir.join("meta.json"),
+        serde_json::to_string_pretty(&meta).unwrap(),
+    )
+    .unwrap();
+}
+
+/// An until run that reached `reached` with the given budget.
+fn write_until_run(dir: &Path, reached: u32, start_kib: u64, floor_kib: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut w = csv::Writer::from_path(dir.join("samples.csv")).unwrap();
+    w.serialize(Sample {
+        backend: "container".into(),
+        accel: "none".into(),
+        n: reached,
+        ok: true,
+        startup_ms: Some(5.0),
+        ..Sample::default()
+    })
+    .unwrap();
+    w.flush().unwrap();
+    let mut w = csv::Writer::from_path(dir.join("until.csv")).unwrap();
+    w.serialize(UntilRow {
+        run_id: "u".into(),
+        backend: "container".into(),
+        accel: "none".into(),
+        n_reached: reached,
+        stop_reason: "MemAvailable 1 MiB fell below the floor of 2 MiB".into(),
+        mem_available_kib_at_stop: floor_kib - 1,
+        step: Some(10),
+        mem_available_kib_at_start: Some(start_kib),
+        mem_available_floor_kib: Some(floor_kib),
+    })
+    .unwrap();
+    w.flush().unwrap();
+    write_meta(dir, "capacity-until");
+}
+
+#[test]
+fn known_costs_give_exact_answers_and_the_until_comparison() {
+    let t = TempDir::new("known");
+    let (run, until, out) = (t.0.join("run"), t.0.join("until"), t.0.join("out"));
+    // 10 MiB fixed, 65 MiB per instance.
+    write_density_run(&run, &[1, 10, 50, 100], 10.0 * MIB, 65.0 * MIB);
+    // Budget 12 GiB: (12288 - 10) / 65 = 188.9 -> 188 fit; a run with step 10 stops at 190.
+    write_until_run(&until, 190, 20 * 1024 * 1024, 8 * 1024 * 1024);
+    let o = isobench(&[
+        "plan",
+        run.to_str().unwrap(),
+        "--until",
+        until.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--host-mem",
+        "64G",
+        "--headroom",
+        "0.25",
+        "--workloads",
+        "1000",
+        "--workload-mem",
+        "191M",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    let rows = plan_rows(&out.join("plan.csv"));
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert!(
+        (num(r, "mem_per_instance_kib") - 65.0 * MIB).abs() < 1e-6,
+        "{r:?}"
+    );
+    assert!((num(r, "mem_fixed_kib") - 10.0 * MIB).abs() < 1e-6, "{r:?}");
+    // 64 GiB x 0.75 = 49152 MiB: (49152 - 10) / 65 = 756.0 -> 756.
+    assert_eq!(num(r, "max_n"), 756.0);
+    assert_eq!(r["bound_by"], "memory");
+    // With 191 MiB more per instance: (49152 - 10) / 256 = 191.96 -> 191 per host, and
+    // 1000 / 191 -> 6 hosts.
+    assert_eq!(num(r, "max_n_with_workload"), 191.0);
+    assert_eq!(num(r, "hosts"), 6.0);
+    assert_eq!(num(r, "until_predicted_n"), 188.0);
+    assert_eq!(num(r, "until_reached_n"), 190.0);
+    assert!((num(r, "until_relative_difference") - (188.0 - 184.5) / 184.5).abs() < 1e-9);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "predicted max N",
+        "180-189",
+        "within the step",
+        "not CPU-bound",
+        "756",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    assert!(out.join("plan.svg").is_file() && out.join("plan.png").is_file());
+    // The run directories themselves were only read.
+    assert!(!run.join("plan.csv").exists() && !until.join("plan.csv").exists());
+
+    // The same as one JSON document.
+    let o = isobench(&[
+        "plan",
+        run.to_str().unwrap(),
+        "--until",
+        until.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document: {e}\n{}", show(&o)));
+    assert_eq!(v["until"][0]["predicted_n"], 188);
+    assert_eq!(
+        v["host"]["mem_kib"],
+        16.0 * MIB * MIB,
+        "meta.json's host by default"
+    );
+    assert_eq!(v["host"]["cpus"], 4.0);
+    assert!(
+        v["definitions"]["max_n"]
+            .as_str()
+            .unwrap()
+            .contains("headroom")
+    );
+    let slope = v["backends"][0]["model"]["memory"]["fit"]["slope"]
+        .as_f64()
+        .unwrap();
+    assert!((slope - 65.0 * MIB).abs() < 1e-6);
+}
+
+#[test]
+fn an_until_run_given_as_the_run_is_not_fitted_from_its_own_batch() {
+    let t = TempDir::new("own");
+    let until = t.0.join("until");
+    write_until_run(&until, 190, 20 * 1024 * 1024, 8 * 1024 * 1024);
+    let o = isobench(&["plan", until.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(EXIT_BAD_INPUT), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--until") && err.contains(until.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(!until.join("plan.csv").exists());
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_writes_nothing() {
+    let t = TempDir::new("bad");
+    let run = t.0.join("run");
+    write_density_run(&run, &[1, 10, 50], 0.0, 1024.0);
+    let out = t.0.join("out");
+    let r = run.to_str().unwrap();
+    let o_arg = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec![r, "--host-mem", "64"], &["--host-mem", "K, M, G or T"]),
+        (vec![r, "--host-mem", "64GB"], &["--host-mem", "64G"]),
+        (vec![r, "--workload-mem", "0M"], &["--workload-mem"]),
+        (vec![r, "--headroom", "1"], &["--headroom", "below 1"]),
+        (vec![r, "--host-cpus", "0"], &["--host-cpus"]),
+        (vec![r, "--workloads", "0"], &["--workloads"]),
+        (
+            vec!["/nonexistent/run"],
+            &["/nonexistent/run", "samples.csv"],
+        ),
+        (vec![r, "--until", r], &["--until", "until.csv"]),
+    ];
+    for (args, frags) in cases {
+        let mut all = vec!["plan"];
+        all.extend(&args);
+        all.extend(["--out", o_arg]);
+        let o = isobench(&all);
+        assert_eq!(
+            o.status.code(),
+            Some(EXIT_BAD_INPUT),
+            "{args:?}: {}",
+            show(&o)
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        for f in frags {
+            assert!(err.contains(f), "{args:?}: no {f:?} in {err}");
+        }
+        assert!(o.stdout.is_empty(), "{args:?}: {}", show(&o));
+        assert!(!out.exists(), "{args:?} created {}", out.display());
+        assert!(
+            !run.join("plan.csv").exists(),
+            "{args:?} wrote into the run"
+        );
+    }
+}
+
+// ---- a real run ----------------------------------------------------------------------------
+
+/// Containers touching 32 MiB each at N = 1, 4, 8: the PSS model must find about 32 MiB per
+/// instance (the processes' own pages), the host view must carry kernel.csv's totals, and the
+/// answers must follow from the fit.
+#[test]
+fn plan_fits_a_real_density_run() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (containers)");
+        return;
+    }
+    let _lock = host::host_lock();
+    let t = TempDir::new("real");
+    let scenario = t.0.join("s.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "plan-test"
+workload = { touch-memory = 32 }
+backends = ["container"]
+counts = [1, 4, 8]
+parallelism = 2
+warmup = 1
+ready_timeout_s = 60
+
+[limits]
+memory_mib = 64
+pids = 64
+
+[measure]
+memory = true
+drop_caches = true
+idle_window_s = 0.5
+"#,
+    )
+    .unwrap();
+    let (run, state) = (t.0.join("run"), t.0.join("state"));
+    let before = host::snapshot();
+    let o = isobench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("meta.json")).unwrap()).unwrap();
+    host::assert_clean_since(
+        &before,
+        &state,
+        &[meta["run_id"].as_str().unwrap().to_string()],
+    );
+
+    let o = isobench(&["plan", run.to_str().unwrap(), "--workloads", "100"]);
+    assert!(o.status.success(), "{}", show(&o));
+    for f in ["plan.csv", "plan.svg", "plan.png"] {
+        let p = run.join(f);
+        assert!(
+            p.is_file() && std::fs::metadata(&p).unwrap().len() > 100,
+            "{} missing or empty",
+            p.display()
+        );
+    }
+    let rows = plan_rows(&run.join("plan.csv"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(
+        (r["backend"].as_str(), r["n_values"].as_str()),
+        ("container", "1 4 8")
+    );
+    let pss = num(r, "pss_per_instance_kib") / MIB;
+    assert!(
+        (32.0..36.0).contains(&pss),
+        "PSS per instance {pss} MiB: {r:?}"
+    );
+    // Whatever the fit, the answers follow from it: max N is within the budget.
+    let (fixed, per, budget) = (
+        num(r, "mem_fixed_kib"),
+        num(r, "mem_per_instance_kib"),
+        num(r, "mem_budget_kib"),
+    );
+    let n = num(r, "max_n");
+    assert!(
+        fixed + per * n <= budget && fixed + per * (n + 1.0) > budget,
+        "{r:?}"
+    );
+    assert!(num(r, "hosts") >= 1.0);
+
+    let o = isobench(&["plan", run.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document: {e}\n{}", show(&o)));
+    assert_eq!(v["backends"][0]["capacity"]["max_n"].as_f64(), Some(n));
+    // The host view's batch totals are kernel.csv's MemAvailable decreases. Its fitted slope
+    // is not asserted: on this host the kernel keeps up to ~400 MiB of free pages on per-CPU
+    // lists, outside MemFree, so a batch of 256 MiB can read as almost nothing.
+    let batches = v["backends"][0]["model"]["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 3);
+    let mut k = csv::Reader::from_path(run.join("kernel.csv")).unwrap();
+    let deltas: Vec<(u64, f64)> = k
+        .deserialize::<isobench::record::KernelRow>()
+        .map(|r| {
+            let r = r.unwrap();
+            (u64::from(r.n), r.host_avail_kib_delta.unwrap() as f64)
+        })
+        .collect();
+    for b in batches {
+        let n = b["n"].as_u64().unwrap();
+        let total = b["host_mem_kib"].as_f64().unwrap();
+        let (_, delta) = deltas.iter().find(|(kn, _)| *kn == n).unwrap();
+        assert!(
+            (total - delta).abs() < 1.0,
+            "N = {n}: {total} against {delta}"
+        );
+    }
+
+    // A bad flag on a real run: exit 2, and plan.csv is not rewritten.
+    let stamp = std::fs::metadata(run.join("plan.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let o = isobench(&["plan", run.to_str().unwrap(), "--host-mem", "64"]);
+    assert_eq!(o.status.code(), Some(EXIT_BAD_INPUT), "{}", show(&o));
+    assert_eq!(
+        std::fs::metadata(run.join("plan.csv"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp
+    );
+}
+
+/// A real until run writes what `plan` needs to predict it: the step, MemAvailable at start
+/// and the floor. A floor above any host's memory stops it after the first step.
+#[test]
+fn until_csv_records_the_budget() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (containers)");
+        return;
+    }
+    let _lock = host::host_lock();
+    let t = TempDir::new("until");
+    let scenario = t.0.join("u.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"plan-until\"\nbackends = [\"container\"]\ncounts = [1]\nwarmup = 0\n\
+         [until]\nstep = 2\nmax = 10\nmem_available_floor_mib = 1048576\n\
+         [measure]\nidle_window_s = 0\ndrop_caches = false\n",
+    )
+    .unwrap();
+    let (run, state) = (t.0.join("run"), t.0.join("state"));
+    let o = isobench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!state.exists(), "nothing left");
+    let rows: Vec<UntilRow> = csv::Reader::from_path(run.join("until.csv"))
+        .unwrap()
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let u = &rows[0];
+    assert_eq!((u.n_reached, u.step), (2, Some(2)));
+    assert_eq!(u.mem_available_floor_kib, Some(1_048_576 * 1024));
+    let total: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let start = u.mem_available_kib_at_start.unwrap();
+    assert!(start > 0 && start <= total, "{u:?}");
+    assert!(u.stop_reason.starts_with("MemAvailable"), "{u:?}");
+}
