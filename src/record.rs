@@ -201,7 +201,7 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
     (
         "host_avail_kib",
         "KiB",
-        "the host's MemAvailable decrease for the whole batch of N, divided by N; each reading taken after dropping caches and waiting until MemAvailable moves by less than 1 MiB in 100 ms (the method gVisor and Kata use)",
+        "the decrease of the host's available memory (MemAvailable plus the free pages on the per-CPU lists, /proc/zoneinfo `count`, which MemAvailable leaves out) for the whole batch of N, divided by N; each reading taken after dropping caches and waiting until it moves by less than 1 MiB in 100 ms (the method gVisor and Kata use, plus the per-CPU lists)",
     ),
     (
         "host_slab_kib",
