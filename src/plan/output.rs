@@ -12,24 +12,8 @@ use super::{BackendPlan, Plan, Written};
 
 const MIB: f64 = 1024.0;
 
-/// A number with about three significant figures. report/table.rs has the same rule
-/// privately; that module belongs to the report, and plan does not reach into it.
-fn num(x: f64) -> String {
-    let a = x.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a < 0.0995 {
-        format!("{x:.4}")
-    } else if a < 0.995 {
-        format!("{x:.3}")
-    } else if a < 99.95 {
-        format!("{x:.2}")
-    } else if a < 999.5 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.0}")
-    }
-}
+/// Numbers in plan's tables follow the report's rule: three significant figures.
+use crate::report::format::sig as num;
 
 fn mib(kib: f64) -> String {
     format!("{} MiB", num(kib / MIB))
@@ -70,29 +54,10 @@ fn allows(l: &ResourceLimit) -> String {
 }
 
 /// Left-aligned columns, two spaces apart.
+/// An aligned table (header, rule, rows), every column left-aligned, as the run's own
+/// tables are drawn.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let pad = w[i] - c.chars().count();
-            s.push_str(c);
-            if i + 1 < cells.len() {
-                s.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
+    crate::report::table::render(headers, &vec![false; headers.len()], rows)
 }
 
 fn n_values(b: &BackendPlan) -> String {
@@ -504,19 +469,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_keep_about_three_figures() {
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(0.01234), "0.0123");
-        assert_eq!(num(0.1234), "0.123");
-        assert_eq!(num(65.432), "65.43");
-        assert_eq!(num(654.32), "654.3");
-        assert_eq!(num(-6543.2), "-6543");
-        assert_eq!(mib(66_560.0), "65.00 MiB");
+    fn memory_prints_in_mib_with_three_figures() {
+        assert_eq!(mib(66_560.0), "65.0 MiB");
+        assert_eq!(mib(12.0), "0.0117 MiB");
     }
 
     #[test]
     fn tables_align_columns() {
         let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
-        assert_eq!(t, "a    bb\nxxx  y\n");
+        assert_eq!(t, "a    bb\n---  --\nxxx  y \n");
     }
 }
