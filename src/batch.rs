@@ -115,6 +115,20 @@ struct Seen {
     disk_private_kib: Option<u64>,
     idle_cpu_ms_per_s: Option<f64>,
     workload_error: Option<String>,
+    probe: Option<String>,
+    isolation: Option<measure::isolation::Isolation>,
+}
+
+/// The host pid of the instance's agent, whose isolation is read back: unshare's agent is its
+/// child; a VM's agent runs behind the hypervisor, where the host cannot look.
+fn agent_pid(kind: BackendKind, inst: &dyn Instance) -> Option<i32> {
+    match kind {
+        BackendKind::Vm => None,
+        BackendKind::Unshare => crate::host::with_descendants(inst.pid())
+            .into_iter()
+            .find(|p| *p != inst.pid()),
+        _ => Some(inst.pid()),
+    }
 }
 
 /// The instance of a launch, if it came up.
@@ -144,25 +158,46 @@ pub fn measure_and_teardown(
     let m = &s.measure;
     let label = backend.label();
     let accel = backend.accel().to_string();
+    let security = backend
+        .security()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let mut seen = vec![Seen::default(); launched.len()];
 
     // The workload first: memory and disk are measured after it did its work.
     if s.workload != Workload::Idle {
         let deadline = Instant::now() + Duration::from_secs_f64(s.ready_timeout_s);
-        let errs: Vec<Option<String>> = pool.install(|| {
+        let reports: Vec<Option<Result<_, String>>> = pool.install(|| {
             launched
                 .par_iter_mut()
                 .map(|(_, r)| match r {
-                    Ok(inst) => inst
-                        .wait_done(deadline, &ctx.cancel)
-                        .err()
-                        .map(|e| format!("workload: {e}")),
+                    Ok(inst) => Some(
+                        inst.wait_done(deadline, &ctx.cancel)
+                            .map_err(|e| format!("workload: {e}")),
+                    ),
                     Err(_) => None,
                 })
                 .collect()
         });
-        for (sn, e) in seen.iter_mut().zip(errs) {
-            sn.workload_error = e;
+        for (sn, r) in seen.iter_mut().zip(reports) {
+            match r {
+                Some(Ok(report)) => sn.probe = report.probe,
+                Some(Err(e)) => sn.workload_error = Some(e),
+                None => {}
+            }
+        }
+    }
+
+    // What each instance really runs with, read from the host while it is alive.
+    for ((_, r), sn) in launched.iter().zip(seen.iter_mut()) {
+        if let Some(inst) = live(r)
+            && let Some(pid) = agent_pid(backend.kind(), inst)
+        {
+            sn.isolation = Some(measure::isolation::read(
+                pid,
+                inst.cgroup(),
+                backend.device_program(),
+            ));
         }
     }
 
@@ -352,6 +387,19 @@ pub fn measure_and_teardown(
                 row.disk_shared_kib = shared.map(|(alloc, _)| alloc);
                 row.disk_full_copy_kib = shared.map(|(_, apparent)| apparent);
                 row.idle_cpu_ms_per_s = sn.idle_cpu_ms_per_s;
+                row.security = security.clone();
+                row.probe = sn.probe.unwrap_or_default();
+                if let Some(iso) = sn.isolation {
+                    row.cap_eff = iso.cap_eff;
+                    row.cap_bnd = iso.cap_bnd;
+                    row.cap_inh = iso.cap_inh;
+                    row.cap_amb = iso.cap_amb;
+                    row.no_new_privs = iso.no_new_privs;
+                    row.seccomp = iso.seccomp;
+                    row.seccomp_filters = iso.seccomp_filters;
+                    row.ns_private = iso.ns_private;
+                    row.devices = iso.devices;
+                }
                 match inst.teardown() {
                     Ok(d) => row.teardown_ms = Some(ms(d)),
                     Err(e) => {

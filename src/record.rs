@@ -44,6 +44,30 @@ pub struct Sample {
     pub disk_shared_kib: Option<u64>,
     pub disk_full_copy_kib: Option<u64>,
     pub idle_cpu_ms_per_s: Option<f64>,
+    // The isolation read back from the host while the instance ran (measure/isolation.rs).
+    // Defaulted so that runs written before these columns existed still load.
+    #[serde(default)]
+    pub security: String,
+    #[serde(default)]
+    pub cap_eff: String,
+    #[serde(default)]
+    pub cap_bnd: String,
+    #[serde(default)]
+    pub cap_inh: String,
+    #[serde(default)]
+    pub cap_amb: String,
+    #[serde(default)]
+    pub no_new_privs: Option<bool>,
+    #[serde(default)]
+    pub seccomp: String,
+    #[serde(default)]
+    pub seccomp_filters: Option<u32>,
+    #[serde(default)]
+    pub ns_private: String,
+    #[serde(default)]
+    pub devices: String,
+    #[serde(default)]
+    pub probe: String,
 }
 
 /// One row of `kernel.csv`: kernel-level redundancy of one batch (backend, N, repetition).
@@ -237,6 +261,41 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "idle_cpu_ms_per_s",
         "ms/s",
         "host CPU time the instance used per second of an idle window after the workload ran (its cgroup's CPU accounting; qemu's or the process's utime + stime where there is no cgroup)",
+    ),
+    (
+        "security",
+        "name",
+        "the scenario's security profile (`docker`, `runc`, `none`) as applied to the instance; empty for backends that take none (process, unshare, vm)",
+    ),
+    (
+        "cap_eff",
+        "hex mask",
+        "CapEff of the instance's agent from /proc/PID/status, read from the host while it ran; cap_bnd, cap_inh, cap_amb: CapBnd, CapInh, CapAmb likewise",
+    ),
+    (
+        "no_new_privs",
+        "bool",
+        "NoNewPrivs of the agent from /proc/PID/status",
+    ),
+    (
+        "seccomp",
+        "mode",
+        "Seccomp of the agent from /proc/PID/status: disabled, strict or filter; seccomp_filters: how many filters are installed (Seccomp_filters)",
+    ),
+    (
+        "ns_private",
+        "list",
+        "namespace types (cgroup, ipc, mnt, net, pid, user, uts) whose /proc/PID/ns inode differs from the harness's",
+    ),
+    (
+        "devices",
+        "rules",
+        "the device rules of the instance's cgroup: v1 devices.list (`all` when unrestricted), v2 the eBPF device programs in effect",
+    ),
+    (
+        "probe",
+        "JSON",
+        "workload `probe` only: what a root process inside the instance could do: `ok` or the errno that stopped mknod of a block device, opening it, reading /proc/kcore (`masked` when empty), opening /proc/sysrq-trigger for writing, mounting a tmpfs, creating a user namespace",
     ),
     (
         "distinct_kernels",

@@ -174,6 +174,11 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         harness_peak_rss_kib: None,
         outcome: "running".into(),
         accelerators: Vec::new(),
+        security: scenario
+            .profiles
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect(),
     };
     write_meta(&run_dir, &meta)?;
 
@@ -309,15 +314,28 @@ fn measure_all(
         .map_err(|e| RunError::Environment(format!("thread pool: {e}")))?;
     let mut leftovers = Vec::new();
     for &kind in &s.backends {
-        // The oci backend runs once per runtime, each a peer of the others in this run.
+        // The oci backend runs once per runtime, each a peer of the others in this run; the
+        // backends that take a security profile run once per profile of the scenario.
         let runtimes: Vec<Option<&str>> = match kind {
             BackendKind::Oci => s.oci.runtimes.iter().map(|r| Some(r.as_str())).collect(),
             _ => vec![None],
         };
-        for runtime in runtimes {
+        let profiles: Vec<crate::security::Profile> = match kind {
+            BackendKind::Container | BackendKind::Oci => s.profiles.clone(),
+            _ => vec![s.security],
+        };
+        for (runtime, profile) in runtimes
+            .iter()
+            .flat_map(|r| profiles.iter().map(move |p| (*r, *p)))
+        {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Ok(leftovers);
             }
+            let pctx = RunContext {
+                scenario: Arc::new(s.with_profile(profile)),
+                ..ctx.clone()
+            };
+            let ctx = &pctx;
             let created = pool.install(|| match runtime {
                 Some(rt) => backend::create_oci(rt, ctx),
                 None => backend::create(kind, ctx),
@@ -327,13 +345,12 @@ fn measure_all(
                 // A runtime that cannot run here (crun 1.8 on a hybrid cgroup host) is a finding
                 // about the host, not a reason to stop measuring the others.
                 (Err(e), Some(rt)) => {
+                    let label = backend::profile_label(format!("oci-{rt}"), &ctx.scenario);
                     eprintln!(
-                        "isobench: oci-{rt} is unavailable on this host: {}; the run goes on",
+                        "isobench: {label} is unavailable on this host: {}; the run goes on",
                         e.what
                     );
-                    state
-                        .accel
-                        .push((format!("oci-{rt}"), "unavailable".into(), e.what));
+                    state.accel.push((label, "unavailable".into(), e.what));
                     continue;
                 }
                 (Err(e), None) => return Err(e.into()),
