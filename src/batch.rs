@@ -5,7 +5,7 @@
 
 use crate::backend::{Backend, Instance, LaunchError, RunContext};
 use crate::measure::{self, memory::HostMem};
-use crate::record::{KernelRow, Sample, UntilRow};
+use crate::record::{KernelRow, Sample, SyscallRow, UntilRow};
 use crate::scenario::{BackendKind, UntilConfig, Workload};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
@@ -26,6 +26,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct BatchOutcome {
     pub rows: Vec<Sample>,
     pub kernel: KernelRow,
+    /// syscalls.csv rows of the `syscalls` workload (empty for other workloads).
+    pub syscalls: Vec<SyscallRow>,
     /// Wall time until all N were ready, when all N were.
     pub all_ready_ms: Option<f64>,
 }
@@ -116,6 +118,7 @@ struct Seen {
     idle_cpu_ms_per_s: Option<f64>,
     workload_error: Option<String>,
     probe: Option<String>,
+    syscalls: Option<std::collections::BTreeMap<String, crate::agent::syscalls::OpCost>>,
     isolation: Option<measure::isolation::Isolation>,
 }
 
@@ -181,7 +184,10 @@ pub fn measure_and_teardown(
         });
         for (sn, r) in seen.iter_mut().zip(reports) {
             match r {
-                Some(Ok(report)) => sn.probe = report.probe,
+                Some(Ok(report)) => {
+                    sn.probe = report.probe;
+                    sn.syscalls = report.syscalls;
+                }
                 Some(Err(e)) => sn.workload_error = Some(e),
                 None => {}
             }
@@ -328,6 +334,24 @@ pub fn measure_and_teardown(
         kernel.ksm_settled = Some(k.settled);
     }
 
+    let mut syscalls = Vec::new();
+    for ((i, _), sn) in launched.iter().zip(seen.iter_mut()) {
+        for (op, cost) in sn.syscalls.take().unwrap_or_default() {
+            syscalls.push(SyscallRow {
+                run_id: ctx.run_id.clone(),
+                backend: label.clone(),
+                accel: accel.clone(),
+                security: security.clone(),
+                n,
+                rep,
+                instance: *i,
+                op,
+                ns_per_op: cost.ns_per_op,
+                ops: cost.ops,
+            });
+        }
+    }
+
     let rows: Vec<Sample> = pool.install(|| {
         launched
             .into_par_iter()
@@ -417,6 +441,7 @@ pub fn measure_and_teardown(
     BatchOutcome {
         rows,
         kernel,
+        syscalls,
         all_ready_ms: None,
     }
 }

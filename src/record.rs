@@ -93,6 +93,24 @@ pub struct KernelRow {
     pub measure_ms: Option<f64>,
 }
 
+/// One row of `syscalls.csv`: the cost of one system-call operation measured by the agent of
+/// one instance (workload `syscalls`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyscallRow {
+    pub run_id: String,
+    pub backend: String,
+    pub accel: String,
+    pub security: String,
+    pub n: u32,
+    pub rep: u32,
+    pub instance: u32,
+    /// One of agent::syscalls::OPS.
+    pub op: String,
+    pub ns_per_op: f64,
+    /// How many operations were timed.
+    pub ops: u64,
+}
+
 /// One row of `until.csv`: how far an open-ended density sweep got, and why it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntilRow {
@@ -296,6 +314,11 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "probe",
         "JSON",
         "workload `probe` only: what a root process inside the instance could do: `ok` or the errno that stopped mknod of a block device, opening it, reading /proc/kcore (`masked` when empty), opening /proc/sysrq-trigger for writing, mounting a tmpfs, creating a user namespace",
+    ),
+    (
+        "ns_per_op",
+        "ns",
+        "syscalls.csv: wall time per operation inside the instance, over as many operations as fit a time budget (workload `syscalls = BUDGET_MS`, 100 by default): getppid (a system call no vDSO answers), stat of the agent's binary, open + read 4 KiB + close of it, a one-byte pipe round trip between two threads, mmap + write every page + munmap of 1 MiB, and the first write to a 4 KiB file that existed before the instance started (overlay copy-up, qcow2 copy-on-write; a plain write for process and unshare); for VMs under TCG every figure includes the CPU emulation",
     ),
     (
         "distinct_kernels",

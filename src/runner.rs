@@ -7,7 +7,7 @@ use crate::backend::{self, Backend, PrepareError, RunContext};
 use crate::batch;
 use crate::host::cgroup::CgroupHost;
 use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
-use crate::record::{KernelRow, Sample, SummaryRow, UntilRow};
+use crate::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
 use crate::report::csv::{CsvSink, ExportError, SampleSink, write_summary};
 use crate::report::summary::summarize;
 use crate::scenario::{BackendKind, Scenario};
@@ -43,6 +43,8 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub samples: Vec<Sample>,
     pub summary: Vec<SummaryRow>,
+    /// syscalls.csv's rows (workload `syscalls` only).
+    pub syscalls: Vec<SyscallRow>,
     pub failed: usize,
     pub interrupted: bool,
     /// What could not be removed at the end (a bug or a host problem: `isobench clean`).
@@ -192,6 +194,8 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     };
     let mut state = RunState {
         kernel: CsvSink::create(&run_dir.join("kernel.csv"))?,
+        syscalls: None,
+        syscall_rows: Vec::new(),
         kernel_rows: Vec::new(),
         until: CsvSink::create(&run_dir.join("until.csv"))?,
         accel: Vec::new(),
@@ -245,6 +249,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         run_dir,
         samples: state.samples,
         summary,
+        syscalls: state.syscall_rows,
         failed,
         interrupted,
         leftovers,
@@ -273,6 +278,9 @@ fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), RunError> {
 
 struct RunState {
     kernel: CsvSink<KernelRow>,
+    /// syscalls.csv, created with its first rows (only `syscalls` workloads have any).
+    syscalls: Option<CsvSink<SyscallRow>>,
+    syscall_rows: Vec<SyscallRow>,
     kernel_rows: Vec<KernelRow>,
     until: CsvSink<UntilRow>,
     /// (backend, accelerator, why): how each backend ran, for meta.json.
@@ -286,6 +294,16 @@ struct RunState {
 impl RunState {
     fn push(&mut self, out: batch::BatchOutcome) -> Result<(), RunError> {
         self.sink.append(&out.rows)?;
+        if !out.syscalls.is_empty() {
+            let sink = match &mut self.syscalls {
+                Some(s) => s,
+                None => self
+                    .syscalls
+                    .insert(CsvSink::create(&self.run_dir.join("syscalls.csv"))?),
+            };
+            sink.append(&out.syscalls)?;
+            self.syscall_rows.extend(out.syscalls);
+        }
         self.kernel.append(std::slice::from_ref(&out.kernel))?;
         self.kernel_rows.push(out.kernel);
         self.samples.extend(out.rows);

@@ -104,6 +104,9 @@ pub enum Workload {
     /// Forks `count` children that idle: a pids limit below it stops the workload with an
     /// error naming the limit.
     Fork { count: u64 },
+    /// System-call micro-benchmarks (agent/syscalls.rs), each run for `budget_ms`; their cost
+    /// per operation lands in syscalls.csv.
+    Syscalls { budget_ms: u64 },
 }
 
 /// Largest workload size, in MiB: large enough for any realistic test, small enough that a typo
@@ -111,6 +114,9 @@ pub enum Workload {
 const WORKLOAD_MIB_MAX: i64 = 65536;
 /// Most children the `fork` workload makes: enough to hit any sensible pids limit.
 pub const FORK_MAX: i64 = 4096;
+/// Time budget of each `syscalls` operation, ms: by default, and at most.
+pub const SYSCALLS_BUDGET_MS_DEFAULT: i64 = 100;
+pub const SYSCALLS_BUDGET_MS_MAX: i64 = 10_000;
 
 impl Workload {
     /// Arguments for the agent: `["idle"]`, `["touch-memory", "64"]`, `["write-file", "16"]`.
@@ -121,6 +127,9 @@ impl Workload {
             Workload::TouchMemory { mib } => vec!["touch-memory".to_owned(), mib.to_string()],
             Workload::WriteFile { mib } => vec!["write-file".to_owned(), mib.to_string()],
             Workload::Fork { count } => vec!["fork".to_owned(), count.to_string()],
+            Workload::Syscalls { budget_ms } => {
+                vec!["syscalls".to_owned(), budget_ms.to_string()]
+            }
         }
     }
 
@@ -132,6 +141,7 @@ impl Workload {
             Workload::TouchMemory { mib } => format!("touch-memory={mib}"),
             Workload::WriteFile { mib } => format!("write-file={mib}"),
             Workload::Fork { count } => format!("fork={count}"),
+            Workload::Syscalls { budget_ms } => format!("syscalls={budget_ms}"),
         }
     }
 }
@@ -635,14 +645,14 @@ impl<'de> Deserialize<'de> for Num {
 enum RawWorkload {
     Idle,
     Probe,
+    Syscalls(Option<i64>),
     TouchMemory(i64),
     WriteFile(i64),
     Fork(i64),
 }
 
-const WORKLOAD_EXPECTED: &str =
-    "\"idle\", \"probe\", { touch-memory = MiB }, { write-file = MiB } or { fork = COUNT }";
-const WORKLOAD_KEYS: &[&str] = &["touch-memory", "write-file", "fork"];
+const WORKLOAD_EXPECTED: &str = "\"idle\", \"probe\", \"syscalls\", { syscalls = BUDGET_MS }, { touch-memory = MiB }, { write-file = MiB } or { fork = COUNT }";
+const WORKLOAD_KEYS: &[&str] = &["touch-memory", "write-file", "fork", "syscalls"];
 
 impl<'de> Deserialize<'de> for RawWorkload {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -658,6 +668,7 @@ impl<'de> Deserialize<'de> for RawWorkload {
                 match v {
                     "idle" => Ok(RawWorkload::Idle),
                     "probe" => Ok(RawWorkload::Probe),
+                    "syscalls" => Ok(RawWorkload::Syscalls(None)),
                     _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
                 }
             }
@@ -674,6 +685,7 @@ impl<'de> Deserialize<'de> for RawWorkload {
                     "touch-memory" => RawWorkload::TouchMemory(map.next_value::<Int>()?.0),
                     "write-file" => RawWorkload::WriteFile(map.next_value::<Int>()?.0),
                     "fork" => RawWorkload::Fork(map.next_value::<Int>()?.0),
+                    "syscalls" => RawWorkload::Syscalls(Some(map.next_value::<Int>()?.0)),
                     _ => return Err(A::Error::unknown_field(&key, WORKLOAD_KEYS)),
                 };
                 if map.next_key::<String>()?.is_some() {
@@ -752,6 +764,12 @@ fn validate(
     let workload = match raw.workload {
         None | Some(RawWorkload::Idle) => Workload::Idle,
         Some(RawWorkload::Probe) => Workload::Probe,
+        Some(RawWorkload::Syscalls(ms)) => Workload::Syscalls {
+            budget_ms: match ms {
+                None => SYSCALLS_BUDGET_MS_DEFAULT as u64,
+                Some(ms) => ranged("workload.syscalls", Int(ms), 1, SYSCALLS_BUDGET_MS_MAX)?,
+            },
+        },
         Some(RawWorkload::TouchMemory(mib)) => Workload::TouchMemory {
             mib: ranged("workload.touch-memory", Int(mib), 1, WORKLOAD_MIB_MAX)?,
         },

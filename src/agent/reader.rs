@@ -1,7 +1,7 @@
 //! The harness side of the agent protocol: reads the agent's lines from a pipe with a deadline
 //! and a cancel flag, so a hung instance or a Ctrl-C never blocks the run.
 
-use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE};
+use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE, SYSCALLS_PREFIX};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,6 +50,8 @@ fn output_suffix(output: &[String]) -> String {
 pub struct WorkloadReport {
     /// The `probe` workload's outcomes, as the JSON object the agent printed.
     pub probe: Option<String>,
+    /// The `syscalls` workload's costs by operation.
+    pub syscalls: Option<std::collections::BTreeMap<String, super::syscalls::OpCost>>,
 }
 
 /// Reads the agent's stdout (and stderr, which backends point at the same pipe).
@@ -117,9 +119,15 @@ impl AgentReader {
             if let Some(why) = line.strip_prefix(ERROR_PREFIX) {
                 return Err(AgentError::Workload(why.to_string()));
             }
-            match line.strip_prefix(PROBE_PREFIX) {
-                Some(json) => report.probe = Some(json.to_string()),
-                None => self.keep(line),
+            if let Some(json) = line.strip_prefix(PROBE_PREFIX) {
+                report.probe = Some(json.to_string());
+            } else if let Some(json) = line.strip_prefix(SYSCALLS_PREFIX) {
+                report.syscalls =
+                    Some(serde_json::from_str(json).map_err(|e| {
+                        AgentError::BadFacts(format!("syscalls line: {e}: {json}"))
+                    })?);
+            } else {
+                self.keep(line);
             }
         }
     }

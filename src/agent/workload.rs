@@ -1,6 +1,6 @@
 //! The agent's side: print facts and `ready`, run the workload, print `done`, idle until killed.
 
-use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE};
+use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE, SYSCALLS_PREFIX};
 use std::io::Write;
 
 /// Where `write-file` writes inside the instance: on its private copy-on-write layer.
@@ -33,6 +33,14 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
     let plan = match workload.first().copied() {
         Some("idle") | None => Plan::Idle,
         Some("probe") => Plan::Probe,
+        Some("syscalls") => Plan::Syscalls(match workload.get(1) {
+            None => crate::scenario::SYSCALLS_BUDGET_MS_DEFAULT as usize,
+            v => number(
+                v,
+                crate::scenario::SYSCALLS_BUDGET_MS_MAX as usize,
+                "BUDGET_MS",
+            )?,
+        }),
         Some("touch-memory") => Plan::Touch(mib(workload.get(1))?),
         Some("write-file") => Plan::Write(mib(workload.get(1))?),
         Some("fork") => Plan::Fork(number(
@@ -42,7 +50,7 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         )?),
         Some(other) => {
             return Err(format!(
-                "agent: unknown workload {other:?}; allowed: idle, probe, touch-memory MIB, write-file MIB, fork COUNT"
+                "agent: unknown workload {other:?}; allowed: idle, probe, syscalls [BUDGET_MS], touch-memory MIB, write-file MIB, fork COUNT"
             ));
         }
     };
@@ -60,6 +68,13 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         Plan::Probe => {
             let results = serde_json::to_string(&super::probe::run()).map_err(|e| e.to_string())?;
             writeln!(out, "{PROBE_PREFIX}{results}")
+                .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+            Vec::new()
+        }
+        Plan::Syscalls(ms) => {
+            let costs = super::syscalls::run(std::time::Duration::from_millis(ms as u64));
+            let json = serde_json::to_string(&costs).map_err(|e| e.to_string())?;
+            writeln!(out, "{SYSCALLS_PREFIX}{json}")
                 .map_err(|e| format!("agent: writing to stdout: {e}"))?;
             Vec::new()
         }
@@ -90,6 +105,7 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
 enum Plan {
     Idle,
     Probe,
+    Syscalls(usize),
     Touch(usize),
     Write(usize),
     Fork(usize),

@@ -61,6 +61,14 @@ impl CsvRow for crate::record::KernelRow {
 
 impl CsvRow for crate::record::UntilRow {}
 
+impl CsvRow for crate::record::SyscallRow {
+    fn rounded(&self) -> Self {
+        let mut r = self.clone();
+        r.ns_per_op = (r.ns_per_op * 10.0).round() / 10.0;
+        r
+    }
+}
+
 /// samples.csv.
 pub type SampleSink = CsvSink<Sample>;
 
