@@ -342,3 +342,60 @@ fn tempdir() -> tempfile::TempDir {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
 }
+
+#[test]
+fn the_syscalls_workload_measures_every_operation_inside_each_instance() {
+    if skip_unless_root() {
+        return;
+    }
+    let _lock = host::host_lock();
+    let tmp = tempdir();
+    let scenario = tmp.path().join("syscalls.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"sys\"\nworkload = { syscalls = 5 }\nbackends = [\"process\", \"container\"]\n\
+         counts = [1]\nwarmup = 0\n[measure]\nmemory = false\nidle_window_s = 0\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let o = Command::new(BIN)
+        .args(["run", "-q"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("system calls, median ns per operation"),
+        "{stdout}"
+    );
+    let mut r = csv::Reader::from_path(out.join("syscalls.csv")).unwrap();
+    let rows: Vec<isobench::record::SyscallRow> = r.deserialize().map(|x| x.unwrap()).collect();
+    let cost = |backend: &str, op: &str| {
+        let row = rows
+            .iter()
+            .find(|r| r.backend == backend && r.op == op)
+            .unwrap_or_else(|| panic!("no {op} row for {backend}: {rows:?}"));
+        assert!(row.ops > 0 && row.ns_per_op > 0.0, "{row:?}");
+        row.ns_per_op
+    };
+    for backend in ["process", "container"] {
+        for op in isobench::agent::syscalls::OPS {
+            cost(backend, op);
+        }
+    }
+    // The first write to a file of the image copies it up in a container; a process writes
+    // in place: at least ten times the cost (measured: about a hundred times).
+    assert!(
+        cost("container", "first_write") > 10.0 * cost("process", "first_write"),
+        "copy-up {} ns vs plain write {} ns",
+        cost("container", "first_write"),
+        cost("process", "first_write")
+    );
+    // One row per instance and operation, nothing else.
+    assert_eq!(rows.len(), 2 * isobench::agent::syscalls::OPS.len());
+}
