@@ -139,6 +139,7 @@ fn pipe_roundtrip(budget: Duration) -> Option<OpCost> {
             let mut b = [0u8; 1];
             // SAFETY: read/write of one byte on pipes this thread owns; ends at EOF.
             while unsafe { libc::read(to_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } == 1 {
+                // SAFETY: as above.
                 if unsafe { libc::write(back_w.as_raw_fd(), b.as_ptr().cast(), 1) } != 1 {
                     break;
                 }

@@ -163,8 +163,9 @@ const NULL: *const c_char = std::ptr::null();
 
 /// Entered right after clone(2) returned 0. Never returns.
 pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
-    // SAFETY (whole function): every call is a raw syscall wrapper on pointers into `spec`,
-    // which the parent built before clone and which stays valid in this copy of its memory.
+    // SAFETY: (the whole function) every call is a raw syscall wrapper on pointers into
+    // `spec`, which the parent built before clone and which stays valid in this copy of its
+    // memory.
     unsafe {
         check(
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as _,
