@@ -24,10 +24,14 @@ fn skip_unless_guest_can_boot() -> bool {
             missing.push(cmd.to_string());
         }
     }
-    let cloud_kernel = std::fs::read_dir("/boot").into_iter().flatten().flatten().any(|e| {
-        let n = e.file_name().to_string_lossy().into_owned();
-        n.starts_with("vmlinuz-") && n.ends_with("-cloud-amd64")
-    });
+    let cloud_kernel = std::fs::read_dir("/boot")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("vmlinuz-") && n.ends_with("-cloud-amd64")
+        });
     if !cloud_kernel {
         missing.push("/boot/vmlinuz-*-cloud-amd64".into());
     }
@@ -154,7 +158,10 @@ fn the_v2_guest_runs_every_cgroup_path_and_leaves_nothing() {
     // The host: the work dir is gone, and no QEMU of this test runs.
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
-    assert_eq!(processes_mentioning(&tmp.to_string_lossy()), Vec::<String>::new());
+    assert_eq!(
+        processes_mentioning(&tmp.to_string_lossy()),
+        Vec::<String>::new()
+    );
 
     // The guest's verdicts: all passed, and the ones this test relies on were made.
     assert_eq!(read(&out.join("guest-status")).trim(), "0");
@@ -172,7 +179,9 @@ fn the_v2_guest_runs_every_cgroup_path_and_leaves_nothing() {
         "kill.nothing-left",
     ] {
         assert!(
-            summary.lines().any(|l| l.starts_with(&format!("ok   {id}: "))),
+            summary
+                .lines()
+                .any(|l| l.starts_with(&format!("ok   {id}: "))),
             "check {id} missing from summary.txt:\n{summary}"
         );
     }
@@ -212,7 +221,10 @@ fn the_v2_guest_runs_every_cgroup_path_and_leaves_nothing() {
     }
     let oci_rows = rows(&oci);
     for backend in ["oci-runc", "oci-crun"] {
-        let b: Vec<_> = oci_rows.iter().filter(|r| r["backend"] == backend).collect();
+        let b: Vec<_> = oci_rows
+            .iter()
+            .filter(|r| r["backend"] == backend)
+            .collect();
         assert_eq!(b.len(), 5, "{backend}: N = 1 and 4");
         assert!(b.iter().all(|r| r["ok"] == "true"), "{b:?}");
     }
@@ -354,12 +366,20 @@ fn bad_input_is_one_line_exit_2_and_creates_nothing() {
         ),
     ];
     for (args, env, want) in cases {
-        let out = Command::new(SCRIPT).args(&args).envs(env.clone()).output().unwrap();
+        let out = Command::new(SCRIPT)
+            .args(&args)
+            .envs(env.clone())
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
         assert!(err.contains(want), "{want} in {err}");
-        assert!(!fresh.exists(), "{args:?} {env:?} created {}", fresh.display());
+        assert!(
+            !fresh.exists(),
+            "{args:?} {env:?} created {}",
+            fresh.display()
+        );
         assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
     }
     let _ = std::fs::remove_dir_all(&dir);

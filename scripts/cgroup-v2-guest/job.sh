@@ -40,7 +40,10 @@ mkdir -p "$OUT"
 : > "$OUT/summary.txt"
 FAILED=0
 
-log() { echo "guest-job: $*"; }
+log() {
+  read -r _up _ < /proc/uptime
+  echo "guest-job [${_up} s]: $*"
+}
 
 # ---- helpers for checks ------------------------------------------------------------------
 
@@ -63,6 +66,8 @@ check() {
 csv_col() {
   awk -v want="$2" '
     function split_csv(line, f,    n, i, c, q, cur) {
+      # Only a line with quotes needs the slow walk (this runs under TCG).
+      if (index(line, "\"") == 0) return split(line, f, ",")
       n = 0; cur = ""; q = 0
       for (i = 1; i <= length(line); i++) {
         c = substr(line, i, 1)
@@ -128,7 +133,8 @@ is_empty_file() { [ ! -s "$1" ] || { head -n 20 "$1"; return 1; }; }
 
 # One line per file in LIVE_FILES of instance cgroup $1 (newlines in a value become ';'), or
 # nothing (status 1) until the agent runs there. A process in the cgroup is not enough: an OCI
-# runtime puts its init there first and writes the limits before it execs the agent.
+# runtime puts its init there first and writes the limits before it execs the agent. A
+# reading is dropped whole (status 1) if the cgroup went away while it was read.
 read_instance() {
   _pid=""
   read -r _pid 2>/dev/null < "$1/cgroup.procs"
@@ -137,15 +143,15 @@ read_instance() {
   read -r _comm 2>/dev/null < "/proc/$_pid/comm"
   [ "$_comm" = isobench ] || return 1
   _name="${1##*/}"
+  _all=""
   for _f in $LIVE_FILES; do
     _v=""
-    if [ -e "$1/$_f" ]; then
-      while IFS= read -r _l; do _v="${_v:+$_v;}$_l"; done 2>/dev/null < "$1/$_f"
-    else
-      _v="(missing)"
-    fi
-    echo "$_name $_f: $_v"
+    while IFS= read -r _l; do _v="${_v:+$_v;}$_l"; done 2>/dev/null < "$1/$_f"
+    _all="$_all$_name $_f: $_v
+"
   done
+  [ -d "$1" ] || return 1
+  printf '%s' "$_all"
 }
 
 # watch_cgroups DIR STOPFILE: until STOPFILE exists, polls isobench's cgroups and records the
@@ -181,7 +187,7 @@ watch_cgroups() {
       esac
       read_instance "$_d" >> "$1/cgroup-readback.txt" && _seen="$_seen$_d "
     done
-    sleep 0.05
+    sleep 0.1
   done
 }
 
@@ -233,6 +239,7 @@ run_isobench() {
   grep -E ' - cgroup2? ' /proc/self/mountinfo
   echo "root cgroup.controllers: $(cat "$CG/cgroup.controllers")"
   echo "root cgroup.subtree_control: $(cat "$CG/cgroup.subtree_control")"
+  echo "job cgroup: $(cat /proc/self/cgroup)"
   echo "cpus: $(grep -c ^processor /proc/cpuinfo)"
   grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
 } > "$OUT/guest.txt"

@@ -11,3 +11,5 @@ for run in "$MAIN" "$OCI" "$OOM" "$KILL"; do
   check "mode.controllers.${run##*/}" "$run" "meta.json cgroup_controllers has cpu, memory and pids" \
     'tr -d " \n" < "$run/meta.json" | grep -o "\"cgroup_controllers\":\[[^]]*\]" | tr -c "a-z\n" " " | every_line_has cpu memory pids'
 done
+check mode.leaf "$OUT" "the job (and so isobench) runs in a leaf cgroup, not the root, as on a systemd host" \
+  'grep -qx "job cgroup: 0::/init.scope" "$OUT/guest.txt" || grep "^job cgroup" "$OUT/guest.txt"'
