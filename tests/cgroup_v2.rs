@@ -330,6 +330,13 @@ fn an_interrupted_or_killed_script_leaves_no_qemu_and_no_work_dir() {
     }
 }
 
+/// One bad invocation of the script and what its error line must name.
+struct BadCase<'a> {
+    args: Vec<&'a std::ffi::OsStr>,
+    env: Vec<(&'static str, &'static str)>,
+    want: &'static str,
+}
+
 #[test]
 fn bad_input_is_one_line_exit_2_and_creates_nothing() {
     let dir = test_dir("bad");
@@ -337,35 +344,40 @@ fn bad_input_is_one_line_exit_2_and_creates_nothing() {
     std::fs::create_dir_all(&full).unwrap();
     std::fs::write(full.join("x"), "").unwrap();
     let fresh = dir.join("fresh");
-    let cases: Vec<(Vec<&std::ffi::OsStr>, Vec<(&str, &str)>, &str)> = vec![
-        (vec![], vec![], "usage"),
-        (
-            vec![fresh.as_os_str(), "/nonexistent/isobench".as_ref()],
-            vec![],
-            "/nonexistent/isobench",
-        ),
-        (
-            vec![full.as_os_str(), ISOBENCH.as_ref()],
-            vec![],
-            "not empty",
-        ),
-        (
-            vec![fresh.as_os_str(), ISOBENCH.as_ref()],
-            vec![("ISOBENCH_GUEST_CPUS", "0")],
-            "ISOBENCH_GUEST_CPUS=0",
-        ),
-        (
-            vec![fresh.as_os_str(), ISOBENCH.as_ref()],
-            vec![("ISOBENCH_GUEST_TIMEOUT_S", "10s")],
-            "ISOBENCH_GUEST_TIMEOUT_S=10s",
-        ),
-        (
-            vec![fresh.as_os_str(), ISOBENCH.as_ref()],
-            vec![("ISOBENCH_GUEST_KERNEL", "/nonexistent/vmlinuz-1.0")],
-            "/nonexistent/vmlinuz-1.0",
-        ),
+    let good = || vec![fresh.as_os_str(), ISOBENCH.as_ref()];
+    let cases = [
+        BadCase {
+            args: vec![],
+            env: vec![],
+            want: "usage",
+        },
+        BadCase {
+            args: vec![fresh.as_os_str(), "/nonexistent/isobench".as_ref()],
+            env: vec![],
+            want: "/nonexistent/isobench",
+        },
+        BadCase {
+            args: vec![full.as_os_str(), ISOBENCH.as_ref()],
+            env: vec![],
+            want: "not empty",
+        },
+        BadCase {
+            args: good(),
+            env: vec![("ISOBENCH_GUEST_CPUS", "0")],
+            want: "ISOBENCH_GUEST_CPUS=0",
+        },
+        BadCase {
+            args: good(),
+            env: vec![("ISOBENCH_GUEST_TIMEOUT_S", "10s")],
+            want: "ISOBENCH_GUEST_TIMEOUT_S=10s",
+        },
+        BadCase {
+            args: good(),
+            env: vec![("ISOBENCH_GUEST_KERNEL", "/nonexistent/vmlinuz-1.0")],
+            want: "/nonexistent/vmlinuz-1.0",
+        },
     ];
-    for (args, env, want) in cases {
+    for BadCase { args, env, want } in cases {
         let out = Command::new(SCRIPT)
             .args(&args)
             .envs(env.clone())
