@@ -2,7 +2,7 @@
 # The guest job of scripts/cgroup-v2-guest.sh: run by busybox sh inside a guest whose only
 # cgroup hierarchy is cgroup2 at /sys/fs/cgroup, with the results directory as $1.
 #
-# It acts and records; the files in checks/ judge (see "Adding a check" below).
+# It acts and records; the files in checks/ judge (see "Adding a check").
 #   main/  isobench run cgroup-v2.toml (process and container, N = 1 and 10, memory, cpu and
 #          pids limits); must exit 0
 #   oci/   isobench run oci.toml (runc and crun, N = 1 and 4, the same limits); must exit 0
@@ -10,14 +10,17 @@
 #          controller enabled at the root; must exit 1
 #   kill/  isobench run kill.toml, SIGKILLed once 5 instances run, then isobench clean
 # Besides isobench's own files, each run dir gets:
-#   exit-code, stderr.txt         of the isobench run
+#   exit-code, stdout.txt, stderr.txt   of the isobench run
 #   cgroup-readback.txt           "INSTANCE FILE: VALUE" for every file in LIVE_FILES, read once
 #                                 from every instance cgroup as soon as the agent runs in it
 #                                 (every backend writes the limits before the agent execs)
 #   run-cgroups.txt               "DIR cgroup.subtree_control: ..." of isobench/ and the run dir
 #   oom-events.txt                memory.events of any instance cgroup seen with oom_kill > 0
 #   leftovers.txt                 what of isobench is on the guest after the run (empty = clean)
-# and the guest's own facts go to guest.txt. summary.txt lists every check ("ok" or "FAIL",
+# oom/ also dmesg-oom.txt (the kernel's OOM-kill lines) and root-subtree.txt (the root's
+# subtree_control before and after); kill/ also populated-at-kill, left-after-kill.txt,
+# stray.txt, clean.txt and clean-exit-code. The guest's own facts go to guest.txt and
+# `isobench doctor`'s view to doctor.txt. summary.txt lists every check ("ok" or "FAIL",
 # its id, what it saw); the job exits 1 if any check failed, 0 otherwise.
 #
 # Adding a check: drop a file checks/NN-what.sh (sourced in name order after every run, with
@@ -29,8 +32,9 @@ export PATH=/bin
 OUT="$1"
 G=/guest
 ISOBENCH=/bin/isobench
-# Seconds one isobench run may take before it is interrupted (SIGINT: it keeps its rows).
-STEP_TIMEOUT=600
+# Seconds one isobench run may take before it is interrupted (SIGINT: it keeps its rows);
+# each takes under a minute here, and all of them must fit in the host's timeout (900 s).
+STEP_TIMEOUT=180
 # ---- EXTENSION POINT: cgroup files read from every live instance (issue 10's device rules,
 # for example, have no file on v2: they are an eBPF program, read back by isobench itself).
 LIVE_FILES="cgroup.controllers cgroup.type memory.max memory.current memory.events memory.stat \
@@ -49,7 +53,8 @@ log() {
 
 # check ID RUN_DIR WHAT CODE: runs the shell code CODE in a subshell (it sees every variable
 # and helper; `exit 1` or a failing last command fails it, and what it prints is the reason)
-# and records "ok ID: WHAT" or "FAIL ID: WHAT (reason)" in summary.txt and RUN_DIR/guest-checks.txt.
+# and records "ok ID: WHAT" or "FAIL ID: WHAT (reason)" in summary.txt and
+# RUN_DIR/guest-checks.txt.
 check() {
   if (eval "$4") > /tmp/check.out 2>&1; then
     _line="ok   $1: $3"
@@ -276,7 +281,7 @@ log "isobench run kill.toml, to be SIGKILLed"
 "$ISOBENCH" run "$G/kill.toml" --out "$KILL" -q > /tmp/kill/stdout.txt 2> /tmp/kill/stderr.txt &
 harness=$!
 waited=0
-while kill -0 "$harness" 2>/dev/null && [ "$waited" -lt 2400 ]; do
+while kill -0 "$harness" 2>/dev/null && [ "$waited" -lt 1200 ]; do
   populated=0
   for d in "$CG"/isobench/*/*; do
     # cgroupfs files have no size: read one line to see if a process sits in it.
