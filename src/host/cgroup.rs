@@ -133,7 +133,9 @@ impl CgroupHost {
         })
     }
 
-    /// Controllers isobench can use here.
+    /// Controllers isobench can use here. On v2 the root's cgroup.controllers lists every
+    /// controller the kernel has (cpuset, io, hugetlb, ...): only the ones isobench uses are
+    /// kept, as the v1 branch does, so meta.json and doctor name the same set in every mode.
     pub fn controllers(&self) -> Vec<String> {
         match self.mode {
             CgroupMode::V2 => {
@@ -144,6 +146,7 @@ impl CgroupHost {
                 std::fs::read_to_string(root.join("cgroup.controllers"))
                     .unwrap_or_default()
                     .split_whitespace()
+                    .filter(|c| V2_CONTROLLERS.contains(c))
                     .map(str::to_string)
                     .collect()
             }
@@ -694,6 +697,27 @@ mod tests {
             Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/isobench/r1/i0"))
         );
         assert_eq!(cg.dir_for("hugetlb"), None);
+    }
+
+    #[test]
+    fn v2_controllers_are_the_ones_isobench_uses() {
+        let root = std::env::temp_dir().join(format!("isobench-cg-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+        )
+        .unwrap();
+        let h = CgroupHost {
+            mode: CgroupMode::V2,
+            unified: Some(root.clone()),
+            v1: Vec::new(),
+            devices_v1: None,
+        };
+        assert_eq!(h.controllers(), ["cpu", "memory", "pids"]);
+        std::fs::write(root.join("cgroup.controllers"), "cpu io\n").unwrap();
+        assert_eq!(h.controllers(), ["cpu"], "a missing one is not invented");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
