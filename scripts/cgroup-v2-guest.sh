@@ -173,7 +173,7 @@ for rt in runc crun; do
 done
 cp "$guest_src/init" "$root/init"
 cp "$guest_src/job.sh" "$repo/scenarios/cgroup-v2.toml" "$repo/scenarios/cgroup-v2-oom.toml" \
-  "$guest_src/oci.toml" "$guest_src/kill.toml" "$root/guest/"
+  "$guest_src/oci.toml" "$guest_src/kill.toml" "$guest_src/probe.toml" "$root/guest/"
 cp -r "$guest_src/checks" "$root/guest/checks"
 chmod 755 "$root/init" "$root/bin/busybox" "$root/bin/isobench"
 

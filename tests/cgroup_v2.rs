@@ -177,6 +177,9 @@ fn the_v2_guest_runs_every_cgroup_path_and_leaves_nothing() {
         "oom.kernel",
         "kill.stray",
         "kill.nothing-left",
+        "iso.main.devices",
+        "probe.docker.inside",
+        "probe.none",
     ] {
         assert!(
             summary
@@ -273,8 +276,40 @@ fn the_v2_guest_runs_every_cgroup_path_and_leaves_nothing() {
         .count();
     assert_eq!(kills, 2, "{dmesg}");
 
+    // The security profiles on v2: our containers' device allow-list is isobench's eBPF
+    // program, and from inside, under `docker`, root cannot mknod a block device, read
+    // /proc/kcore or write /proc/sysrq-trigger; under `none` it can mknod.
+    let probe = out.join("probe");
+    let probe_rows = rows(&probe);
+    let row = |backend: &str| {
+        probe_rows
+            .iter()
+            .find(|r| r["backend"] == backend)
+            .unwrap_or_else(|| panic!("no {backend} row: {probe_rows:?}"))
+    };
+    let probes = |backend: &str| -> BTreeMap<String, String> {
+        serde_json::from_str(&row(backend)["probe"]).unwrap()
+    };
+    assert_eq!(
+        row("container+docker")["devices"],
+        "ebpf: 1 program (isobench's)"
+    );
+    let p = probes("container+docker");
+    assert_eq!(p["mknod_block"], "EPERM", "{p:?}");
+    assert_eq!(p["kcore"], "masked", "{p:?}");
+    assert_eq!(p["sysrq_trigger_open_write"], "EROFS", "{p:?}");
+    assert_eq!(p["unshare_user"], "EPERM", "{p:?}");
+    assert_eq!(row("container+none")["devices"], "none");
+    assert_eq!(probes("container+none")["mknod_block"], "ok");
+    assert_ne!(probes("oci-runc+docker")["open_block"], "ok");
+    for r in &main_rows {
+        if r["backend"] == "container" {
+            assert_eq!(r["devices"], "ebpf: 1 program (isobench's)", "{r:?}");
+        }
+    }
+
     // Nothing of any run left in the guest; the SIGKILLed one needed clean.
-    for run in [&main, &oci, &oom, &kill] {
+    for run in [&main, &oci, &oom, &kill, &probe] {
         let l = read(&run.join("leftovers.txt"));
         assert!(l.is_empty(), "{}: {l}", run.display());
     }

@@ -9,6 +9,8 @@
 #   oom/   isobench run cgroup-v2-oom.toml (touch-memory over memory.max), starting with no
 #          controller enabled at the root; must exit 1
 #   kill/  isobench run kill.toml, SIGKILLed once 5 instances run, then isobench clean
+#   probe/ isobench run probe.toml (container and runc under the docker and none profiles,
+#          the agent's isolation probes from inside); must exit 0
 # Besides isobench's own files, each run dir gets:
 #   exit-code, stdout.txt, stderr.txt   of the isobench run
 #   cgroup-readback.txt           "INSTANCE FILE: VALUE" for every file in LIVE_FILES, read once
@@ -255,12 +257,14 @@ MAIN="$OUT/main"
 OCI="$OUT/oci"
 OOM="$OUT/oom"
 KILL="$OUT/kill"
+PROBE="$OUT/probe"
 
 "$ISOBENCH" doctor > "$OUT/doctor.txt" 2>&1
 echo "$?" > "$OUT/doctor-exit-code"
 
 run_isobench main cgroup-v2.toml
 run_isobench oci oci.toml
+run_isobench probe probe.toml
 
 # The OOM run starts with no controller enabled below the root, so that isobench's own
 # delegation (create_run writing +memory +cpu +pids from the root down) is what enables them.
