@@ -99,6 +99,9 @@ pub fn launch(
                     return None;
                 }
                 let r = backend.launch(&format!("{label}-n{n}-r{rep}-i{i}"));
+                if r.is_ok() {
+                    crate::fault::point(crate::fault::Boundary::Launched);
+                }
                 bar.inc(1);
                 Some((i, r))
             })
@@ -203,6 +206,7 @@ pub fn measure_and_teardown(
         .memory
         .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
     let kthreads_with = measure::host_kthreads();
+    crate::fault::point(crate::fault::Boundary::Measure);
     // ksmd's own CPU would land in the idle window: merging ends here.
     drop(ksm_guard);
 
@@ -352,7 +356,9 @@ pub fn measure_and_teardown(
                 row.disk_shared_kib = shared.map(|(alloc, _)| alloc);
                 row.disk_full_copy_kib = shared.map(|(_, apparent)| apparent);
                 row.idle_cpu_ms_per_s = sn.idle_cpu_ms_per_s;
-                match inst.teardown() {
+                let torn = inst.teardown();
+                crate::fault::point(crate::fault::Boundary::Teardown);
+                match torn {
                     Ok(d) => row.teardown_ms = Some(ms(d)),
                     Err(e) => {
                         row.error = if row.error.is_empty() {
