@@ -239,8 +239,11 @@ struct Proven {
     recorded: bool,
 }
 
-/// The live (not zombie) processes in the cgroup `dir` and every cgroup below it.
-fn tree_procs(dir: &Path) -> Vec<ProcId> {
+/// The live processes in run `id`'s cgroup `dir` and every cgroup below it. A process already
+/// exiting (a killed container's init waiting for its namespace to empty) is still listed in
+/// cgroup.procs for a moment but no longer shows the run's cgroup in /proc/PID/cgroup: it is
+/// on its way out, not a member.
+fn members(id: &RunId, dir: &Path) -> Vec<ProcId> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -248,7 +251,7 @@ fn tree_procs(dir: &Path) -> Vec<ProcId> {
             cgroup::procs(&d)
                 .into_iter()
                 .filter_map(ProcId::of)
-                .filter(ProcId::is_alive),
+                .filter(|p| p.is_alive() && run_id::in_run_cgroup(p.pid, id)),
         );
         if let Ok(rd) = std::fs::read_dir(&d) {
             dirs.extend(
@@ -265,16 +268,14 @@ fn tree_procs(dir: &Path) -> Vec<ProcId> {
 /// dir and still the recorded process.
 fn proven(id: &RunId, f: &Found) -> BTreeMap<i32, Proven> {
     let mut out = BTreeMap::new();
-    for proc in f.cgroups.iter().flat_map(|d| tree_procs(d)) {
-        if run_id::in_run_cgroup(proc.pid, id) {
-            out.insert(
-                proc.pid,
-                Proven {
-                    proc,
-                    recorded: false,
-                },
-            );
-        }
+    for proc in f.cgroups.iter().flat_map(|d| members(id, d)) {
+        out.insert(
+            proc.pid,
+            Proven {
+                proc,
+                recorded: false,
+            },
+        );
     }
     if let Some(state) = &f.state {
         for proc in state.recorded().0 {
@@ -399,7 +400,7 @@ fn clean_run(
             continue;
         }
         // What is still alive in it now is what clean may not signal: no use waiting.
-        let left: Vec<i32> = tree_procs(dir).iter().map(|p| p.pid).collect();
+        let left: Vec<i32> = members(id, dir).iter().map(|p| p.pid).collect();
         if !left.is_empty() {
             r.errors.push(format!(
                 "{}: still holds pids {left:?} that clean may not signal; left in place",
