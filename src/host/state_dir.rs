@@ -362,24 +362,16 @@ mod tests {
         rustix::process::geteuid().as_raw()
     }
 
-    /// A well-formed id whose owner is dead (this pid, another start time).
-    fn dead_id(label: &str) -> RunId {
-        let me = ProcId::current().unwrap();
-        RunId::new(
-            label,
-            ProcId {
-                starttime: me.starttime + 1,
-                ..me
-            },
-        )
-        .unwrap()
+    /// A run id of this process: whether its owner lives does not matter to a state dir.
+    fn id(label: &str) -> RunId {
+        RunId::for_this_process(label).unwrap()
     }
 
     #[test]
     fn a_created_state_dir_validates() {
         let d = scratch("created");
         let root = d.join("root");
-        let id = dead_id("t");
+        let id = id("t");
         let c = create(&root, &id, Path::new("/runs/x")).unwrap();
         assert!(c.root_created);
         assert!(
@@ -405,77 +397,52 @@ mod tests {
         std::fs::create_dir(&root).unwrap();
         let victim = d.join("victim");
         std::fs::create_dir(&victim).unwrap();
-        let sym = dead_id("sym");
+        let sym = id("sym");
         std::fs::write(
             victim.join(OWNER_FILE),
             Owner::new(&sym, uid(), Path::new("/r")).to_json(),
         )
         .unwrap();
         symlink(&victim, root.join(sym.as_str())).unwrap();
-        let garbage = dead_id("garbage");
+        let garbage = id("garbage");
         std::fs::create_dir(root.join(garbage.as_str())).unwrap();
         std::fs::write(root.join(garbage.as_str()).join(OWNER_FILE), "garbage").unwrap();
-        let other = dead_id("other");
+        let other = id("other");
         std::fs::create_dir(root.join(other.as_str())).unwrap();
         std::fs::write(
             root.join(other.as_str()).join(OWNER_FILE),
-            Owner::new(&dead_id("elsewhere"), uid(), Path::new("/r")).to_json(),
+            Owner::new(&id("elsewhere"), uid(), Path::new("/r")).to_json(),
         )
         .unwrap();
-        let missing = dead_id("missing");
+        let missing = id("missing");
         std::fs::create_dir(root.join(missing.as_str())).unwrap();
-        let linked = dead_id("linked");
+        let linked = id("linked");
         std::fs::create_dir(root.join(linked.as_str())).unwrap();
         symlink(
             victim.join(OWNER_FILE),
             root.join(linked.as_str()).join(OWNER_FILE),
         )
         .unwrap();
-        let file = dead_id("file");
+        let file = id("file");
         std::fs::write(root.join(file.as_str()), "").unwrap();
         std::fs::create_dir(root.join("not-a-run")).unwrap();
 
         let r = StateRoot::open(&root, uid()).unwrap();
-        let why = |name: &str| {
-            r.validate(OsStr::new(name), uid())
+        for (name, want) in [
+            (sym.as_str(), "a symlink (to "),
+            (garbage.as_str(), "does not parse"),
+            (other.as_str(), "names run"),
+            (missing.as_str(), "missing"),
+            (linked.as_str(), "a symlink: not followed"),
+            (file.as_str(), "not a directory"),
+            ("not-a-run", "not a run id"),
+        ] {
+            let why = r
+                .validate(OsStr::new(name), uid())
                 .map(|_| String::new())
-                .unwrap_or_else(|e| e.to_string())
-        };
-        assert!(
-            why(sym.as_str()).contains("a symlink (to "),
-            "{}",
-            why(sym.as_str())
-        );
-        assert!(
-            why(garbage.as_str()).contains("does not parse"),
-            "{}",
-            why(garbage.as_str())
-        );
-        assert!(
-            why(other.as_str()).contains("names run"),
-            "{}",
-            why(other.as_str())
-        );
-        assert!(
-            why(missing.as_str()).contains("missing"),
-            "{}",
-            why(missing.as_str())
-        );
-        assert!(
-            why(linked.as_str()).contains("a symlink: not followed"),
-            "{}",
-            why(linked.as_str())
-        );
-        assert!(
-            why(file.as_str()).contains("not a directory"),
-            "{}",
-            why(file.as_str())
-        );
-        assert!(
-            why("not-a-run").contains("not a run id"),
-            "{}",
-            why("not-a-run")
-        );
+                .unwrap_or_else(|e| e.to_string());
+            assert!(why.contains(want), "{name}: {why:?}, wanted {want:?}");
+        }
         assert_eq!(r.entries().unwrap().len(), 7);
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -42,12 +42,51 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 }
 
 /// What a finished command printed, and how it ended.
-#[derive(Debug)]
 pub struct Output {
     pub pid: u32,
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.pid, self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` with its stdout and stderr written to the files `out` and `err` (no pipe can
+/// fill up), for at most `timeout`: past it, the command is killed and the test fails with
+/// what it printed.
+pub fn run_logged(mut cmd: Command, out: &Path, err: &Path, timeout: Duration) -> Output {
+    let file =
+        |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(file(out))
+        .stderr(file(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let pid = child.id();
+    let Some(status) = wait_timeout(&mut child, timeout) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "{cmd:?} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+            read(out),
+            read(err)
+        );
+    };
+    Output {
+        pid,
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
 }
 
 /// A test's scratch directory (removed on drop) where commands run and leave their logs.
@@ -71,24 +110,35 @@ impl Scratch {
         self.dir.join(name)
     }
 
+    /// Two fresh log file names in this directory, for a command's stdout and stderr.
+    fn log_files(&self) -> (PathBuf, PathBuf) {
+        let n = self.logs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (
+            self.path(&format!("cmd-{n}.out")),
+            self.path(&format!("cmd-{n}.err")),
+        )
+    }
+
+    fn command<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .current_dir(&self.dir);
+        cmd
+    }
+
     /// Starts `isobench ARGS` with `env` added, in this directory, output to log files.
     pub fn spawn<S: AsRef<OsStr>>(
         &self,
         args: &[S],
         env: &[(&str, &str)],
     ) -> (Child, PathBuf, PathBuf) {
-        let n = self.logs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (o, e) = (
-            self.path(&format!("cmd-{n}.out")),
-            self.path(&format!("cmd-{n}.err")),
-        );
+        let (o, e) = self.log_files();
         let file = |p: &Path| {
             std::fs::File::create(p).unwrap_or_else(|err| panic!("{}: {err}", p.display()))
         };
-        let child = Command::new(BIN)
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(&self.dir)
+        let child = self
+            .command(args, env)
             .stdin(Stdio::null())
             .stdout(file(&o))
             .stderr(file(&e))
@@ -104,26 +154,8 @@ impl Scratch {
         env: &[(&str, &str)],
         timeout: Duration,
     ) -> Output {
-        let (mut child, o, e) = self.spawn(args, env);
-        let pid = child.id();
-        let status = wait_timeout(&mut child, timeout).unwrap_or_else(|| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "isobench {:?} did not end within {timeout:?}\n{}\n{}",
-                args.iter()
-                    .map(|a| a.as_ref().to_owned())
-                    .collect::<Vec<_>>(),
-                read(&o),
-                read(&e)
-            )
-        });
-        Output {
-            pid,
-            status,
-            stdout: read(&o),
-            stderr: read(&e),
-        }
+        let (o, e) = self.log_files();
+        run_logged(self.command(args, env), &o, &e, timeout)
     }
 
     /// `isobench clean --state-dir ROOT [more args]`.
