@@ -420,7 +420,13 @@ fn clean_run(
         Ok(None) => {}
         Ok(Some(_)) if dry_run => r.ksm_restored = true,
         Ok(Some(text)) => match crate::measure::ksm::restore_record(&text) {
-            Ok(()) => r.ksm_restored = true,
+            Ok(()) => {
+                r.ksm_restored = true;
+                // Not restored twice should the state dir stay (the user may change KSM since).
+                if let Err(e) = state.remove_file(crate::batch::KSM_RECORD) {
+                    r.errors.push(e);
+                }
+            }
             Err(e) => r.errors.push(format!(
                 "{}: KSM settings not restored: {e}",
                 state.path.join(crate::batch::KSM_RECORD).display()

@@ -282,6 +282,15 @@ impl RunStateDir {
             .map_err(|e| format!("{}: {e}", self.path.join(name).display()))
     }
 
+    /// Removes the entry `name` of this state dir (unlinkat: a symlink is removed, its target
+    /// never touched).
+    pub fn remove_file(&self, name: &str) -> Result<(), String> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(format!("{}: {e}", self.path.join(name).display())),
+        }
+    }
+
     /// Unmounts the mount at `mount_point`, which must lie below this state dir: it is reached
     /// beneath the dir's descriptor (openat2 RESOLVE_BENEATH, no symlink followed) and
     /// unmounted through the descriptor of what was reached, so a path swapped meanwhile
