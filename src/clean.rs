@@ -290,6 +290,7 @@ fn proven(id: &RunId, f: &Found) -> BTreeMap<i32, Proven> {
     out
 }
 
+/// Cleans run `id` from what was found of it, if it is a dead run's (see the module docs).
 fn clean_run(
     id: &RunId,
     f: Found,
@@ -318,9 +319,30 @@ fn clean_run(
         return;
     }
     r.runs.push(id.to_string());
+    // Processes first: their end releases mounts and cgroups.
+    kill_processes(id, &f, uid, dry_run, r);
     if let Some(state) = &f.state {
-        let (_, bad) = state.recorded();
-        for name in bad {
+        unmount_under(state, dry_run, r);
+    }
+    remove_cgroups(id, &f.cgroups, dry_run, r);
+    if let (Some(state), Some(root)) = (&f.state, root) {
+        restore_ksm(state, dry_run, r);
+        if dry_run {
+            r.dirs.push(state.path.clone());
+        } else {
+            match root.remove(state) {
+                Ok(()) => r.dirs.push(state.path.clone()),
+                Err(e) => r.errors.push(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Kills the processes proven to be run `id`'s that run as `uid` (or lists them, dry); lists
+/// the others, and the markers of unproven processes, as ignored.
+fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanReport) {
+    if let Some(state) = &f.state {
+        for name in state.recorded().1 {
             r.ignore(
                 format!(
                     "pid record in {}",
@@ -331,9 +353,7 @@ fn clean_run(
             );
         }
     }
-
-    // Processes first: their end releases mounts and cgroups.
-    let first = proven(id, &f);
+    let first = proven(id, f);
     for m in &f.hinted {
         if !first.contains_key(&m.pid) {
             r.ignore(
@@ -346,7 +366,7 @@ fn clean_run(
         }
     }
     let mut others = std::collections::BTreeSet::new();
-    let mut mine = |p: &Proven, r: &mut CleanReport| match run_id::uids(p.proc.pid) {
+    let mut owners = |p: &Proven, r: &mut CleanReport| match run_id::uids(p.proc.pid) {
         Some((real, eff)) if real == uid && eff == uid => true,
         Some((real, eff)) => {
             if others.insert(p.proc.pid) {
@@ -364,37 +384,37 @@ fn clean_run(
     };
     if dry_run {
         for p in first.values() {
-            if mine(p, r) {
+            if owners(p, r) {
                 r.killed.push(p.proc.pid);
             }
         }
-    } else {
-        // A process forked meanwhile shows in the next round.
-        for _ in 0..5 {
-            let targets: Vec<Proven> = proven(id, &f)
-                .into_values()
-                .filter(|p| mine(p, r))
-                .collect();
-            if targets.is_empty() {
-                break;
-            }
-            for p in &targets {
-                match kill_verified(p, id, uid) {
-                    Ok(true) => r.killed.push(p.proc.pid),
-                    Ok(false) => {}
-                    Err(e) => r.errors.push(format!("killing pid {}: {e}", p.proc.pid)),
-                }
-            }
-            wait_gone(&targets, Duration::from_secs(5));
+        return;
+    }
+    // A process forked meanwhile shows in the next round.
+    for _ in 0..5 {
+        let targets: Vec<Proven> = proven(id, f)
+            .into_values()
+            .filter(|p| owners(p, r))
+            .collect();
+        if targets.is_empty() {
+            break;
         }
-        r.killed.sort_unstable();
-        r.killed.dedup();
+        for p in &targets {
+            match kill_verified(p, id, uid) {
+                Ok(true) => r.killed.push(p.proc.pid),
+                Ok(false) => {}
+                Err(e) => r.errors.push(format!("killing pid {}: {e}", p.proc.pid)),
+            }
+        }
+        wait_gone(&targets, Duration::from_secs(5));
     }
+    r.killed.sort_unstable();
+    r.killed.dedup();
+}
 
-    if let Some(state) = &f.state {
-        unmount_under(state, dry_run, r);
-    }
-    for dir in &f.cgroups {
+/// Removes run `id`'s own cgroup trees (or lists them, dry), signalling nothing in them.
+fn remove_cgroups(id: &RunId, dirs: &[PathBuf], dry_run: bool, r: &mut CleanReport) {
+    for dir in dirs {
         if dry_run {
             r.cgroups.push(dir.clone());
             continue;
@@ -413,34 +433,28 @@ fn clean_run(
             Err(e) => r.errors.push(e.to_string()),
         }
     }
-    let (Some(state), Some(root)) = (&f.state, root) else {
-        return;
-    };
-    match state.read_file(crate::batch::KSM_RECORD, 4096) {
+}
+
+/// Puts back the KSM settings the run recorded, if its record parses strictly.
+fn restore_ksm(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
+    let record = crate::batch::KSM_RECORD;
+    match state.read_file(record, 4096) {
         Ok(None) => {}
         Ok(Some(_)) if dry_run => r.ksm_restored = true,
         Ok(Some(text)) => match crate::measure::ksm::restore_record(&text) {
             Ok(()) => {
                 r.ksm_restored = true;
                 // Not restored twice should the state dir stay (the user may change KSM since).
-                if let Err(e) = state.remove_file(crate::batch::KSM_RECORD) {
+                if let Err(e) = state.remove_file(record) {
                     r.errors.push(e);
                 }
             }
             Err(e) => r.errors.push(format!(
                 "{}: KSM settings not restored: {e}",
-                state.path.join(crate::batch::KSM_RECORD).display()
+                state.path.join(record).display()
             )),
         },
         Err(e) => r.errors.push(format!("KSM settings not restored: {e}")),
-    }
-    if dry_run {
-        r.dirs.push(state.path.clone());
-        return;
-    }
-    match root.remove(state) {
-        Ok(()) => r.dirs.push(state.path.clone()),
-        Err(e) => r.errors.push(e.to_string()),
     }
 }
 
