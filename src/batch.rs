@@ -5,7 +5,7 @@
 
 use crate::backend::{Backend, Instance, LaunchError, RunContext};
 use crate::measure::{self, memory::HostMem};
-use crate::record::{KernelRow, Sample, UntilRow};
+use crate::record::{KernelRow, Sample, SyscallRow, UntilRow};
 use crate::scenario::{BackendKind, UntilConfig, Workload};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
@@ -26,6 +26,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct BatchOutcome {
     pub rows: Vec<Sample>,
     pub kernel: KernelRow,
+    /// syscalls.csv rows of the `syscalls` workload (empty for other workloads).
+    pub syscalls: Vec<SyscallRow>,
     /// Wall time until all N were ready, when all N were.
     pub all_ready_ms: Option<f64>,
 }
@@ -118,6 +120,21 @@ struct Seen {
     disk_private_kib: Option<u64>,
     idle_cpu_ms_per_s: Option<f64>,
     workload_error: Option<String>,
+    probe: Option<String>,
+    syscalls: Option<std::collections::BTreeMap<String, crate::agent::syscalls::OpCost>>,
+    isolation: Option<measure::isolation::Isolation>,
+}
+
+/// The host pid of the instance's agent, whose isolation is read back: unshare's agent is its
+/// child; a VM's agent runs behind the hypervisor, where the host cannot look.
+fn agent_pid(kind: BackendKind, inst: &dyn Instance) -> Option<i32> {
+    match kind {
+        BackendKind::Vm => None,
+        BackendKind::Unshare => crate::host::with_descendants(inst.pid())
+            .into_iter()
+            .find(|p| *p != inst.pid()),
+        _ => Some(inst.pid()),
+    }
 }
 
 /// The instance of a launch, if it came up.
@@ -147,25 +164,49 @@ pub fn measure_and_teardown(
     let m = &s.measure;
     let label = backend.label();
     let accel = backend.accel().to_string();
+    let security = backend
+        .security()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let mut seen = vec![Seen::default(); launched.len()];
 
     // The workload first: memory and disk are measured after it did its work.
     if s.workload != Workload::Idle {
         let deadline = Instant::now() + Duration::from_secs_f64(s.ready_timeout_s);
-        let errs: Vec<Option<String>> = pool.install(|| {
+        let reports: Vec<Option<Result<_, String>>> = pool.install(|| {
             launched
                 .par_iter_mut()
                 .map(|(_, r)| match r {
-                    Ok(inst) => inst
-                        .wait_done(deadline, &ctx.cancel)
-                        .err()
-                        .map(|e| format!("workload: {e}")),
+                    Ok(inst) => Some(
+                        inst.wait_done(deadline, &ctx.cancel)
+                            .map_err(|e| format!("workload: {e}")),
+                    ),
                     Err(_) => None,
                 })
                 .collect()
         });
-        for (sn, e) in seen.iter_mut().zip(errs) {
-            sn.workload_error = e;
+        for (sn, r) in seen.iter_mut().zip(reports) {
+            match r {
+                Some(Ok(report)) => {
+                    sn.probe = report.probe;
+                    sn.syscalls = report.syscalls;
+                }
+                Some(Err(e)) => sn.workload_error = Some(e),
+                None => {}
+            }
+        }
+    }
+
+    // What each instance really runs with, read from the host while it is alive.
+    for ((_, r), sn) in launched.iter().zip(seen.iter_mut()) {
+        if let Some(inst) = live(r)
+            && let Some(pid) = agent_pid(backend.kind(), inst)
+        {
+            sn.isolation = Some(measure::isolation::read(
+                pid,
+                inst.cgroup(),
+                backend.device_program(),
+            ));
         }
     }
 
@@ -297,6 +338,24 @@ pub fn measure_and_teardown(
         kernel.ksm_settled = Some(k.settled);
     }
 
+    let mut syscalls = Vec::new();
+    for ((i, _), sn) in launched.iter().zip(seen.iter_mut()) {
+        for (op, cost) in sn.syscalls.take().unwrap_or_default() {
+            syscalls.push(SyscallRow {
+                run_id: ctx.run_id.clone(),
+                backend: label.clone(),
+                accel: accel.clone(),
+                security: security.clone(),
+                n,
+                rep,
+                instance: *i,
+                op,
+                ns_per_op: cost.ns_per_op,
+                ops: cost.ops,
+            });
+        }
+    }
+
     let rows: Vec<Sample> = pool.install(|| {
         launched
             .into_par_iter()
@@ -356,6 +415,19 @@ pub fn measure_and_teardown(
                 row.disk_shared_kib = shared.map(|(alloc, _)| alloc);
                 row.disk_full_copy_kib = shared.map(|(_, apparent)| apparent);
                 row.idle_cpu_ms_per_s = sn.idle_cpu_ms_per_s;
+                row.security = security.clone();
+                row.probe = sn.probe.unwrap_or_default();
+                if let Some(iso) = sn.isolation {
+                    row.cap_eff = iso.cap_eff;
+                    row.cap_bnd = iso.cap_bnd;
+                    row.cap_inh = iso.cap_inh;
+                    row.cap_amb = iso.cap_amb;
+                    row.no_new_privs = iso.no_new_privs;
+                    row.seccomp = iso.seccomp;
+                    row.seccomp_filters = iso.seccomp_filters;
+                    row.ns_private = iso.ns_private;
+                    row.devices = iso.devices;
+                }
                 let torn = inst.teardown();
                 crate::fault::point(crate::fault::Boundary::Teardown);
                 match torn {
@@ -375,6 +447,7 @@ pub fn measure_and_teardown(
     BatchOutcome {
         rows,
         kernel,
+        syscalls,
         all_ready_ms: None,
     }
 }

@@ -19,6 +19,7 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod security;
 pub mod stats;
 
 /// Exit codes, as ripgrep and friends use them: 0 ok, 1 a measured failure (an instance failed),

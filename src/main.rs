@@ -181,6 +181,20 @@ fn print_run_text(outcome: &isobench::runner::RunOutcome) {
     {
         println!("{}", table::render_costs(&outcome.summary));
     }
+    let isolation = isobench::report::isolation::isolation_rows(&outcome.samples);
+    if outcome.samples.iter().any(|s| !s.security.is_empty()) {
+        println!(
+            "{}",
+            isobench::report::isolation::render_isolation(&isolation)
+        );
+    }
+    if !outcome.syscalls.is_empty() {
+        let s = isobench::report::isolation::syscall_summary(&outcome.syscalls);
+        println!(
+            "system calls, median ns per operation (ratio to process):\n{}",
+            isobench::report::isolation::render_syscalls(&s)
+        );
+    }
     print!("{}", table::render_ratios(&outcome.summary));
     println!("results: {}", outcome.run_dir.display());
     if let Some(kib) = outcome.harness_peak_rss_kib {

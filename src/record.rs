@@ -44,6 +44,30 @@ pub struct Sample {
     pub disk_shared_kib: Option<u64>,
     pub disk_full_copy_kib: Option<u64>,
     pub idle_cpu_ms_per_s: Option<f64>,
+    // The isolation read back from the host while the instance ran (measure/isolation.rs).
+    // Defaulted so that runs written before these columns existed still load.
+    #[serde(default)]
+    pub security: String,
+    #[serde(default)]
+    pub cap_eff: String,
+    #[serde(default)]
+    pub cap_bnd: String,
+    #[serde(default)]
+    pub cap_inh: String,
+    #[serde(default)]
+    pub cap_amb: String,
+    #[serde(default)]
+    pub no_new_privs: Option<bool>,
+    #[serde(default)]
+    pub seccomp: String,
+    #[serde(default)]
+    pub seccomp_filters: Option<u32>,
+    #[serde(default)]
+    pub ns_private: String,
+    #[serde(default)]
+    pub devices: String,
+    #[serde(default)]
+    pub probe: String,
 }
 
 /// One row of `kernel.csv`: kernel-level redundancy of one batch (backend, N, repetition).
@@ -67,6 +91,24 @@ pub struct KernelRow {
     pub pss_kib_sum: Option<u64>,
     pub host_avail_kib_delta: Option<i64>,
     pub measure_ms: Option<f64>,
+}
+
+/// One row of `syscalls.csv`: the cost of one system-call operation measured by the agent of
+/// one instance (workload `syscalls`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyscallRow {
+    pub run_id: String,
+    pub backend: String,
+    pub accel: String,
+    pub security: String,
+    pub n: u32,
+    pub rep: u32,
+    pub instance: u32,
+    /// One of agent::syscalls::OPS.
+    pub op: String,
+    pub ns_per_op: f64,
+    /// How many operations were timed.
+    pub ops: u64,
 }
 
 /// One row of `until.csv`: how far an open-ended density sweep got, and why it stopped.
@@ -237,6 +279,46 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
         "idle_cpu_ms_per_s",
         "ms/s",
         "host CPU time the instance used per second of an idle window after the workload ran (its cgroup's CPU accounting; qemu's or the process's utime + stime where there is no cgroup)",
+    ),
+    (
+        "security",
+        "name",
+        "the scenario's security profile (`docker`, `runc`, `none`) as applied to the instance; empty for backends that take none (process, unshare, vm)",
+    ),
+    (
+        "cap_eff",
+        "hex mask",
+        "CapEff of the instance's agent from /proc/PID/status, read from the host while it ran; cap_bnd, cap_inh, cap_amb: CapBnd, CapInh, CapAmb likewise",
+    ),
+    (
+        "no_new_privs",
+        "bool",
+        "NoNewPrivs of the agent from /proc/PID/status",
+    ),
+    (
+        "seccomp",
+        "mode",
+        "Seccomp of the agent from /proc/PID/status: disabled, strict or filter; seccomp_filters: how many filters are installed (Seccomp_filters)",
+    ),
+    (
+        "ns_private",
+        "list",
+        "namespace types (cgroup, ipc, mnt, net, pid, user, uts) whose /proc/PID/ns inode differs from the harness's",
+    ),
+    (
+        "devices",
+        "rules",
+        "the device rules of the instance's cgroup: v1 devices.list (`all` when unrestricted), v2 the eBPF device programs in effect",
+    ),
+    (
+        "probe",
+        "JSON",
+        "workload `probe` only: what a root process inside the instance could do: `ok` or the errno that stopped mknod of a block device, opening it, reading /proc/kcore (`masked` when empty), opening /proc/sysrq-trigger for writing, mounting a tmpfs, creating a user namespace",
+    ),
+    (
+        "ns_per_op",
+        "ns",
+        "syscalls.csv: wall time per operation inside the instance, over as many operations as fit a time budget (workload `syscalls = BUDGET_MS`, 100 by default): getppid (a system call no vDSO answers), stat of the agent's binary, open + read 4 KiB + close of it, a one-byte pipe round trip between two threads, mmap + write every page + munmap of 1 MiB, and the first write to a 4 KiB file that existed before the instance started (overlay copy-up, qcow2 copy-on-write; a plain write for process and unshare); for VMs under TCG every figure includes the CPU emulation",
     ),
     (
         "distinct_kernels",

@@ -10,7 +10,7 @@ use crate::host::cgroup::CgroupHost;
 use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
 use crate::host::run_id::RunId;
 use crate::host::state_dir;
-use crate::record::{KernelRow, Sample, SummaryRow, UntilRow};
+use crate::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
 use crate::report::csv::{CsvSink, ExportError, SampleSink, write_summary};
 use crate::report::summary::summarize;
 use crate::scenario::{BackendKind, Scenario};
@@ -44,6 +44,8 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub samples: Vec<Sample>,
     pub summary: Vec<SummaryRow>,
+    /// syscalls.csv's rows (workload `syscalls` only).
+    pub syscalls: Vec<SyscallRow>,
     pub failed: usize,
     pub interrupted: bool,
     /// What could not be removed at the end (a bug or a host problem: `isobench clean`).
@@ -181,6 +183,11 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         harness_peak_rss_kib: None,
         outcome: "running".into(),
         accelerators: Vec::new(),
+        security: scenario
+            .profiles
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect(),
     };
     write_meta(&run_dir, &meta)?;
 
@@ -194,6 +201,8 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     };
     let mut state = RunState {
         kernel: CsvSink::create(&run_dir.join("kernel.csv"))?,
+        syscalls: None,
+        syscall_rows: Vec::new(),
         kernel_rows: Vec::new(),
         until: CsvSink::create(&run_dir.join("until.csv"))?,
         accel: Vec::new(),
@@ -252,6 +261,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         run_dir,
         samples: state.samples,
         summary,
+        syscalls: state.syscall_rows,
         failed,
         interrupted,
         leftovers,
@@ -280,6 +290,9 @@ fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), RunError> {
 
 struct RunState {
     kernel: CsvSink<KernelRow>,
+    /// syscalls.csv, created with its first rows (only `syscalls` workloads have any).
+    syscalls: Option<CsvSink<SyscallRow>>,
+    syscall_rows: Vec<SyscallRow>,
     kernel_rows: Vec<KernelRow>,
     until: CsvSink<UntilRow>,
     /// (backend, accelerator, why): how each backend ran, for meta.json.
@@ -293,6 +306,16 @@ struct RunState {
 impl RunState {
     fn push(&mut self, out: batch::BatchOutcome) -> Result<(), RunError> {
         self.sink.append(&out.rows)?;
+        if !out.syscalls.is_empty() {
+            let sink = match &mut self.syscalls {
+                Some(s) => s,
+                None => self
+                    .syscalls
+                    .insert(CsvSink::create(&self.run_dir.join("syscalls.csv"))?),
+            };
+            sink.append(&out.syscalls)?;
+            self.syscall_rows.extend(out.syscalls);
+        }
         self.kernel.append(std::slice::from_ref(&out.kernel))?;
         self.kernel_rows.push(out.kernel);
         self.samples.extend(out.rows);
@@ -321,15 +344,28 @@ fn measure_all(
         .map_err(|e| RunError::Environment(format!("thread pool: {e}")))?;
     let mut leftovers = Vec::new();
     for &kind in &s.backends {
-        // The oci backend runs once per runtime, each a peer of the others in this run.
+        // The oci backend runs once per runtime, each a peer of the others in this run; the
+        // backends that take a security profile run once per profile of the scenario.
         let runtimes: Vec<Option<&str>> = match kind {
             BackendKind::Oci => s.oci.runtimes.iter().map(|r| Some(r.as_str())).collect(),
             _ => vec![None],
         };
-        for runtime in runtimes {
+        let profiles: Vec<crate::security::Profile> = match kind {
+            BackendKind::Container | BackendKind::Oci => s.profiles.clone(),
+            _ => vec![s.security],
+        };
+        for (runtime, profile) in runtimes
+            .iter()
+            .flat_map(|r| profiles.iter().map(move |p| (*r, *p)))
+        {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Ok(leftovers);
             }
+            let pctx = RunContext {
+                scenario: Arc::new(s.with_profile(profile)),
+                ..ctx.clone()
+            };
+            let ctx = &pctx;
             let created = pool.install(|| match runtime {
                 Some(rt) => backend::create_oci(rt, ctx),
                 None => backend::create(kind, ctx),
@@ -339,13 +375,12 @@ fn measure_all(
                 // A runtime that cannot run here (crun 1.8 on a hybrid cgroup host) is a finding
                 // about the host, not a reason to stop measuring the others.
                 (Err(e), Some(rt)) => {
+                    let label = backend::profile_label(format!("oci-{rt}"), &ctx.scenario);
                     eprintln!(
-                        "isobench: oci-{rt} is unavailable on this host: {}; the run goes on",
+                        "isobench: {label} is unavailable on this host: {}; the run goes on",
                         e.what
                     );
-                    state
-                        .accel
-                        .push((format!("oci-{rt}"), "unavailable".into(), e.what));
+                    state.accel.push((label, "unavailable".into(), e.what));
                     continue;
                 }
                 (Err(e), None) => return Err(e.into()),

@@ -93,23 +93,43 @@ pub enum ImageSpec {
 pub enum Workload {
     /// Nothing: measures the bare cost of an instance.
     Idle,
+    /// The isolation probes (mknod of a block device, /proc/kcore, /proc/sysrq-trigger,
+    /// mount(2), a user namespace), run from inside the instance; their outcome lands in the
+    /// row's `probe` column.
+    Probe,
     /// Allocates and touches `mib` MiB of memory, so it is really resident.
     TouchMemory { mib: u64 },
     /// Writes `mib` MiB to a file inside the instance's filesystem.
     WriteFile { mib: u64 },
+    /// Forks `count` children that idle: a pids limit below it stops the workload with an
+    /// error naming the limit.
+    Fork { count: u64 },
+    /// System-call micro-benchmarks (agent/syscalls.rs), each run for `budget_ms`; their cost
+    /// per operation lands in syscalls.csv.
+    Syscalls { budget_ms: u64 },
 }
 
 /// Largest workload size, in MiB: large enough for any realistic test, small enough that a typo
 /// cannot ask every instance for terabytes.
 const WORKLOAD_MIB_MAX: i64 = 65536;
+/// Most children the `fork` workload makes: enough to hit any sensible pids limit.
+pub const FORK_MAX: i64 = 4096;
+/// Time budget of each `syscalls` operation, ms: by default, and at most.
+pub const SYSCALLS_BUDGET_MS_DEFAULT: i64 = 100;
+pub const SYSCALLS_BUDGET_MS_MAX: i64 = 10_000;
 
 impl Workload {
     /// Arguments for the agent: `["idle"]`, `["touch-memory", "64"]`, `["write-file", "16"]`.
     pub fn agent_args(&self) -> Vec<String> {
         match self {
             Workload::Idle => vec!["idle".to_owned()],
+            Workload::Probe => vec!["probe".to_owned()],
             Workload::TouchMemory { mib } => vec!["touch-memory".to_owned(), mib.to_string()],
             Workload::WriteFile { mib } => vec!["write-file".to_owned(), mib.to_string()],
+            Workload::Fork { count } => vec!["fork".to_owned(), count.to_string()],
+            Workload::Syscalls { budget_ms } => {
+                vec!["syscalls".to_owned(), budget_ms.to_string()]
+            }
         }
     }
 
@@ -117,8 +137,11 @@ impl Workload {
     pub fn label(&self) -> String {
         match self {
             Workload::Idle => "idle".to_owned(),
+            Workload::Probe => "probe".to_owned(),
             Workload::TouchMemory { mib } => format!("touch-memory={mib}"),
             Workload::WriteFile { mib } => format!("write-file={mib}"),
+            Workload::Fork { count } => format!("fork={count}"),
+            Workload::Syscalls { budget_ms } => format!("syscalls={budget_ms}"),
         }
     }
 }
@@ -277,6 +300,12 @@ pub struct Scenario {
     pub ready_timeout_s: f64,
     pub limits: Limits,
     pub namespaces: Namespaces,
+    /// The security profiles to measure, in the order given (`security = "docker"` or a
+    /// list): backends that take a profile (container, oci) run once per profile.
+    pub profiles: Vec<crate::security::Profile>,
+    /// The profile in effect for the backend being run: the first of `profiles` until the
+    /// runner hands each backend its own (see [`Scenario::with_profile`]).
+    pub security: crate::security::Profile,
     pub vm: VmConfig,
     pub oci: OciConfig,
     pub measure: MeasureConfig,
@@ -408,6 +437,19 @@ impl Scenario {
         validate(raw, text, origin, base_dir)
     }
 
+    /// This scenario with `profile` in effect, for one backend of a run that measures several.
+    pub fn with_profile(&self, profile: crate::security::Profile) -> Scenario {
+        Scenario {
+            security: profile,
+            ..self.clone()
+        }
+    }
+
+    /// Whether row labels must name the profile: several are measured side by side.
+    pub fn labels_profiles(&self) -> bool {
+        self.profiles.len() > 1
+    }
+
     /// The embedded quick scenario.
     ///
     /// # Panics
@@ -469,6 +511,7 @@ struct RawScenario {
     ready_timeout_s: Option<Num>,
     limits: Option<RawLimits>,
     namespaces: Option<RawNamespaces>,
+    security: Option<toml::Value>,
     vm: Option<RawVm>,
     oci: Option<RawOci>,
     measure: Option<RawMeasure>,
@@ -601,12 +644,15 @@ impl<'de> Deserialize<'de> for Num {
 /// "data did not match any variant".
 enum RawWorkload {
     Idle,
+    Probe,
+    Syscalls(Option<i64>),
     TouchMemory(i64),
     WriteFile(i64),
+    Fork(i64),
 }
 
-const WORKLOAD_EXPECTED: &str = "\"idle\", { touch-memory = MiB } or { write-file = MiB }";
-const WORKLOAD_KEYS: &[&str] = &["touch-memory", "write-file"];
+const WORKLOAD_EXPECTED: &str = "\"idle\", \"probe\", \"syscalls\", { syscalls = BUDGET_MS }, { touch-memory = MiB }, { write-file = MiB } or { fork = COUNT }";
+const WORKLOAD_KEYS: &[&str] = &["touch-memory", "write-file", "fork", "syscalls"];
 
 impl<'de> Deserialize<'de> for RawWorkload {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -621,6 +667,8 @@ impl<'de> Deserialize<'de> for RawWorkload {
             fn visit_str<E: Error>(self, v: &str) -> Result<RawWorkload, E> {
                 match v {
                     "idle" => Ok(RawWorkload::Idle),
+                    "probe" => Ok(RawWorkload::Probe),
+                    "syscalls" => Ok(RawWorkload::Syscalls(None)),
                     _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
                 }
             }
@@ -636,6 +684,8 @@ impl<'de> Deserialize<'de> for RawWorkload {
                 let workload = match key.as_str() {
                     "touch-memory" => RawWorkload::TouchMemory(map.next_value::<Int>()?.0),
                     "write-file" => RawWorkload::WriteFile(map.next_value::<Int>()?.0),
+                    "fork" => RawWorkload::Fork(map.next_value::<Int>()?.0),
+                    "syscalls" => RawWorkload::Syscalls(Some(map.next_value::<Int>()?.0)),
                     _ => return Err(A::Error::unknown_field(&key, WORKLOAD_KEYS)),
                 };
                 if map.next_key::<String>()?.is_some() {
@@ -713,11 +763,21 @@ fn validate(
 
     let workload = match raw.workload {
         None | Some(RawWorkload::Idle) => Workload::Idle,
+        Some(RawWorkload::Probe) => Workload::Probe,
+        Some(RawWorkload::Syscalls(ms)) => Workload::Syscalls {
+            budget_ms: match ms {
+                None => SYSCALLS_BUDGET_MS_DEFAULT as u64,
+                Some(ms) => ranged("workload.syscalls", Int(ms), 1, SYSCALLS_BUDGET_MS_MAX)?,
+            },
+        },
         Some(RawWorkload::TouchMemory(mib)) => Workload::TouchMemory {
             mib: ranged("workload.touch-memory", Int(mib), 1, WORKLOAD_MIB_MAX)?,
         },
         Some(RawWorkload::WriteFile(mib)) => Workload::WriteFile {
             mib: ranged("workload.write-file", Int(mib), 1, WORKLOAD_MIB_MAX)?,
+        },
+        Some(RawWorkload::Fork(count)) => Workload::Fork {
+            count: ranged("workload.fork", Int(count), 1, FORK_MAX)?,
         },
     };
 
@@ -801,6 +861,9 @@ fn validate(
             }
         }
     };
+
+    let profiles = validate_profiles(raw.security).map_err(|m| err("security", m))?;
+    let security = profiles[0];
 
     let oci = match raw.oci {
         None => OciConfig::default(),
@@ -942,6 +1005,8 @@ fn validate(
         ready_timeout_s,
         limits,
         namespaces,
+        profiles,
+        security,
         vm,
         oci,
         measure,
@@ -949,6 +1014,33 @@ fn validate(
         text: text.to_owned(),
         origin: origin.to_owned(),
     })
+}
+
+/// `security`: a profile name or a non-empty list of distinct ones; default `docker`.
+fn validate_profiles(raw: Option<toml::Value>) -> Result<Vec<crate::security::Profile>, String> {
+    use crate::security::Profile;
+    const ALLOWED: &str = "allowed: \"docker\", \"runc\", \"none\", or a list of them";
+    let names: Vec<toml::Value> = match raw {
+        None => return Ok(vec![Profile::default()]),
+        Some(toml::Value::Array(a)) if a.is_empty() => return Err(format!("empty; {ALLOWED}")),
+        Some(toml::Value::Array(a)) => a,
+        Some(v) => vec![v],
+    };
+    let mut out: Vec<Profile> = Vec::new();
+    for v in names {
+        let p = v
+            .as_str()
+            .and_then(Profile::from_name)
+            .ok_or_else(|| format!("{v} is not a profile; {ALLOWED}"))?;
+        if out.contains(&p) {
+            return Err(format!(
+                "{:?} is listed twice; each profile may appear once",
+                p.as_str()
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
 }
 
 /// A list of N: non-empty, each in 1..=COUNT_MAX, none twice (a repeated N would measure the
@@ -1429,7 +1521,7 @@ mod tests {
             "[namespaces]\npid = \"yes\"",
             &["line 5: namespaces.pid: invalid type", "a boolean"],
         );
-        let allowed = "\"idle\", { touch-memory = MiB } or { write-file = MiB }";
+        let allowed = WORKLOAD_EXPECTED;
         bad("workload = 5", &["line 4: workload: invalid type", allowed]);
         bad(
             "workload = \"busy\"",

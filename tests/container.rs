@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use isobench::backend::container::child::OCI_DEFAULT_CAPS;
 use isobench::scenario::BackendKind;
 use std::path::Path;
 
@@ -89,8 +88,9 @@ fn a_container_sees_only_itself_and_carries_its_limits() {
     );
     assert!(!wrote, "/proc/sys must be read-only: {out}");
 
-    // Capabilities: the OCI default bounding set, no_new_privs; only stdio is open.
-    let want: u64 = OCI_DEFAULT_CAPS.iter().fold(0, |m, c| m | 1 << c);
+    // Capabilities: the default profile's (Docker's) bounding set, no_new_privs; only stdio
+    // is open.
+    let want = isobench::security::mask(isobench::security::DOCKER_CAPS);
     assert_eq!(
         u64::from_str_radix(&status_field(pid, "CapBnd"), 16).unwrap(),
         want

@@ -172,10 +172,8 @@ fn a_runc_container_runs_in_its_cgroup_and_overlay_and_leaves_nothing() {
         "no run-id marker in the agent's environment"
     );
 
-    // The OCI default capabilities, no_new_privs.
-    let want: u64 = isobench::backend::container::child::OCI_DEFAULT_CAPS
-        .iter()
-        .fold(0, |m, c| m | 1 << c);
+    // The default profile's (Docker's) capabilities, no_new_privs.
+    let want = isobench::security::mask(isobench::security::DOCKER_CAPS);
     for field in ["CapBnd", "CapEff"] {
         let v = common::status_field(agent, field);
         assert_eq!(u64::from_str_radix(&v, 16).unwrap(), want, "{field}");
@@ -513,7 +511,7 @@ fn the_bundle_config_follows_the_scenario() {
             .as_array()
             .unwrap()
             .len(),
-        isobench::backend::container::child::OCI_DEFAULT_CAPS.len()
+        isobench::security::DOCKER_CAPS.len()
     );
     let env: Vec<&str> = c["process"]["env"]
         .as_array()

@@ -5,9 +5,15 @@
 //! Protocol on the agent's stdout, one line each:
 //!   1. a JSON facts line (`Facts`), read from the kernel the agent runs on;
 //!   2. `ready`: the end of start-up for every backend;
-//!   3. `done` once the workload has finished its work (it then idles until killed).
+//!   3. for the `probe` workload, `probe {JSON}`: the isolation probes' outcomes; for the
+//!      `syscalls` workload, `syscalls {JSON}`: ns per operation of each micro-benchmark;
+//!   4. `done` once the workload has finished its work (it then idles until killed), or
+//!      `error: MESSAGE` when the workload could not do its work (it idles all the same, so
+//!      the instance is measured and torn down like the others).
 
+pub mod probe;
 pub mod reader;
+pub mod syscalls;
 pub mod vminit;
 pub mod workload;
 
@@ -15,6 +21,12 @@ use serde::{Deserialize, Serialize};
 
 pub const READY_LINE: &str = "ready";
 pub const DONE_LINE: &str = "done";
+/// Prefix of the line that carries the `probe` workload's results.
+pub const PROBE_PREFIX: &str = "probe ";
+/// Prefix of the line that carries the `syscalls` workload's results.
+pub const SYSCALLS_PREFIX: &str = "syscalls ";
+/// Prefix of the line that says the workload failed, and why.
+pub const ERROR_PREFIX: &str = "error: ";
 
 /// What the agent reports of the kernel and system it runs on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The harness side of the agent protocol: reads the agent's lines from a pipe with a deadline
 //! and a cancel flag, so a hung instance or a Ctrl-C never blocks the run.
 
-use super::{DONE_LINE, Facts, READY_LINE};
+use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE, SYSCALLS_PREFIX};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -28,6 +28,9 @@ pub enum AgentError {
     },
     #[error("interrupted")]
     Cancelled,
+    /// The agent said its workload could not do its work (`error: ...`).
+    #[error("{0}")]
+    Workload(String),
     #[error("agent facts line is not valid: {0}")]
     BadFacts(String),
     #[error("reading agent output: {0}")]
@@ -40,6 +43,15 @@ fn output_suffix(output: &[String]) -> String {
     } else {
         format!(" (agent said: {})", output.join(" | "))
     }
+}
+
+/// What a workload reported before `done`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkloadReport {
+    /// The `probe` workload's outcomes, as the JSON object the agent printed.
+    pub probe: Option<String>,
+    /// The `syscalls` workload's costs by operation.
+    pub syscalls: Option<std::collections::BTreeMap<String, super::syscalls::OpCost>>,
 }
 
 /// Reads the agent's stdout (and stderr, which backends point at the same pipe).
@@ -92,13 +104,31 @@ impl AgentReader {
     }
 
     /// Waits for `done`: the workload has finished its work (allocated, written) and idles.
-    pub fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    /// Returns what the workload reported on the way.
+    pub fn wait_done(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<WorkloadReport, AgentError> {
+        let mut report = WorkloadReport::default();
         loop {
             let line = self.next_line(DONE_LINE, deadline, cancel)?;
             if line == DONE_LINE {
-                return Ok(());
+                return Ok(report);
             }
-            self.keep(line);
+            if let Some(why) = line.strip_prefix(ERROR_PREFIX) {
+                return Err(AgentError::Workload(why.to_string()));
+            }
+            if let Some(json) = line.strip_prefix(PROBE_PREFIX) {
+                report.probe = Some(json.to_string());
+            } else if let Some(json) = line.strip_prefix(SYSCALLS_PREFIX) {
+                report.syscalls =
+                    Some(serde_json::from_str(json).map_err(|e| {
+                        AgentError::BadFacts(format!("syscalls line: {e}: {json}"))
+                    })?);
+            } else {
+                self.keep(line);
+            }
         }
     }
 

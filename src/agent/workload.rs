@@ -1,6 +1,6 @@
 //! The agent's side: print facts and `ready`, run the workload, print `done`, idle until killed.
 
-use super::{DONE_LINE, Facts, READY_LINE};
+use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE, SYSCALLS_PREFIX};
 use std::io::Write;
 
 /// Where `write-file` writes inside the instance: on its private copy-on-write layer.
@@ -23,19 +23,34 @@ const MIB: usize = 1 << 20;
 /// until killed, because an instance's lifetime is the harness's decision.
 pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
     let workload: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mib = |v: Option<&&str>| -> Result<usize, String> {
+    let number = |v: Option<&&str>, max: usize, what: &str| -> Result<usize, String> {
         v.and_then(|s| s.parse::<usize>().ok())
-            .filter(|m| (1..=65536).contains(m))
-            .ok_or_else(|| format!("agent: {workload:?}: MiB must be 1..=65536"))
+            .filter(|m| (1..=max).contains(m))
+            .ok_or_else(|| format!("agent: {workload:?}: {what} must be 1..={max}"))
     };
+    let mib = |v| number(v, 65536, "MiB");
     // Validate before printing anything, so a bad call never looks ready.
     let plan = match workload.first().copied() {
         Some("idle") | None => Plan::Idle,
+        Some("probe") => Plan::Probe,
+        Some("syscalls") => Plan::Syscalls(match workload.get(1) {
+            None => crate::scenario::SYSCALLS_BUDGET_MS_DEFAULT as usize,
+            v => number(
+                v,
+                crate::scenario::SYSCALLS_BUDGET_MS_MAX as usize,
+                "BUDGET_MS",
+            )?,
+        }),
         Some("touch-memory") => Plan::Touch(mib(workload.get(1))?),
         Some("write-file") => Plan::Write(mib(workload.get(1))?),
+        Some("fork") => Plan::Fork(number(
+            workload.get(1),
+            crate::scenario::FORK_MAX as usize,
+            "COUNT",
+        )?),
         Some(other) => {
             return Err(format!(
-                "agent: unknown workload {other:?}; allowed: idle, touch-memory MIB, write-file MIB"
+                "agent: unknown workload {other:?}; allowed: idle, probe, syscalls [BUDGET_MS], touch-memory MIB, write-file MIB, fork COUNT"
             ));
         }
     };
@@ -47,15 +62,37 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         .map_err(|e| format!("agent: writing to stdout: {e}"))?;
 
     // The memory stays referenced until the process dies: `_held` lives for the idle loop.
+    let mut failed = None;
     let _held = match plan {
         Plan::Idle => Vec::new(),
+        Plan::Probe => {
+            let results = serde_json::to_string(&super::probe::run()).map_err(|e| e.to_string())?;
+            writeln!(out, "{PROBE_PREFIX}{results}")
+                .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+            Vec::new()
+        }
+        Plan::Syscalls(ms) => {
+            let costs = super::syscalls::run(std::time::Duration::from_millis(ms as u64));
+            let json = serde_json::to_string(&costs).map_err(|e| e.to_string())?;
+            writeln!(out, "{SYSCALLS_PREFIX}{json}")
+                .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+            Vec::new()
+        }
         Plan::Touch(m) => touch_memory(m),
         Plan::Write(m) => {
             write_file(m)?;
             Vec::new()
         }
+        Plan::Fork(n) => {
+            failed = fork_children(n).err();
+            Vec::new()
+        }
     };
-    writeln!(out, "{DONE_LINE}")
+    let last = match failed {
+        None => DONE_LINE.to_string(),
+        Some(why) => format!("{ERROR_PREFIX}{why}"),
+    };
+    writeln!(out, "{last}")
         .and_then(|_| out.flush())
         .map_err(|e| format!("agent: writing to stdout: {e}"))?;
     drop(out);
@@ -67,8 +104,33 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
 
 enum Plan {
     Idle,
+    Probe,
+    Syscalls(usize),
     Touch(usize),
     Write(usize),
+    Fork(usize),
+}
+
+/// Forks `n` children that idle until killed (they die with the instance). A fork refused
+/// with EAGAIN is what a pids limit (or RLIMIT_NPROC) does: the error says how far it got.
+fn fork_children(n: usize) -> Result<(), String> {
+    use nix::unistd::{ForkResult, fork};
+    for made in 0..n {
+        // SAFETY: the agent is single-threaded; the child only loops on pause(2).
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => loop {
+                nix::unistd::pause();
+            },
+            Ok(ForkResult::Parent { .. }) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                return Err(format!(
+                    "fork {n}: refused after {made} children: EAGAIN (a pids limit or RLIMIT_NPROC is in force)"
+                ));
+            }
+            Err(e) => return Err(format!("fork {n}: refused after {made} children: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// Allocates `mib` MiB and writes one byte per page so every page is really backed.

@@ -8,7 +8,7 @@ pub mod unshare;
 pub mod vm;
 
 use crate::agent::Facts;
-use crate::agent::reader::AgentError;
+use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::scenario::{BackendKind, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -112,6 +112,16 @@ pub trait Backend: Send + Sync {
     fn launch_files(&self) -> Vec<PathBuf> {
         Vec::new()
     }
+    /// The security profile the backend applies to its instances; None for backends that take
+    /// none (a plain process, unshare, a VM behind its hypervisor).
+    fn security(&self) -> Option<crate::security::Profile> {
+        None
+    }
+    /// The kernel id of the eBPF device program the backend attaches (cgroup v2), so the
+    /// isolation read-back can tell it from others.
+    fn device_program(&self) -> Option<u32> {
+        None
+    }
     /// Removes what the backend shared between instances (image layers, run cgroups).
     fn finish(&self) -> Result<(), String> {
         Ok(())
@@ -141,7 +151,11 @@ pub trait Instance: Send {
         crate::host::with_descendants(self.pid())
     }
     /// Waits until the workload finished its work (the agent's `done` line).
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError>;
+    fn wait_done(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<WorkloadReport, AgentError>;
     /// The instance's own cgroup, for backends that make one.
     fn cgroup(&self) -> Option<&crate::host::cgroup::InstanceCgroup> {
         None
@@ -153,6 +167,17 @@ pub trait Instance: Send {
     /// Kills the instance and removes everything it had; returns how long that took.
     /// Dropping an instance without calling this also cleans up (without timing).
     fn teardown(self: Box<Self>) -> Result<Duration, String>;
+}
+
+/// A backend's row label when the run measures several security profiles: `container+none`,
+/// `oci-runc+docker` (`+` is allowed in OCI container ids and cgroup names, which instance
+/// names become); just `base` otherwise.
+pub fn profile_label(base: String, scenario: &Scenario) -> String {
+    if scenario.labels_profiles() {
+        format!("{base}+{}", scenario.security)
+    } else {
+        base
+    }
 }
 
 /// Builds the backend for `kind`, preparing what it shares across instances.

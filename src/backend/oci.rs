@@ -21,13 +21,13 @@
 //! 1.1's `delete --force` polls the killed container every 100 ms, which would dominate the
 //! figure).
 
-use super::container::child;
 use super::process::{ProcessInstance, spawn_agent_with};
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
-use crate::agent::reader::AgentError;
+use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
 use crate::image::{AGENT_IN_ROOTFS, Layers};
 use crate::scenario::BackendKind;
+use crate::security::{Cap, Profile};
 use serde_json::{Value, json};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -44,52 +44,16 @@ pub const OCI_VERSION: &str = "1.0.2";
 /// (it reaps its container and removes what it made), and for a cgroup to empty.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
-/// Capability names by number (linux/capability.h), for the OCI config.
-const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-];
-
-/// /sys paths `runc spec` masks besides the /proc ones our containers mask (they mount no
-/// /sys; OCI bundles get the read-only sysfs `runc spec` gives them).
-const MASKED_SYS_PATHS: &[&str] = &["/sys/firmware"];
-
-/// The OCI default capability set by name (child::OCI_DEFAULT_CAPS).
-pub fn default_capabilities() -> Vec<&'static str> {
-    child::OCI_DEFAULT_CAPS
-        .iter()
-        .filter_map(|&c| CAP_NAMES.get(c as usize).copied())
-        .collect()
+/// The capability names the profile keeps (for `none`, every capability the harness itself
+/// may hand on: its own bounding set).
+pub fn profile_capabilities(profile: Profile) -> Vec<String> {
+    match profile.capabilities() {
+        Some(caps) => caps.iter().map(Cap::name).collect(),
+        None => crate::security::own_bounding_set()
+            .iter()
+            .map(Cap::name)
+            .collect(),
+    }
 }
 
 /// A container id both runtimes accept: `[A-Za-z0-9_+.-]+`, not `.` or `..`.
@@ -107,9 +71,10 @@ fn cgroup_rel(run_id: &str, name: &str) -> PathBuf {
     Path::new(cgroup::TOP).join(run_id).join(name)
 }
 
-/// The bundle's config.json for instance `name`: the agent as the container's process, the
-/// mounts, masks and capabilities of `runc spec`'s default (Docker's capability set, as our
-/// own containers), the scenario's namespaces and limits, and the instance's cgroup.
+/// The bundle's config.json for instance `name`: the agent as the container's process,
+/// `runc spec`'s mounts, the scenario's security profile (capabilities, no_new_privs, seccomp,
+/// devices, masked and read-only paths: the same as our own containers get), namespaces and
+/// limits, and the instance's cgroup.
 pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
     let s = &ctx.scenario;
     let ns = s.namespaces;
@@ -120,7 +85,8 @@ pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
         "HOME=/root".to_string(),
     ];
     env.extend(ctx.marker_env(name).iter().map(|(k, v)| format!("{k}={v}")));
-    let caps = default_capabilities();
+    let profile = s.security;
+    let caps = profile_capabilities(profile);
 
     let namespaces: Vec<Value> = [
         (ns.pid, "pid"),
@@ -135,7 +101,7 @@ pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
     .map(|(_, t)| json!({ "type": t }))
     .collect();
 
-    let mut resources = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
+    let mut resources = json!({ "devices": crate::security::devices::oci(profile.devices()) });
     if let Some(mib) = s.limits.memory_mib {
         resources["memory"] = json!({ "limit": mib << 20 });
     }
@@ -149,12 +115,13 @@ pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
         resources["pids"] = json!({ "limit": pids });
     }
 
-    let masked: Vec<String> = child::MASKED_PATHS
+    let masked: Vec<String> = profile
+        .masked_paths()
         .iter()
         .map(|p| format!("/{p}"))
-        .chain(MASKED_SYS_PATHS.iter().map(|p| p.to_string()))
         .collect();
-    let readonly: Vec<String> = child::READONLY_PATHS
+    let readonly: Vec<String> = profile
+        .readonly_paths()
         .iter()
         .map(|p| format!("/{p}"))
         .collect();
@@ -173,7 +140,7 @@ pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
                 "permitted": caps,
             },
             "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
-            "noNewPrivileges": true,
+            "noNewPrivileges": profile.confines(),
         },
         "root": { "path": "rootfs", "readonly": false },
         // `runc spec`'s default mounts: what people run.
@@ -205,6 +172,9 @@ pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
     });
     if ns.uts {
         config["hostname"] = json!(name);
+    }
+    if let Some(seccomp) = crate::security::seccomp::oci(profile) {
+        config["linux"]["seccomp"] = seccomp;
     }
     config
 }
@@ -461,7 +431,7 @@ impl Backend for OciBackend {
         vec![self.exe.clone()]
     }
     fn label(&self) -> String {
-        format!("oci-{}", self.runtime)
+        super::profile_label(format!("oci-{}", self.runtime), &self.ctx.scenario)
     }
     fn accel_reason(&self) -> Option<String> {
         Some(format!(
@@ -472,6 +442,10 @@ impl Backend for OciBackend {
         ))
     }
     /// The image and agent layers, shared read-only by every instance (as our containers').
+    fn security(&self) -> Option<crate::security::Profile> {
+        Some(self.ctx.scenario.security)
+    }
+
     fn shared_disk(&self) -> Option<(u64, u64)> {
         Some(self.layers.disk_usage())
     }
@@ -644,7 +618,11 @@ impl Instance for OciInstance {
     fn pid(&self) -> i32 {
         self.agent_pid
     }
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<WorkloadReport, AgentError> {
         match &mut self.inner {
             Some(p) => p.wait_done(deadline, cancel),
             None => Err(AgentError::Cancelled),

@@ -2,7 +2,7 @@
 //! backend's figures are compared to. Also the spawn path of `unshare`.
 
 use super::{Backend, Instance, LaunchError, RunContext, Startup};
-use crate::agent::reader::{AgentError, AgentReader};
+use crate::agent::reader::{AgentError, AgentReader, WorkloadReport};
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::host::run_id::PidRecord;
 use crate::scenario::BackendKind;
@@ -271,7 +271,11 @@ impl Instance for ProcessInstance {
     fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<WorkloadReport, AgentError> {
         self.reader.wait_done(deadline, cancel)
     }
     fn cgroup(&self) -> Option<&InstanceCgroup> {

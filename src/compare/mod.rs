@@ -399,6 +399,7 @@ mod tests {
             summary: Vec::new(),
             kernel: Vec::new(),
             until: Vec::new(),
+            syscalls: Vec::new(),
         }
     }
 

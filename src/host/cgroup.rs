@@ -6,6 +6,7 @@
 //! create a directory in every mounted hierarchy.
 
 use crate::scenario::Limits;
+use crate::security::devices::{DeviceError, DeviceProgram, DeviceRule};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ pub enum CgroupError {
     },
     #[error("{path}: still busy after {waited_ms} ms (processes left in it?)")]
     Busy { path: PathBuf, waited_ms: u64 },
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
@@ -69,6 +72,9 @@ pub struct CgroupHost {
     pub unified: Option<PathBuf>,
     /// For v1/hybrid: (controller, mount point). For v2: empty.
     pub v1: Vec<(&'static str, PathBuf)>,
+    /// The v1 devices hierarchy, where device allow-lists are enforced on v1 and hybrid hosts
+    /// (only instances of a confining security profile get a directory in it).
+    pub devices_v1: Option<PathBuf>,
 }
 
 impl CgroupHost {
@@ -83,6 +89,7 @@ impl CgroupHost {
     pub fn from_mountinfo(text: &str) -> Result<CgroupHost, CgroupError> {
         let mut unified = None;
         let mut v1: Vec<(&'static str, PathBuf)> = Vec::new();
+        let mut devices_v1 = None;
         for line in text.lines() {
             let Some((left, right)) = line.split_once(" - ") else {
                 continue;
@@ -97,6 +104,9 @@ impl CgroupHost {
                     unified = Some(PathBuf::from(unescape(mount_point)))
                 }
                 Some("cgroup") => {
+                    if devices_v1.is_none() && opts.split(',').any(|o| o == "devices") {
+                        devices_v1 = Some(PathBuf::from(unescape(mount_point)));
+                    }
                     for c in V1_CONTROLLERS {
                         if opts.split(',').any(|o| o == *c) && !v1.iter().any(|(k, _)| k == c) {
                             v1.push((c, PathBuf::from(unescape(mount_point))));
@@ -112,7 +122,15 @@ impl CgroupHost {
             (None, false) => CgroupMode::V1,
             (None, true) => return Err(CgroupError::NotMounted),
         };
-        Ok(CgroupHost { mode, unified, v1 })
+        if mode == CgroupMode::V2 {
+            devices_v1 = None;
+        }
+        Ok(CgroupHost {
+            mode,
+            unified,
+            v1,
+            devices_v1,
+        })
     }
 
     /// Controllers isobench can use here.
@@ -191,6 +209,7 @@ impl CgroupHost {
         Ok(RunCgroups {
             host: self.clone(),
             dirs,
+            devices: None,
         })
     }
 
@@ -282,11 +301,50 @@ fn unescape(s: &str) -> String {
 pub struct RunCgroups {
     host: CgroupHost,
     dirs: Vec<PathBuf>,
+    devices: Option<RunDevices>,
+}
+
+/// How a run's instances get their device allow-list.
+#[derive(Debug)]
+enum RunDevices {
+    /// v1: `isobench/<run-id>` in the devices hierarchy; each instance gets a directory below
+    /// it with `devices.deny` = all, then one `devices.allow` line per rule.
+    V1 {
+        mount: PathBuf,
+        rules: &'static [DeviceRule],
+    },
+    /// v2: one eBPF program per run, attached to each instance's cgroup.
+    V2 { program: DeviceProgram },
 }
 
 impl RunCgroups {
     pub fn mode(&self) -> CgroupMode {
         self.host.mode
+    }
+
+    /// Makes every instance created from now on get the device allow-list `rules`: the v1
+    /// devices controller, or on v2 an eBPF device program loaded here once.
+    pub fn confine_devices(
+        mut self,
+        run_id: &str,
+        rules: &'static [DeviceRule],
+    ) -> Result<RunCgroups, CgroupError> {
+        self.devices = Some(match (&self.host.mode, &self.host.devices_v1) {
+            (CgroupMode::V2, _) => RunDevices::V2 {
+                program: DeviceProgram::load(rules).map_err(CgroupError::Devices)?,
+            },
+            (_, Some(mount)) => {
+                let run_dir = mount.join(TOP).join(run_id);
+                std::fs::create_dir_all(&run_dir).map_err(io(&run_dir))?;
+                self.dirs.push(run_dir);
+                RunDevices::V1 {
+                    mount: mount.clone(),
+                    rules,
+                }
+            }
+            (_, None) => return Err(CgroupError::MissingController("devices")),
+        });
+        Ok(self)
     }
 
     /// Creates the instance's cgroup with its limits written before any process joins it.
@@ -295,19 +353,52 @@ impl RunCgroups {
         name: &str,
         limits: &Limits,
     ) -> Result<InstanceCgroup, CgroupError> {
-        let cg = InstanceCgroup {
+        let mut cg = InstanceCgroup {
             mode: self.host.mode,
             dirs: self.dirs.iter().map(|d| d.join(name)).collect(),
             v1: self.host.v1.clone(),
         };
+        if let Some(RunDevices::V1 { mount, .. }) = &self.devices {
+            cg.v1.push(("devices", mount.clone()));
+        }
         for d in &cg.dirs {
             std::fs::create_dir(d).map_err(io(d))?;
         }
-        if let Err(e) = cg.write_limits(limits) {
+        if let Err(e) = cg
+            .write_limits(limits)
+            .and_then(|()| self.apply_devices(&cg))
+        {
             let _ = cg.remove(Duration::from_millis(100));
             return Err(e);
         }
         Ok(cg)
+    }
+
+    /// Writes the device allow-list of a new instance (v1) or attaches the run's device
+    /// program to its cgroup (v2), before any process joins it.
+    fn apply_devices(&self, cg: &InstanceCgroup) -> Result<(), CgroupError> {
+        match &self.devices {
+            None => Ok(()),
+            Some(RunDevices::V1 { rules, .. }) => {
+                cg.write("devices", "devices.deny", "a")?;
+                for r in *rules {
+                    cg.write("devices", "devices.allow", &r.v1_line())?;
+                }
+                Ok(())
+            }
+            Some(RunDevices::V2 { program }) => {
+                let dir = cg.dirs.first().ok_or(CgroupError::NotMounted)?;
+                program.attach(dir).map_err(CgroupError::Devices)
+            }
+        }
+    }
+
+    /// The kernel id of the run's eBPF device program (v2), to recognise it in read-backs.
+    pub fn device_program_id(&self) -> Option<u32> {
+        match &self.devices {
+            Some(RunDevices::V2 { program }) => Some(program.id),
+            _ => None,
+        }
     }
 
     /// Kills whatever is left in the run's cgroups, then removes them (deepest first).
@@ -328,14 +419,21 @@ impl InstanceCgroup {
     /// hierarchies isobench reads (memory, cpu, cpuacct, pids). Not removed by isobench's own
     /// teardown calls unless asked: its maker removes it.
     pub fn existing(host: &CgroupHost, run_id: &str, name: &str) -> InstanceCgroup {
+        let mut v1 = host.v1.clone();
+        let mut roots = host.roots();
+        if let Some(d) = &host.devices_v1 {
+            v1.push(("devices", d.clone()));
+            if !roots.contains(d) {
+                roots.push(d.clone());
+            }
+        }
         InstanceCgroup {
             mode: host.mode,
-            dirs: host
-                .roots()
+            dirs: roots
                 .iter()
                 .map(|r| r.join(TOP).join(run_id).join(name))
                 .collect(),
-            v1: host.v1.clone(),
+            v1,
         }
     }
 }
@@ -349,6 +447,10 @@ pub struct InstanceCgroup {
 }
 
 impl InstanceCgroup {
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
     /// The directory that holds `controller`'s files for this instance.
     pub fn dir_for(&self, controller: &str) -> Option<&Path> {
         match self.mode {
@@ -588,6 +690,7 @@ mod tests {
         let run = RunCgroups {
             host: h.clone(),
             dirs: h.roots().iter().map(|r| r.join("isobench/r1")).collect(),
+            devices: None,
         };
         let cg = InstanceCgroup {
             mode: run.host.mode,

@@ -30,6 +30,9 @@ pub struct RunMeta {
     pub outcome: String,
     /// How each backend ran: `none` on the host kernel, `kvm` or `tcg` for VMs, and why.
     pub accelerators: Vec<AccelNote>,
+    /// The scenario's security profiles (`docker`, `runc`, `none`): what container and oci
+    /// instances were given. What each instance really had is in its row.
+    pub security: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -129,6 +129,15 @@ fn build_agent_layer(root: &Path, agent_exe: &Path) -> Result<(), ImageError> {
     if std::fs::hard_link(agent_exe, &dst).is_err() {
         std::fs::copy(agent_exe, &dst).map_err(io(&dst))?;
     }
+    // Files the `syscalls` workload writes to once each: the first write to a file of the
+    // image (overlay copy-up, qcow2 copy-on-write).
+    use crate::agent::syscalls::{COPYUP_DIR, COPYUP_FILE_BYTES, COPYUP_FILES};
+    let copyup = bin_dir.join(COPYUP_DIR);
+    std::fs::create_dir_all(&copyup).map_err(io(&copyup))?;
+    for i in 0..COPYUP_FILES {
+        let f = copyup.join(i.to_string());
+        std::fs::write(&f, [0u8; COPYUP_FILE_BYTES]).map_err(io(&f))?;
+    }
     Ok(())
 }
 

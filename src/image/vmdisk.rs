@@ -4,7 +4,7 @@
 use super::initramfs::stripped_copy;
 use super::{AGENT_DIR, ImageError, Layers, io};
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hasher};
+use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ const MIB: u64 = 1 << 20;
 
 /// Bumped whenever the way a disk is made (mkfs flags, staging rules) changes, so that disks
 /// cached by an older isobench are not mistaken for current ones.
-const FORMAT: &[u8] = b"isobench-vmdisk-v1";
+const FORMAT: &[u8] = b"isobench-vmdisk-v2";
 
 /// Where mke2fs lives when root's PATH is not in the environment (sudo, cron, systemd units).
 const MKFS_CANDIDATES: &[&str] = &["mkfs.ext4", "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"];
@@ -59,7 +59,7 @@ pub fn build_base_disk(
     size_mib: u64,
 ) -> Result<PathBuf, ImageError> {
     let key = content_key(layers, size_mib)?;
-    let out = cache_dir.join(format!("base-{key:016x}.ext4"));
+    let out = cache_dir.join(format!("base-{key}.ext4"));
     if out.is_file() {
         return Ok(out);
     }
@@ -67,7 +67,7 @@ pub fn build_base_disk(
     remove_stale(cache_dir);
 
     let pid = std::process::id();
-    let staging = Staging(cache_dir.join(format!(".staging-{key:016x}-{pid}")));
+    let staging = Staging(cache_dir.join(format!(".staging-{key}-{pid}")));
     let _ = std::fs::remove_dir_all(&staging.0);
     std::fs::create_dir(&staging.0).map_err(io(&staging.0))?;
     let mut dirs = BTreeMap::new();
@@ -81,7 +81,7 @@ pub fn build_base_disk(
             .map_err(io(&p))?;
     }
 
-    let tmp = cache_dir.join(format!(".base-{key:016x}.ext4.tmp-{pid}"));
+    let tmp = cache_dir.join(format!(".base-{key}.ext4.tmp-{pid}"));
     let _ = std::fs::remove_file(&tmp);
     let made = mkfs(&staging.0, &tmp, size_mib).and_then(|()| {
         std::fs::File::open(&tmp)
@@ -133,51 +133,55 @@ fn remove_stale(cache_dir: &Path) {
     }
 }
 
-/// The cache key: a deterministic walk (sorted names) of both layers hashing each entry's
-/// relative path, mode, uid, gid, symlink target, size and content, plus `size_mib`. SipHash
-/// with fixed keys is no cryptographic hash, but a cache key needs none.
-fn content_key(layers: &Layers, size_mib: u64) -> Result<u64, ImageError> {
-    let mut h = DefaultHasher::new();
-    h.write(FORMAT);
-    h.write_u64(size_mib);
+/// The cache key: SHA-256 over a deterministic walk (sorted names) of both layers, hashing each
+/// entry's relative path, mode, uid, gid, symlink target, size and content, plus `size_mib`;
+/// the first 128 bits in hex. SHA-256 rather than std's DefaultHasher, whose algorithm may
+/// change between Rust releases: a key must name the same content for every build.
+fn content_key(layers: &Layers, size_mib: u64) -> Result<String, ImageError> {
+    let mut h = Sha256::new();
+    h.update(FORMAT);
+    h.update(size_mib.to_le_bytes());
     let mut buf = vec![0u8; MIB as usize];
     for (tag, root) in [(b"agent", &layers.agent), (b"image", &layers.image)] {
-        h.write(tag);
+        h.update(tag);
         hash_tree(root, Path::new(""), &mut h, &mut buf)?;
     }
-    Ok(h.finish())
+    Ok(h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn hash_tree(
     root: &Path,
     rel: &Path,
-    h: &mut DefaultHasher,
+    h: &mut Sha256,
     buf: &mut [u8],
 ) -> Result<(), ImageError> {
     let p = root.join(rel);
     let meta = entry_metadata(&p, rel)?;
     // Lengths before variable-size fields, so that no two trees hash the same byte stream.
     let name = rel.as_os_str().as_encoded_bytes();
-    h.write_usize(name.len());
-    h.write(name);
-    h.write_u32(meta.mode());
-    h.write_u32(meta.uid());
-    h.write_u32(meta.gid());
+    h.update((name.len() as u64).to_le_bytes());
+    h.update(name);
+    h.update(meta.mode().to_le_bytes());
+    h.update(meta.uid().to_le_bytes());
+    h.update(meta.gid().to_le_bytes());
     let ft = meta.file_type();
     if ft.is_symlink() {
         let target = std::fs::read_link(&p).map_err(io(&p))?;
         let t = target.as_os_str().as_encoded_bytes();
-        h.write_usize(t.len());
-        h.write(t);
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t);
     } else if ft.is_file() {
-        h.write_u64(meta.len());
+        h.update(meta.len().to_le_bytes());
         let mut f = std::fs::File::open(&p).map_err(io(&p))?;
         loop {
             let n = f.read(buf).map_err(io(&p))?;
             if n == 0 {
                 break;
             }
-            h.write(&buf[..n]);
+            h.update(&buf[..n]);
         }
     } else if ft.is_dir() {
         for name in sorted_names(&p)? {
@@ -436,7 +440,7 @@ mod tests {
         eprintln!("first build: {:?}", t.elapsed());
         let name = first.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
-            name.starts_with("base-") && name.ends_with(".ext4") && name.len() == 5 + 16 + 5,
+            name.starts_with("base-") && name.ends_with(".ext4") && name.len() == 5 + 32 + 5,
             "{name}"
         );
         let m1 = std::fs::metadata(&first).unwrap();

@@ -4,6 +4,7 @@
 
 pub mod cpu;
 pub mod disk;
+pub mod isolation;
 pub mod ksm;
 pub mod memory;
 

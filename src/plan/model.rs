@@ -223,6 +223,7 @@ mod tests {
             summary: vec![],
             kernel: vec![],
             until: vec![],
+            syscalls: Vec::new(),
         }
     }
 

@@ -494,6 +494,7 @@ mod tests {
             summary,
             kernel,
             until: Vec::new(),
+            syscalls: Vec::new(),
         }
     }
 

@@ -61,6 +61,14 @@ impl CsvRow for crate::record::KernelRow {
 
 impl CsvRow for crate::record::UntilRow {}
 
+impl CsvRow for crate::record::SyscallRow {
+    fn rounded(&self) -> Self {
+        let mut r = self.clone();
+        r.ns_per_op = (r.ns_per_op * 10.0).round() / 10.0;
+        r
+    }
+}
+
 /// samples.csv.
 pub type SampleSink = CsvSink<Sample>;
 
@@ -307,7 +315,7 @@ mod tests {
         assert!(text.starts_with("run_id,scenario,backend,accel,n,rep,instance,ok,error,"));
         assert!(
             text.trim_end()
-                .ends_with("disk_full_copy_kib,idle_cpu_ms_per_s")
+                .ends_with("idle_cpu_ms_per_s,security,cap_eff,cap_bnd,cap_inh,cap_amb,no_new_privs,seccomp,seccomp_filters,ns_private,devices,probe")
         );
         assert_eq!(text.lines().count(), 1);
         assert!(read_samples(&path).unwrap().is_empty());

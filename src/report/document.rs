@@ -80,6 +80,7 @@ pub fn build(
     for p in plots {
         plot(&mut b, p, &mut used);
     }
+    isolation(&mut b, runs, &mut used);
     b.push(Block::Heading(2, "Summary per backend and N".into()));
     for r in runs {
         summary(&mut b, r, runs.len() > 1, &mut used);
@@ -241,6 +242,131 @@ fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static str>
     }
     if !p.spec.notes.is_empty() {
         b.push(Block::List(p.spec.notes.clone()));
+    }
+}
+
+/// A text table (report::table's cells) as a report table.
+fn text_table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> Table {
+    Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        right: right.to_vec(),
+        rows,
+    }
+}
+
+/// The isolation each backend's instances were verified to have, and what their system calls
+/// cost, for the runs that measured them.
+fn isolation(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'static str>) {
+    use crate::report::isolation::{isolation_rows, syscall_summary};
+    let with_iso: Vec<&RunData> = runs
+        .iter()
+        .filter(|r| r.samples.iter().any(|s| !s.cap_eff.is_empty()))
+        .collect();
+    let with_sys: Vec<&RunData> = runs.iter().filter(|r| !r.syscalls.is_empty()).collect();
+    if with_iso.is_empty() && with_sys.is_empty() {
+        return;
+    }
+    b.push(Block::Heading(2, "Isolation and system-call cost".into()));
+    if !with_iso.is_empty() {
+        used.extend([
+            "security",
+            "cap_eff",
+            "no_new_privs",
+            "seccomp",
+            "ns_private",
+            "devices",
+        ]);
+        b.push(Block::Para(
+            "What each backend's instances were verified to run with, read from the host \
+             while they ran (/proc/PID/status of the agent, its namespaces against the \
+             harness's, its cgroup's device rules), not what the profile asked for. Where \
+             instances of one backend differed, every value is shown."
+                .into(),
+        ));
+        for r in with_iso {
+            if runs.len() > 1 {
+                b.push(Block::Heading(3, r.label.clone()));
+            }
+            let rows = isolation_rows(&r.samples)
+                .into_iter()
+                .map(|i| {
+                    vec![
+                        i.backend,
+                        i.security,
+                        i.capabilities,
+                        i.cap_bnd,
+                        i.inheritable_ambient,
+                        i.no_new_privs,
+                        i.seccomp,
+                        i.ns_private,
+                        i.devices,
+                    ]
+                })
+                .collect();
+            b.push(Block::Table(text_table(
+                &[
+                    "backend",
+                    "profile",
+                    "CapEff",
+                    "CapBnd",
+                    "CapInh / CapAmb",
+                    "no_new_privs",
+                    "seccomp (filters)",
+                    "own namespaces",
+                    "devices",
+                ],
+                &[false; 9],
+                rows,
+            )));
+        }
+    }
+    if !with_sys.is_empty() {
+        used.insert("ns_per_op");
+        b.push(Block::Para(
+            "System calls: the median over instances of ns per operation, each measured by \
+             the agent inside its instance over a time budget, with the ratio to `process` at \
+             the same N. Read them at N = 1: at larger N the instances run their benchmarks \
+             at once and share the CPUs. Figures of VMs under TCG include the CPU emulation."
+                .into(),
+        ));
+        for r in with_sys {
+            if runs.len() > 1 {
+                b.push(Block::Heading(3, r.label.clone()));
+            }
+            let rows = syscall_summary(&r.syscalls)
+                .into_iter()
+                .map(|s| {
+                    let accel = if s.accel == "tcg" {
+                        "tcg (emulated)".to_string()
+                    } else {
+                        s.accel
+                    };
+                    vec![
+                        s.backend,
+                        accel,
+                        s.n.to_string(),
+                        s.op,
+                        s.instances.to_string(),
+                        sig(s.ns_per_op_p50),
+                        s.ratio_to_process
+                            .map_or("-".into(), |x| format!("{}x", sig(x))),
+                    ]
+                })
+                .collect();
+            b.push(Block::Table(text_table(
+                &[
+                    "backend",
+                    "accel",
+                    "N",
+                    "operation",
+                    "instances",
+                    "ns per op (p50)",
+                    "vs process",
+                ],
+                &[false, false, true, false, true, true, true],
+                rows,
+            )));
+        }
     }
 }
 

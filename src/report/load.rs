@@ -41,6 +41,8 @@ pub struct RunData {
     pub summary: Vec<SummaryRow>,
     pub kernel: Vec<KernelRow>,
     pub until: Vec<UntilRow>,
+    /// syscalls.csv (workload `syscalls` only).
+    pub syscalls: Vec<crate::record::SyscallRow>,
 }
 
 impl RunData {
@@ -95,6 +97,10 @@ pub fn load(dir: &Path, label: Option<String>) -> Result<RunData, LoadError> {
         Some(p) => read_rows(&p)?,
         None => Vec::new(),
     };
+    let syscalls = match optional("syscalls.csv") {
+        Some(p) => read_rows(&p)?,
+        None => Vec::new(),
+    };
     let label = label.unwrap_or_else(|| {
         dir.canonicalize()
             .unwrap_or_else(|_| dir.to_path_buf())
@@ -110,5 +116,6 @@ pub fn load(dir: &Path, label: Option<String>) -> Result<RunData, LoadError> {
         summary,
         kernel,
         until,
+        syscalls,
     })
 }

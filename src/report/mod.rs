@@ -10,6 +10,7 @@ pub mod document;
 pub mod figures;
 pub mod format;
 pub mod html;
+pub mod isolation;
 pub mod load;
 pub mod markdown;
 pub mod plot;

@@ -9,13 +9,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Returns true (after saying why) when this test cannot run here.
+/// Returns true (after saying why) when this test cannot run here and the environment allows
+/// skipping (`ISOBENCH_ALLOW_SKIP=1`); otherwise a test that cannot run fails: a skip is
+/// never a pass.
 pub fn skip_unless_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return false;
     }
-    eprintln!("skipped: needs root (namespaces, mounts, cgroups)");
-    true
+    let why = "needs root (namespaces, mounts, cgroups)";
+    if std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1") {
+        eprintln!("skipped: {why} (ISOBENCH_ALLOW_SKIP=1)");
+        return true;
+    }
+    panic!("cannot run: {why}; set ISOBENCH_ALLOW_SKIP=1 to skip instead");
 }
 
 /// A backend of one kind for a scenario given as TOML text, with its own run id and state

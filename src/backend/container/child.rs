@@ -6,50 +6,9 @@
 //! the parent prepared in [`ChildSpec`]. Failures travel to the parent as a stage + errno.
 
 use super::sync::{ChildMsg, GO, Stage};
+use crate::security::{Cap, Profile};
 use std::ffi::{CString, c_char};
 use std::os::fd::RawFd;
-
-/// Capabilities of the OCI default set (runtime-spec's config for runc `spec`), by number from
-/// linux/capability.h: everything else is dropped from the bounding set.
-pub const OCI_DEFAULT_CAPS: &[u32] = &[
-    0,  // CAP_CHOWN
-    1,  // CAP_DAC_OVERRIDE
-    3,  // CAP_FOWNER
-    4,  // CAP_FSETID
-    5,  // CAP_KILL
-    6,  // CAP_SETGID
-    7,  // CAP_SETUID
-    8,  // CAP_SETPCAP
-    10, // CAP_NET_BIND_SERVICE
-    13, // CAP_NET_RAW
-    18, // CAP_SYS_CHROOT
-    27, // CAP_MKNOD
-    29, // CAP_AUDIT_WRITE
-    31, // CAP_SETFCAP
-];
-
-/// /proc paths the OCI default config masks (runc's `spec`): files get /dev/null bound over
-/// them, directories an empty read-only tmpfs. /sys entries are moot: no /sys is mounted.
-pub const MASKED_PATHS: &[&str] = &[
-    "proc/acpi",
-    "proc/asound",
-    "proc/kcore",
-    "proc/keys",
-    "proc/latency_stats",
-    "proc/timer_list",
-    "proc/timer_stats",
-    "proc/sched_debug",
-    "proc/scsi",
-];
-
-/// /proc paths the OCI default config makes read-only.
-pub const READONLY_PATHS: &[&str] = &[
-    "proc/bus",
-    "proc/fs",
-    "proc/irq",
-    "proc/sys",
-    "proc/sysrq-trigger",
-];
 
 /// Character devices of the minimal /dev: (name, major, minor), as the OCI default config lists.
 pub const DEV_NODES: &[(&str, u32, u32)] = &[
@@ -86,9 +45,13 @@ pub struct ChildSpec {
     pub fs: Option<FsSpec>,
     pub hostname: Option<CString>,
     pub cgroup_ns: bool,
-    /// Bounding-set capabilities to drop (0..=cap_last_cap minus the OCI default set).
-    pub drop_caps: Vec<u32>,
-    pub keep_caps_mask: u64,
+    /// The profile's capability sets: None keeps whatever the harness has (profile `none`).
+    pub caps: Option<CapSpec>,
+    pub no_new_privs: bool,
+    /// Seccomp filters in installation order, and the sock_fprog headers pointing into them
+    /// (built before the clone: the child must not allocate).
+    pub seccomp: Vec<libc::sock_fprog>,
+    pub _seccomp_programs: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
     pub exe: CString,
     /// NULL-terminated pointer arrays into `_argv`/`_envp`, built before the clone.
     pub argv: Vec<*const c_char>,
@@ -97,24 +60,54 @@ pub struct ChildSpec {
     pub _envp: Vec<CString>,
 }
 
+/// What the child does to its capabilities: drop everything outside `keep` from the bounding
+/// set, clear the ambient set, and set effective = permitted = `keep`, inheritable = empty.
+pub struct CapSpec {
+    pub drop: Vec<u32>,
+    pub keep_mask: u64,
+}
+
+impl CapSpec {
+    pub fn keeping(keep: &[Cap]) -> CapSpec {
+        CapSpec {
+            drop: (0..=Cap::last())
+                .filter(|c| !keep.contains(&Cap(*c)))
+                .collect(),
+            keep_mask: crate::security::mask(keep),
+        }
+    }
+}
+
 impl ChildSpec {
-    pub fn new(exe: CString, args: Vec<CString>, env: Vec<CString>) -> ChildSpec {
+    /// A child that execs `exe` under `profile`'s capabilities, no_new_privs and seccomp.
+    pub fn new(
+        exe: CString,
+        args: Vec<CString>,
+        env: Vec<CString>,
+        profile: Profile,
+        seccomp: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
+    ) -> ChildSpec {
         let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const c_char> = env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
-        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(40);
+        let fprogs = seccomp
+            .iter()
+            .map(|p| libc::sock_fprog {
+                len: p.len() as u16,
+                // seccompiler's sock_filter is #[repr(C)] with the kernel's layout, as
+                // libc's is; the buffers are shared and outlive the spec (it holds the Arc).
+                filter: p.as_ptr() as *mut libc::sock_filter,
+            })
+            .collect();
         ChildSpec {
             fs: None,
             hostname: None,
             cgroup_ns: false,
-            drop_caps: (0..=last_cap)
-                .filter(|c| !OCI_DEFAULT_CAPS.contains(c))
-                .collect(),
-            keep_caps_mask: OCI_DEFAULT_CAPS.iter().fold(0u64, |m, c| m | (1u64 << c)),
+            caps: profile.capabilities().map(CapSpec::keeping),
+            no_new_privs: profile.confines(),
+            seccomp: fprogs,
+            _seccomp_programs: seccomp,
             exe,
             argv,
             envp,
@@ -170,8 +163,9 @@ const NULL: *const c_char = std::ptr::null();
 
 /// Entered right after clone(2) returned 0. Never returns.
 pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
-    // SAFETY (whole function): every call is a raw syscall wrapper on pointers into `spec`,
-    // which the parent built before clone and which stays valid in this copy of its memory.
+    // SAFETY: (the whole function) every call is a raw syscall wrapper on pointers into
+    // `spec`, which the parent built before clone and which stays valid in this copy of its
+    // memory.
     unsafe {
         check(
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as _,
@@ -207,12 +201,16 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
             );
         }
         libc::umask(0o022);
-        check(
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as _,
-            fds,
-            Stage::NoNewPrivs,
-        );
-        drop_caps(spec, fds);
+        if spec.no_new_privs {
+            check(
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as _,
+                fds,
+                Stage::NoNewPrivs,
+            );
+        }
+        if let Some(caps) = &spec.caps {
+            drop_caps(caps, fds);
+        }
 
         check(libc::dup2(fds.null_r, 0) as _, fds, Stage::Fds);
         check(libc::dup2(fds.out_w, 1) as _, fds, Stage::Fds);
@@ -228,6 +226,20 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
             fds,
             Stage::Fds,
         );
+        // Last before exec, so the filter judges the agent and nothing of the set-up; the
+        // message write and execve below are on every profile's allow-list.
+        for prog in &spec.seccomp {
+            check(
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    prog as *const libc::sock_fprog,
+                ),
+                fds,
+                Stage::Seccomp,
+            );
+        }
         send(fds.msg_w, ChildMsg::Exec);
         libc::execve(spec.exe.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr());
         fail(fds, Stage::Exec)
@@ -372,13 +384,14 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds) {
     }
 }
 
-/// Drops every capability outside the OCI default set from the bounding set, clears ambient
-/// capabilities and sets effective/permitted/inheritable to the default set. Root's
-/// capabilities after exec are bounded by the bounding set, which is what holds.
+/// Drops every capability outside the profile's set from the bounding set, clears ambient
+/// capabilities and sets effective and permitted to the profile's set and inheritable to
+/// nothing. Root's capabilities after exec are bounded by the bounding set, which is what
+/// holds; an empty inheritable set keeps file capabilities from adding any.
 ///
 /// # Safety
 /// Called only from [`run`], in the cloned child; see there.
-unsafe fn drop_caps(spec: &ChildSpec, fds: &ChildFds) {
+unsafe fn drop_caps(caps: &CapSpec, fds: &ChildFds) {
     // capset(2) ABI: version 3 takes two 32-bit data words per set.
     #[repr(C)]
     struct Header {
@@ -395,7 +408,7 @@ unsafe fn drop_caps(spec: &ChildSpec, fds: &ChildFds) {
     const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
     // SAFETY: prctl and capset with stack structs laid out as the kernel's ABI.
     unsafe {
-        for &c in &spec.drop_caps {
+        for &c in &caps.drop {
             if libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) < 0
                 && errno() != libc::EINVAL
             {
@@ -413,7 +426,7 @@ unsafe fn drop_caps(spec: &ChildSpec, fds: &ChildFds) {
             fds,
             Stage::Caps,
         );
-        let m = spec.keep_caps_mask;
+        let m = caps.keep_mask;
         let (lo, hi) = (m as u32, (m >> 32) as u32);
         let mut hdr = Header {
             version: LINUX_CAPABILITY_VERSION_3,
@@ -423,12 +436,12 @@ unsafe fn drop_caps(spec: &ChildSpec, fds: &ChildFds) {
             Data {
                 effective: lo,
                 permitted: lo,
-                inheritable: lo,
+                inheritable: 0,
             },
             Data {
                 effective: hi,
                 permitted: hi,
-                inheritable: hi,
+                inheritable: 0,
             },
         ];
         check(

@@ -10,7 +10,7 @@ pub mod child;
 pub mod sync;
 
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
-use crate::agent::reader::{AgentError, AgentReader};
+use crate::agent::reader::{AgentError, AgentReader, WorkloadReport};
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::image::{AGENT_IN_ROOTFS, Layers};
 use crate::scenario::BackendKind;
@@ -34,6 +34,8 @@ pub struct ContainerBackend {
     layers: Option<Layers>,
     cgroups: RunCgroups,
     instances_dir: PathBuf,
+    /// The profile's seccomp filters, compiled once per run.
+    seccomp: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
 }
 
 fn cstr(p: impl AsRef<Path>) -> CString {
@@ -65,10 +67,19 @@ impl ContainerBackend {
         } else {
             None
         };
+        let profile = ctx.scenario.security;
+        let seccomp = std::sync::Arc::new(
+            crate::security::seccomp::compile(profile).map_err(|e| err(e.to_string()))?,
+        );
         let host = CgroupHost::detect().map_err(|e| err(e.to_string()))?;
-        let cgroups = host
+        let mut cgroups = host
             .create_run(&ctx.run_id)
             .map_err(|e| err(e.to_string()))?;
+        if let Some(rules) = profile.devices() {
+            cgroups = cgroups
+                .confine_devices(&ctx.run_id, rules)
+                .map_err(|e| err(format!("security profile {profile}: {e}")))?;
+        }
         let instances_dir = ctx.state_dir.join("instances");
         std::fs::create_dir_all(&instances_dir)
             .map_err(|e| err(format!("{}: {e}", instances_dir.display())))?;
@@ -77,6 +88,7 @@ impl ContainerBackend {
             layers,
             cgroups,
             instances_dir,
+            seccomp,
         })
     }
 
@@ -107,7 +119,7 @@ impl ContainerBackend {
                 .iter()
                 .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok()),
         );
-        let mut spec = ChildSpec::new(exe, args, env);
+        let mut spec = ChildSpec::new(exe, args, env, s.security, self.seccomp.clone());
         spec.cgroup_ns = s.namespaces.cgroup;
         if s.namespaces.uts {
             spec.hostname = CString::new(name).ok();
@@ -135,11 +147,15 @@ impl ContainerBackend {
                     .iter()
                     .map(|(l, t)| (cstr(root.join("dev").join(l)), cstr(t)))
                     .collect(),
-                masked: child::MASKED_PATHS
+                masked: s
+                    .security
+                    .masked_paths()
                     .iter()
                     .map(|p| cstr(root.join(p)))
                     .collect(),
-                readonly: child::READONLY_PATHS
+                readonly: s
+                    .security
+                    .readonly_paths()
                     .iter()
                     .map(|p| cstr(root.join(p)))
                     .collect(),
@@ -180,8 +196,20 @@ impl Backend for ContainerBackend {
         BackendKind::Container
     }
 
+    fn label(&self) -> String {
+        super::profile_label(self.kind().as_str().to_string(), &self.ctx.scenario)
+    }
+
     fn shared_disk(&self) -> Option<(u64, u64)> {
         self.layers.as_ref().map(|l| l.disk_usage())
+    }
+
+    fn security(&self) -> Option<crate::security::Profile> {
+        Some(self.ctx.scenario.security)
+    }
+
+    fn device_program(&self) -> Option<u32> {
+        self.cgroups.device_program_id()
     }
 
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
@@ -405,7 +433,11 @@ impl Instance for ContainerInstance {
     fn pid(&self) -> i32 {
         self.pid
     }
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<WorkloadReport, AgentError> {
         self.reader.wait_done(deadline, cancel)
     }
     fn cgroup(&self) -> Option<&InstanceCgroup> {

@@ -26,6 +26,7 @@ pub enum Stage {
     Caps,
     Fds,
     Exec,
+    Seccomp,
     Unknown,
 }
 
@@ -48,6 +49,7 @@ impl Stage {
             Caps,
             Fds,
             Exec,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u8 == b)
@@ -71,6 +73,7 @@ impl Stage {
             Stage::Caps => "dropping capabilities",
             Stage::Fds => "setting up file descriptors",
             Stage::Exec => "exec of the agent",
+            Stage::Seccomp => "installing the seccomp filter",
             Stage::Unknown => "an unknown stage",
         }
     }

@@ -7,7 +7,7 @@ pub mod qemu;
 
 use super::process::{ProcessInstance, spawn_agent_with};
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
-use crate::agent::reader::AgentError;
+use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::image::Layers;
 use crate::image::kernel::{GuestKernel, find_guest_kernel};
@@ -313,7 +313,11 @@ impl Instance for VmInstance {
     fn pid(&self) -> i32 {
         self.inner.pid()
     }
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<WorkloadReport, AgentError> {
         self.inner.wait_done(deadline, cancel)
     }
     fn private_dir(&self) -> Option<PathBuf> {
