@@ -3,8 +3,8 @@
 
 use super::initramfs::stripped_copy;
 use super::{AGENT_DIR, ImageError, Layers, io};
-use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -152,12 +152,7 @@ fn content_key(layers: &Layers, size_mib: u64) -> Result<String, ImageError> {
         .collect())
 }
 
-fn hash_tree(
-    root: &Path,
-    rel: &Path,
-    h: &mut Sha256,
-    buf: &mut [u8],
-) -> Result<(), ImageError> {
+fn hash_tree(root: &Path, rel: &Path, h: &mut Sha256, buf: &mut [u8]) -> Result<(), ImageError> {
     let p = root.join(rel);
     let meta = entry_metadata(&p, rel)?;
     // Lengths before variable-size fields, so that no two trees hash the same byte stream.
