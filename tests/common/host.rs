@@ -6,7 +6,7 @@
 //!
 //! Concurrency: test binaries may run in parallel (nextest runs every test in its own
 //! process), and other tests launch instances of their own, under run ids of their own making
-//! (`test-<pid>-<n>` in tests/common/mod.rs). So the check after a run compares the snapshot
+//! (`test<n>-p<pid>t<start time>` in tests/common/mod.rs). So the check after a run compares the snapshot
 //! taken before only for what can be attributed to *our* runs: mounts at or under our state dir
 //! or naming one of our run ids, cgroup directories below `isobench/<our run id>`, processes
 //! marked with our run ids. Everything a run creates is named that way, so nothing of ours
@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The environment variable that marks every process of a run (src/clean.rs).
+/// The environment variable that marks every process of a run (src/host/run_id.rs).
 pub const RUN_ID_ENV: &str = "ISOBENCH_RUN_ID";
 /// The directory under each cgroup hierarchy that holds every run (src/host/cgroup.rs).
 pub const CGROUP_TOP: &str = "isobench";
