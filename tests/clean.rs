@@ -473,6 +473,9 @@ fn recorded_processes_are_killed_and_markers_alone_are_not() {
     )
     .unwrap();
     std::fs::write(created.path.join("pids").join("1-2-3"), "").unwrap();
+    // A mount left under the run's own state dir is unmounted (not crossed) before removal.
+    let mount = Mounted::tmpfs(&created.path.join("layers/mnt"));
+    std::fs::write(created.path.join("layers/mnt/f"), "x").unwrap();
     let before = host::snapshot();
 
     let out = s.clean(&root, &["--format", "json"]);
@@ -511,6 +514,16 @@ fn recorded_processes_are_killed_and_markers_alone_are_not() {
     assert!(
         !created.path.exists(),
         "the run's state dir is left: {doc:#}"
+    );
+    assert!(!mount.is_mounted(), "the mount in the state dir is left");
+    let point = std::fs::canonicalize(&root)
+        .unwrap()
+        .join(id.as_str())
+        .join("layers/mnt");
+    assert_eq!(
+        doc["report"]["unmounted"],
+        serde_json::json!([point]),
+        "{doc:#}"
     );
     drop(procs);
     host::assert_clean_since(&before, &root, &[id.to_string()]);
