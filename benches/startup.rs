@@ -19,9 +19,13 @@ fn context(kind: BackendKind) -> RunContext {
         "name = \"bench\"\nbackends = [\"{}\"]\ncounts = [1]\nwarmup = 0\n[limits]\nmemory_mib = 64\npids = 64\n",
         kind.as_str()
     );
-    let run_id = format!("bench{}-{}", kind.as_str(), isobench::clean::owner_tag());
-    let state_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&run_id);
-    std::fs::create_dir_all(&state_dir).expect("bench state dir");
+    let id = isobench::host::run_id::RunId::for_this_process(&format!("bench{}", kind.as_str()))
+        .expect("bench run id");
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let state_dir = isobench::host::state_dir::create(&root, &id, &root)
+        .expect("bench state dir")
+        .path;
+    let run_id = id.to_string();
     RunContext {
         run_id,
         scenario: Arc::new(
@@ -64,7 +68,7 @@ fn startup(c: &mut Criterion) {
             })
         });
         b.finish().expect("backend cleanup");
-        let _ = std::fs::remove_dir_all(&ctx.state_dir);
+        let _ = isobench::host::remove_dir_tree(&ctx.state_dir);
     }
     g.finish();
 }
@@ -157,7 +161,7 @@ fn vm(c: &mut Criterion) {
         isobench::stats::mean(&plain).unwrap_or(f64::NAN)
     );
     vm.finish().expect("vm cleanup");
-    let _ = std::fs::remove_dir_all(&ctx.state_dir);
+    let _ = isobench::host::remove_dir_tree(&ctx.state_dir);
 }
 
 criterion_group!(benches, startup, vm);

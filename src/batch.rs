@@ -101,6 +101,9 @@ pub fn launch(
                     return None;
                 }
                 let r = backend.launch(&format!("{label}-n{n}-r{rep}-i{i}"));
+                if r.is_ok() {
+                    crate::fault::point(crate::fault::Boundary::Launched);
+                }
                 bar.inc(1);
                 Some((i, r))
             })
@@ -244,6 +247,7 @@ pub fn measure_and_teardown(
         .memory
         .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
     let kthreads_with = measure::host_kthreads();
+    crate::fault::point(crate::fault::Boundary::Measure);
     // ksmd's own CPU would land in the idle window: merging ends here.
     drop(ksm_guard);
 
@@ -424,7 +428,9 @@ pub fn measure_and_teardown(
                     row.ns_private = iso.ns_private;
                     row.devices = iso.devices;
                 }
-                match inst.teardown() {
+                let torn = inst.teardown();
+                crate::fault::point(crate::fault::Boundary::Teardown);
+                match torn {
                     Ok(d) => row.teardown_ms = Some(ms(d)),
                     Err(e) => {
                         row.error = if row.error.is_empty() {

@@ -1,66 +1,39 @@
-//! `isobench clean`: removes what a killed run left, found by its run-id markers only:
-//! state dirs under the state root (with an owner file), `isobench/<run-id>` cgroups, and
-//! processes carrying `ISOBENCH_RUN_ID` in their environment. A run whose owner is still
-//! alive (the run id names it, see [`owner_tag`]) is left alone.
+//! `isobench clean`: removes what a killed run left, and only what provably is that run's.
+//!
+//! What it looks at: the entries of the state root, the directories in `<hierarchy>/isobench/`
+//! of every cgroup hierarchy, and the `ISOBENCH_RUN_ID` environment marker of every process.
+//! Each name or value is validated as a run id first (host::run_id); one that is not is never
+//! used as a path and is listed as ignored, with where it was seen and why.
+//!
+//! What it trusts, for a run whose owner (named in the run id) is dead:
+//! - a state dir only if host::state_dir proves it the run's (a real directory directly in the
+//!   state root, owned by root, named by the id, with an owner file that parses and names it);
+//! - a process only if it sits in the run's cgroup or its pid and start time are recorded in
+//!   the run's state dir, and it runs as root (real and effective uid); the environment marker
+//!   is a hint, never a proof. The start time, uid and membership are checked again through a
+//!   pidfd right before the signal, so a reused pid is never hit;
+//! - mounts only under the proven state dir (reached beneath its descriptor, no symlink);
+//! - cgroups only `isobench/<id>` itself, removed without signalling what is in them;
+//! - a KSM record only if it parses strictly.
+//!
+//! It never removes the state root itself, nor anything outside it and the run's own cgroups.
+//! A run whose owner still lives is left alone, whatever state root `clean` was given.
 
 use crate::host::cgroup::{self, CgroupHost};
-use crate::runner::OWNER_FILE;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use crate::host::run_id::{self, Marker, ProcId, RunId, escape};
+use crate::host::state_dir::{RunStateDir, StateRoot};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The environment variable that marks every process of a run.
-pub const RUN_ID_ENV: &str = "ISOBENCH_RUN_ID";
-
-/// What the state dir's owner file records, for a human reading a leftover state dir.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Owner {
-    pub pid: i32,
-    pub starttime: u64,
-    pub run_dir: PathBuf,
-}
-
-fn starttime(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid)
-        .ok()?
-        .stat()
-        .ok()
-        .map(|s| s.starttime)
-}
-
-/// The owner's identity, the last part of every run id: `p<pid>t<start time>`, the start time
-/// in clock ticks after boot (/proc/PID/stat field 22), so a reused pid never passes for the
-/// owner. Carried in the run id, it travels with every marker (process environments, cgroup
-/// names, state dirs), so any marker alone tells whether its run is still alive, whatever
-/// state root `clean` was pointed at.
-pub fn owner_tag() -> String {
-    let pid = std::process::id() as i32;
-    format!("p{pid}t{}", starttime(pid).unwrap_or(0))
-}
-
-/// The pid of the live process that owns `run_id`, if it still runs.
-pub fn run_owner_alive(run_id: &str) -> Option<i32> {
-    let tag = run_id.rsplit('-').next()?.strip_prefix('p')?;
-    let (pid, t) = tag.split_once('t')?;
-    let (pid, t): (i32, u64) = (pid.parse().ok()?, t.parse().ok()?);
-    (starttime(pid) == Some(t)).then_some(pid)
-}
-
-/// Writes the owner marker of a run's state dir.
-pub fn write_owner(state_dir: &Path, run_dir: &Path) -> std::io::Result<()> {
-    let pid = std::process::id() as i32;
-    let owner = Owner {
-        pid,
-        starttime: starttime(pid).unwrap_or(0),
-        run_dir: run_dir.to_path_buf(),
-    };
-    std::fs::write(
-        state_dir.join(OWNER_FILE),
-        serde_json::to_string(&owner).map_err(std::io::Error::other)?,
-    )
+/// Something `clean` saw and left alone: where, the value (escaped), and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Ignored {
+    pub seen: String,
+    pub value: String,
+    pub why: String,
 }
 
 /// What `clean` did (or, with dry_run, would do); printed as text or JSON.
@@ -75,153 +48,478 @@ pub struct CleanReport {
     pub ksm_restored: bool,
     /// Runs whose owner still lives: not touched.
     pub active: Vec<(String, i32)>,
+    /// What looked like a run's but is not proven to be: not touched.
+    pub ignored: Vec<Ignored>,
     pub errors: Vec<String>,
 }
 
 impl CleanReport {
+    /// Nothing was (or would be) cleaned and nothing went wrong.
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty() && self.active.is_empty() && self.errors.is_empty()
     }
+
+    fn ignore(&mut self, seen: String, value: &[u8], why: impl ToString) {
+        self.ignored.push(Ignored {
+            seen,
+            value: escape(value),
+            why: why.to_string(),
+        });
+    }
+
+    /// The report as text: stdout lines, and stderr lines (the errors).
+    pub fn render_text(&self, dry_run: bool) -> (String, String) {
+        let mut out = String::new();
+        // (done, planned) wording of each action.
+        let say = |done: &str, planned: &str| {
+            if dry_run {
+                planned.to_string()
+            } else {
+                done.to_string()
+            }
+        };
+        for (id, pid) in &self.active {
+            out.push_str(&format!(
+                "run {id} is still active (pid {pid}): left alone\n"
+            ));
+        }
+        for id in &self.runs {
+            out.push_str(&format!("{} run {id}\n", say("cleaned", "would clean")));
+        }
+        for p in &self.killed {
+            out.push_str(&format!("  {} pid {p}\n", say("killed", "would kill")));
+        }
+        for m in &self.unmounted {
+            out.push_str(&format!(
+                "  {} {}\n",
+                say("unmounted", "would unmount"),
+                m.display()
+            ));
+        }
+        for c in &self.cgroups {
+            out.push_str(&format!(
+                "  {} cgroup {}\n",
+                say("removed", "would remove"),
+                c.display()
+            ));
+        }
+        if self.ksm_restored {
+            out.push_str(&format!(
+                "  {} the host's KSM settings\n",
+                say("restored", "would restore")
+            ));
+        }
+        for d in &self.dirs {
+            out.push_str(&format!(
+                "  {} {}\n",
+                say("removed", "would remove"),
+                d.display()
+            ));
+        }
+        if self.is_empty() {
+            out.push_str("nothing to clean\n");
+        }
+        for i in &self.ignored {
+            out.push_str(&format!("ignored {} \"{}\": {}\n", i.seen, i.value, i.why));
+        }
+        let err: String = self
+            .errors
+            .iter()
+            .map(|e| format!("isobench: clean: {e}\n"))
+            .collect();
+        (out, err)
+    }
 }
 
-/// Processes whose environment carries `RUN_ID_ENV`, as (pid, run id).
-pub fn marked_processes() -> Vec<(i32, String)> {
-    let mut out = Vec::new();
-    let me = std::process::id() as i32;
-    let Ok(all) = procfs::process::all_processes() else {
-        return out;
-    };
-    for p in all.flatten() {
-        if p.pid == me {
-            continue;
-        }
-        if let Ok(env) = p.environ()
-            && let Some(id) = env.get(std::ffi::OsStr::new(RUN_ID_ENV))
+/// What was found of one run id.
+#[derive(Default)]
+struct Found {
+    state: Option<RunStateDir>,
+    cgroups: Vec<PathBuf>,
+    hinted: Vec<Marker>,
+}
+
+/// Cleans every dead run found under `state_root`, in the cgroup trees and by markers.
+pub fn clean(state_root: &Path, dry_run: bool) -> CleanReport {
+    let uid = rustix::process::geteuid().as_raw();
+    let mut report = CleanReport::default();
+    let mut found: BTreeMap<RunId, Found> = BTreeMap::new();
+    let root = match StateRoot::open(state_root, uid) {
+        Ok(r) => Some(r),
+        Err(crate::host::state_dir::StateRootError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            out.push((p.pid, id.to_string_lossy().into_owned()));
+            None
+        }
+        Err(e) => {
+            report.errors.push(e.to_string());
+            None
+        }
+    };
+    if let Some(root) = &root {
+        scan_state_root(root, uid, &mut found, &mut report);
+    }
+    scan_cgroups(&mut found, &mut report);
+    scan_markers(&mut found, &mut report);
+    for (id, f) in found {
+        clean_run(&id, f, root.as_ref(), uid, dry_run, &mut report);
+    }
+    if !dry_run && let Ok(cg) = CgroupHost::detect() {
+        cg.remove_top_if_empty();
+    }
+    report
+}
+
+fn scan_state_root(
+    root: &StateRoot,
+    uid: u32,
+    found: &mut BTreeMap<RunId, Found>,
+    r: &mut CleanReport,
+) {
+    let names = match root.entries() {
+        Ok(n) => n,
+        Err(e) => {
+            r.errors.push(e.to_string());
+            return;
+        }
+    };
+    for name in names {
+        match root.validate(&name, uid) {
+            Ok(dir) => {
+                let id = dir.id.clone();
+                found.entry(id).or_default().state = Some(dir);
+            }
+            Err(why) => r.ignore(
+                format!("entry of the state root {}", root.path.display()),
+                name.as_bytes(),
+                why,
+            ),
+        }
+    }
+}
+
+fn scan_cgroups(found: &mut BTreeMap<RunId, Found>, r: &mut CleanReport) {
+    for (name, dir) in CgroupHost::run_dirs() {
+        match RunId::parse_bytes(name.as_bytes()) {
+            Ok(id) => found.entry(id).or_default().cgroups.push(dir),
+            Err(why) => r.ignore(
+                format!(
+                    "cgroup dir in {}",
+                    dir.parent().unwrap_or(Path::new("")).display()
+                ),
+                name.as_bytes(),
+                format!("not a run id: {why}"),
+            ),
+        }
+    }
+}
+
+fn marker_seen(m: &Marker) -> String {
+    let uid = m.uid.map_or("?".to_string(), |u| u.to_string());
+    format!("{} of process {} (uid {uid})", run_id::RUN_ID_ENV, m.pid)
+}
+
+fn scan_markers(found: &mut BTreeMap<RunId, Found>, r: &mut CleanReport) {
+    for m in run_id::marked_processes() {
+        match RunId::parse_bytes(m.value.as_bytes()) {
+            Ok(id) => found.entry(id).or_default().hinted.push(m),
+            Err(why) => r.ignore(
+                marker_seen(&m),
+                m.value.as_bytes(),
+                format!("not a run id: {why}; not signalled"),
+            ),
+        }
+    }
+}
+
+/// A process proven to be run `id`'s, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Proven {
+    proc: ProcId,
+    recorded: bool,
+}
+
+/// The live processes in run `id`'s cgroup `dir` and every cgroup below it. A process already
+/// exiting (a killed container's init waiting for its namespace to empty) is still listed in
+/// cgroup.procs for a moment but no longer shows the run's cgroup in /proc/PID/cgroup: it is
+/// on its way out, not a member.
+fn members(id: &RunId, dir: &Path) -> Vec<ProcId> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        out.extend(
+            cgroup::procs(&d)
+                .into_iter()
+                .filter_map(ProcId::of)
+                .filter(|p| p.is_alive() && run_id::in_run_cgroup(p.pid, id)),
+        );
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            dirs.extend(
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
         }
     }
     out
 }
 
-/// Mount points at or under `dir` in this mount namespace, deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = procfs::process::Process::myself()
+/// The live processes of run `id` now: in its cgroups (any depth), or recorded in its state
+/// dir and still the recorded process.
+fn proven(id: &RunId, f: &Found) -> BTreeMap<i32, Proven> {
+    let mut out = BTreeMap::new();
+    for proc in f.cgroups.iter().flat_map(|d| members(id, d)) {
+        out.insert(
+            proc.pid,
+            Proven {
+                proc,
+                recorded: false,
+            },
+        );
+    }
+    if let Some(state) = &f.state {
+        for proc in state.recorded().0 {
+            if proc.is_alive() {
+                out.entry(proc.pid).or_insert(Proven {
+                    proc,
+                    recorded: true,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Cleans run `id` from what was found of it, if it is a dead run's (see the module docs).
+fn clean_run(
+    id: &RunId,
+    f: Found,
+    root: Option<&StateRoot>,
+    uid: u32,
+    dry_run: bool,
+    r: &mut CleanReport,
+) {
+    if f.state.is_none() && f.cgroups.is_empty() {
+        let where_ = root.map_or("no state root".to_string(), |r| {
+            r.path.display().to_string()
+        });
+        for m in &f.hinted {
+            r.ignore(
+                marker_seen(m),
+                m.value.as_bytes(),
+                format!(
+                    "run {id} has no cgroup and no state dir in {where_}: the marker alone proves nothing; not signalled"
+                ),
+            );
+        }
+        return;
+    }
+    if let Some(pid) = id.owner_alive() {
+        r.active.push((id.to_string(), pid));
+        return;
+    }
+    r.runs.push(id.to_string());
+    // Processes first: their end releases mounts and cgroups.
+    kill_processes(id, &f, uid, dry_run, r);
+    if let Some(state) = &f.state {
+        unmount_under(state, dry_run, r);
+    }
+    remove_cgroups(id, &f.cgroups, dry_run, r);
+    if let (Some(state), Some(root)) = (&f.state, root) {
+        restore_ksm(state, dry_run, r);
+        if dry_run {
+            r.dirs.push(state.path.clone());
+        } else {
+            match root.remove(state) {
+                Ok(()) => r.dirs.push(state.path.clone()),
+                Err(e) => r.errors.push(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Kills the processes proven to be run `id`'s that run as `uid` (or lists them, dry); lists
+/// the others, and the markers of unproven processes, as ignored.
+fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanReport) {
+    if let Some(state) = &f.state {
+        for name in state.recorded().1 {
+            r.ignore(
+                format!(
+                    "pid record in {}",
+                    state.path.join(run_id::PIDS_DIR).display()
+                ),
+                name.as_bytes(),
+                "not <pid>-<start time>",
+            );
+        }
+    }
+    let first = proven(id, f);
+    for m in &f.hinted {
+        if !first.contains_key(&m.pid) {
+            r.ignore(
+                marker_seen(m),
+                m.value.as_bytes(),
+                format!(
+                    "neither in run {id}'s cgroup nor recorded in its state dir: the marker alone proves nothing; not signalled"
+                ),
+            );
+        }
+    }
+    let mut others = std::collections::BTreeSet::new();
+    let mut owners = |p: &Proven, r: &mut CleanReport| match run_id::uids(p.proc.pid) {
+        Some((real, eff)) if real == uid && eff == uid => true,
+        Some((real, eff)) => {
+            if others.insert(p.proc.pid) {
+                r.ignore(
+                    format!("process {} in run {id}", p.proc.pid),
+                    id.as_str().as_bytes(),
+                    format!(
+                        "runs as uid {real} (effective {eff}), not as the run's owner (uid {uid}): never signalled"
+                    ),
+                );
+            }
+            false
+        }
+        None => false,
+    };
+    if dry_run {
+        for p in first.values() {
+            if owners(p, r) {
+                r.killed.push(p.proc.pid);
+            }
+        }
+        return;
+    }
+    // A process forked meanwhile shows in the next round.
+    for _ in 0..5 {
+        let targets: Vec<Proven> = proven(id, f)
+            .into_values()
+            .filter(|p| owners(p, r))
+            .collect();
+        if targets.is_empty() {
+            break;
+        }
+        for p in &targets {
+            match kill_verified(p, id, uid) {
+                Ok(true) => r.killed.push(p.proc.pid),
+                Ok(false) => {}
+                Err(e) => r.errors.push(format!("killing pid {}: {e}", p.proc.pid)),
+            }
+        }
+        wait_gone(&targets, Duration::from_secs(5));
+    }
+    r.killed.sort_unstable();
+    r.killed.dedup();
+}
+
+/// Removes run `id`'s own cgroup trees (or lists them, dry), signalling nothing in them.
+fn remove_cgroups(id: &RunId, dirs: &[PathBuf], dry_run: bool, r: &mut CleanReport) {
+    for dir in dirs {
+        if dry_run {
+            r.cgroups.push(dir.clone());
+            continue;
+        }
+        // What is still alive in it now is what clean may not signal: no use waiting.
+        let left: Vec<i32> = members(id, dir).iter().map(|p| p.pid).collect();
+        if !left.is_empty() {
+            r.errors.push(format!(
+                "{}: still holds pids {left:?} that clean may not signal; left in place",
+                dir.display()
+            ));
+            continue;
+        }
+        match cgroup::remove_empty_tree(dir, Duration::from_secs(5)) {
+            Ok(()) => r.cgroups.push(dir.clone()),
+            Err(e) => r.errors.push(e.to_string()),
+        }
+    }
+}
+
+/// Puts back the KSM settings the run recorded, if its record parses strictly.
+fn restore_ksm(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
+    let record = crate::batch::KSM_RECORD;
+    match state.read_file(record, 4096) {
+        Ok(None) => {}
+        Ok(Some(_)) if dry_run => r.ksm_restored = true,
+        Ok(Some(text)) => match crate::measure::ksm::restore_record(&text) {
+            Ok(()) => {
+                r.ksm_restored = true;
+                // Not restored twice should the state dir stay (the user may change KSM since).
+                if let Err(e) = state.remove_file(record) {
+                    r.errors.push(e);
+                }
+            }
+            Err(e) => r.errors.push(format!(
+                "{}: KSM settings not restored: {e}",
+                state.path.join(record).display()
+            )),
+        },
+        Err(e) => r.errors.push(format!("KSM settings not restored: {e}")),
+    }
+}
+
+/// Sends SIGKILL to `p` if, seen through a pidfd (which pins the process, so the pid cannot be
+/// reused under it), it is still the proven process: same start time, root's, and still in the
+/// run's cgroup or recorded. Ok(false) if it is gone or no longer qualifies.
+fn kill_verified(p: &Proven, id: &RunId, uid: u32) -> std::io::Result<bool> {
+    use rustix::io::Errno;
+    use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+    let Some(pid) = Pid::from_raw(p.proc.pid) else {
+        return Ok(false);
+    };
+    let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::SRCH) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let same = ProcId::of(p.proc.pid) == Some(p.proc)
+        && run_id::uids(p.proc.pid) == Some((uid, uid))
+        && (p.recorded || run_id::in_run_cgroup(p.proc.pid, id));
+    if !same {
+        return Ok(false);
+    }
+    match pidfd_send_signal(&fd, Signal::KILL) {
+        Ok(()) => Ok(true),
+        Err(Errno::SRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Unmounts, deepest first, every mount point below the proven state dir. Each is reached
+/// beneath the state dir's descriptor without following a symlink, and unmounted through that
+/// descriptor, so nothing outside the state dir can be hit.
+fn unmount_under(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
+    let mut points: Vec<PathBuf> = procfs::process::Process::myself()
         .and_then(|p| p.mountinfo())
         .map(|mi| {
             mi.into_iter()
                 .map(|m| m.mount_point)
-                .filter(|m| m.starts_with(dir))
+                .filter(|m| m.starts_with(&state.path) && *m != state.path)
                 .collect()
         })
         .unwrap_or_default();
-    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    v
-}
-
-/// Cleans every dead run found under `state_root` and in the cgroup trees.
-pub fn clean(state_root: &Path, dry_run: bool) -> CleanReport {
-    let mut report = CleanReport::default();
-    let cg = CgroupHost::detect().ok();
-    let procs = marked_processes();
-    let mut ids: BTreeSet<String> = BTreeSet::new();
-    if let Ok(rd) = std::fs::read_dir(state_root) {
-        for e in rd.flatten() {
-            if e.path().join(OWNER_FILE).exists() {
-                ids.insert(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    if let Some(cg) = &cg {
-        ids.extend(cg.run_dirs().into_iter().map(|(id, _)| id));
-    }
-    ids.extend(procs.iter().map(|(_, id)| id.clone()));
-
-    for id in ids {
-        let state_dir = state_root.join(&id);
-        if let Some(pid) = run_owner_alive(&id) {
-            report.active.push((id, pid));
-            continue;
-        }
-        report.runs.push(id.clone());
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for m in points {
         if dry_run {
+            r.unmounted.push(m);
             continue;
         }
-        // Processes first (their death releases mounts and cgroups), then mounts, cgroups, files.
-        let mine: Vec<i32> = procs
-            .iter()
-            .filter(|(_, r)| *r == id)
-            .map(|(p, _)| *p)
-            .collect();
-        for &pid in &mine {
-            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-                report.killed.push(pid);
-            }
-        }
-        wait_gone(&mine, Duration::from_secs(5));
-        for m in mounts_under(&state_dir) {
-            match nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
-                Ok(()) => report.unmounted.push(m),
-                Err(e) => report.errors.push(format!("umount {}: {e}", m.display())),
-            }
-        }
-        if let Some(cg) = &cg {
-            for (rid, dir) in cg.run_dirs() {
-                if rid == id {
-                    match cgroup::remove_tree(&dir, Duration::from_secs(5)) {
-                        Ok(()) => report.cgroups.push(dir),
-                        Err(e) => report.errors.push(e.to_string()),
-                    }
-                }
-            }
-        }
-        match crate::measure::ksm::restore_recorded(&state_dir.join(crate::batch::KSM_RECORD)) {
-            Ok(true) => report.ksm_restored = true,
-            Ok(false) => {}
-            Err(e) => report.errors.push(format!("restoring KSM settings: {e}")),
-        }
-        if state_dir.exists() {
-            match std::fs::remove_dir_all(&state_dir) {
-                Ok(()) => report.dirs.push(state_dir),
-                Err(e) => report.errors.push(format!("{}: {e}", state_dir.display())),
-            }
+        match state.unmount(&m) {
+            Ok(()) => r.unmounted.push(m),
+            Err(e) => r.errors.push(format!("umount {}: {e}", m.display())),
         }
     }
-    if !dry_run {
-        if let Some(cg) = &cg {
-            cg.remove_top_if_empty();
-        }
-        let _ = std::fs::remove_dir(state_root);
-    }
-    report
 }
 
-fn wait_gone(pids: &[i32], limit: Duration) {
+fn wait_gone(targets: &[Proven], limit: Duration) {
     let start = Instant::now();
     while start.elapsed() < limit {
         // A killed process of a dead run is nobody's child any more: it is gone once /proc/PID
         // is, or once it is a zombie (some inits never reap).
-        if pids.iter().all(|p| crate::host::is_gone(*p)) {
+        if targets.iter().all(|p| !p.proc.is_alive()) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_run_id_names_its_live_owner_and_nothing_else() {
-        let me = std::process::id() as i32;
-        assert_eq!(
-            run_owner_alive(&format!("20261123T000000Z-quick-{}", owner_tag())),
-            Some(me)
-        );
-        // Same pid, another start time: a reused pid is not the owner.
-        assert_eq!(run_owner_alive(&format!("x-p{me}t1")), None);
-        assert_eq!(run_owner_alive("20261123T000000Z-quick-4a12"), None);
-        assert_eq!(run_owner_alive("no-tag"), None);
     }
 }

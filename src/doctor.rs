@@ -229,8 +229,21 @@ pub fn run_checks() -> Vec<Check> {
 /// Prepares a real `vm` backend in a scratch state dir: that finds the guest kernel, builds
 /// the initramfs and base disk, and runs the KVM probe exactly as a run would.
 fn vm_checks() -> Vec<Check> {
-    let state_dir = Path::new(crate::runner::DEFAULT_STATE_ROOT)
-        .join(format!("doctor-{}", crate::clean::owner_tag()));
+    // A state dir like a run's (owner file included), so `isobench clean` can remove what a
+    // killed doctor left.
+    let created = crate::host::run_id::RunId::for_this_process("doctor")
+        .map_err(|e| e.to_string())
+        .and_then(|id| {
+            let root = Path::new(crate::runner::DEFAULT_STATE_ROOT);
+            crate::host::state_dir::create(root, &id, root)
+                .map(|c| (id, c))
+                .map_err(|e| e.to_string())
+        });
+    let (run_id, created) = match created {
+        Ok(c) => c,
+        Err(e) => return vec![check("vm", false, Err((e, String::new())))],
+    };
+    let state_dir = created.path.clone();
     let toml = "name = \"doctor\"\nbackends = [\"vm\"]\ncounts = [1]\n";
     let scenario = match crate::scenario::Scenario::parse(toml, "doctor", Path::new("/")) {
         Ok(s) => s,
@@ -244,7 +257,7 @@ fn vm_checks() -> Vec<Check> {
         )];
     };
     let ctx = crate::backend::RunContext {
-        run_id: format!("doctor-{}", crate::clean::owner_tag()),
+        run_id: run_id.to_string(),
         scenario: std::sync::Arc::new(scenario),
         state_dir: state_dir.clone(),
         agent_exe,
@@ -276,8 +289,10 @@ fn vm_checks() -> Vec<Check> {
         }
         Err(e) => vec![check("vm", false, Err((e.to_string(), SETUP.into())))],
     };
-    let _ = std::fs::remove_dir_all(&state_dir);
-    let _ = std::fs::remove_dir(crate::runner::DEFAULT_STATE_ROOT);
+    let _ = crate::host::remove_dir_tree(&state_dir);
+    if created.root_created {
+        let _ = std::fs::remove_dir(crate::runner::DEFAULT_STATE_ROOT);
+    }
     out
 }
 

@@ -10,6 +10,7 @@ pub mod clean;
 pub mod cli;
 pub mod compare;
 pub mod doctor;
+pub mod fault;
 pub mod host;
 pub mod image;
 pub mod measure;

@@ -148,34 +148,9 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             if cache_removed {
                 println!("removed the cache {}", cache_dir.display());
             }
-            for (id, pid) in &r.active {
-                println!("run {id} is still active (pid {pid}): left alone");
-            }
-            let verb = if dry_run { "would clean" } else { "cleaned" };
-            for id in &r.runs {
-                println!("{verb} run {id}");
-            }
-            for p in &r.killed {
-                println!("  killed pid {p}");
-            }
-            for m in &r.unmounted {
-                println!("  unmounted {}", m.display());
-            }
-            for c in &r.cgroups {
-                println!("  removed cgroup {}", c.display());
-            }
-            if r.ksm_restored {
-                println!("  restored the host's KSM settings");
-            }
-            for d in &r.dirs {
-                println!("  removed {}", d.display());
-            }
-            for e in &r.errors {
-                eprintln!("isobench: clean: {e}");
-            }
-            if r.is_empty() {
-                println!("nothing to clean");
-            }
+            let (out, err) = r.render_text(dry_run);
+            print!("{out}");
+            eprint!("{err}");
             Ok(code)
         }
         Command::Doctor => {

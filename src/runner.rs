@@ -5,8 +5,11 @@
 
 use crate::backend::{self, Backend, PrepareError, RunContext};
 use crate::batch;
+use crate::fault::Boundary;
 use crate::host::cgroup::CgroupHost;
 use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
+use crate::host::run_id::RunId;
+use crate::host::state_dir;
 use crate::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
 use crate::report::csv::{CsvSink, ExportError, SampleSink, write_summary};
 use crate::report::summary::summarize;
@@ -20,8 +23,6 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_STATE_ROOT: &str = "/var/lib/isobench";
 /// Default cache of content-addressed artefacts (VM base disks), kept across runs.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/isobench";
-/// The marker file in each run's state dir: who owns the run (see clean.rs).
-pub const OWNER_FILE: &str = "owner.json";
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -62,6 +63,8 @@ pub enum RunError {
     Prepare(#[from] PrepareError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Fault(#[from] crate::fault::FaultError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -136,19 +139,23 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// Runs a scenario to the end (or to an interruption) and returns what it measured.
 pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    crate::fault::init()?;
     preflight(&scenario)?;
     crate::host::raise_nofile_limit();
     let now = chrono::Utc::now();
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let run_id = format!("{stamp}-{}-{}", scenario.name, crate::clean::owner_tag());
+    let id = RunId::for_this_process(&format!("{stamp}-{}", scenario.name))
+        .map_err(|e| RunError::Environment(format!("run id: {e}")))?;
+    let run_id = id.to_string();
     let run_dir = match &opts.out_dir {
         Some(d) => d.clone(),
         None => unique_dir(&PathBuf::from("runs").join(format!("{stamp}-{}", scenario.name))),
     };
     std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
-    let state_dir = opts.state_root.join(&run_id);
-    std::fs::create_dir_all(&state_dir).map_err(io_err(&state_dir))?;
-    crate::clean::write_owner(&state_dir, &run_dir).map_err(io_err(&state_dir))?;
+    let created = state_dir::create(&opts.state_root, &id, &run_dir)
+        .map_err(|e| RunError::Environment(format!("state dir: {e}")))?;
+    let state_dir = created.path.clone();
+    crate::fault::point(Boundary::StateDir);
 
     let host = HostFacts::gather();
     let cg = CgroupHost::detect().ok();
@@ -205,13 +212,18 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         run_dir: run_dir.clone(),
     };
     let result = measure_all(&ctx, opts, &mut state);
+    crate::fault::point(Boundary::Finish);
 
     // Whatever happened above, nothing of the run may stay on the host.
     let mut leftovers = Vec::new();
     if let Err(e) = crate::host::remove_dir_tree(&state_dir) {
         leftovers.push(e);
     }
-    let _ = std::fs::remove_dir(&opts.state_root);
+    // A state root that was there before the run (a --state-dir the user made, one other runs
+    // share) is not the run's to remove.
+    if created.root_created {
+        let _ = std::fs::remove_dir(&opts.state_root);
+    }
     // OCI runtimes make the run's cgroup dir in every hierarchy (and may recreate parents
     // another backend already removed): sweep them all.
     if let Err(e) = CgroupHost::remove_run_everywhere(&run_id) {
@@ -373,6 +385,7 @@ fn measure_all(
                 }
                 (Err(e), None) => return Err(e.into()),
             };
+            crate::fault::point(Boundary::Prepared);
             state.accel.push((
                 backend.label(),
                 backend.accel().into(),

@@ -10,14 +10,17 @@
 //! run while another of these tests has a run in flight. Bad-input tests take no lock: they
 //! create nothing, and they only look at cgroup entries their own process could have made.
 
+#[path = "common/bin.rs"]
+mod bin;
 #[path = "common/host.rs"]
 mod host;
+
+use bin::{Output, wait_timeout};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -118,24 +121,6 @@ struct Fixture {
     child: Option<Child>,
 }
 
-/// What a finished command printed, and how it ended.
-struct Output {
-    pid: u32,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl fmt::Debug for Output {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "pid {} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.pid, self.status, self.stdout, self.stderr
-        )
-    }
-}
-
 impl Fixture {
     fn new(label: &str) -> Fixture {
         let dir = std::env::temp_dir().join(unique(label));
@@ -198,30 +183,8 @@ impl Fixture {
     /// with output to files (no pipe can fill up), and waits up to `timeout`.
     fn run_cmd(&self, mut cmd: Command, timeout: Duration) -> Output {
         let (o, e) = self.log_files();
-        cmd.current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(create(&o))
-            .stderr(create(&e));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawning {cmd:?}: {err}"));
-        let pid = child.id();
-        let status = wait_timeout(&mut child, timeout);
-        let Some(status) = status else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
-                read(&o),
-                read(&e)
-            );
-        };
-        Output {
-            pid,
-            status,
-            stdout: read(&o),
-            stderr: read(&e),
-        }
+        cmd.current_dir(&self.dir);
+        bin::run_logged(cmd, &o, &e, timeout)
     }
 
     /// Runs the isobench binary with `args`.
@@ -374,19 +337,6 @@ fn create(p: &Path) -> std::fs::File {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| format!("<{}: {e}>", p.display()))
-}
-
-/// Polls `child` until it exits or `timeout` passes.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => return None,
-            Err(e) => panic!("waiting for pid {}: {e}", child.id()),
-        }
-    }
 }
 
 /// A small scenario: both backends, N = 1 and 3, nothing thrown away.
@@ -669,7 +619,7 @@ fn assert_bad_input(f: &Fixture, out: &Output, cg_before: &BTreeSet<String>, fra
         !f.dir.join("runs").exists(),
         "a default runs/ dir was created"
     );
-    // Run ids end in the owner tag `-p<pid>t<start time>` (clean::owner_tag): only entries
+    // Run ids end in the owner tag `-p<pid>t<start time>` (host::run_id): only entries
     // naming that pid can be this process's; other tests may be creating runs meanwhile.
     let tag = format!("-p{}t", out.pid);
     let new: Vec<String> = cgroup_entries()

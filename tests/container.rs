@@ -233,9 +233,9 @@ fn a_failed_launch_leaves_nothing_and_names_the_stage() {
             d.display()
         );
     }
-    let marked = isobench::clean::marked_processes();
+    let marked = isobench::host::run_id::marked_processes();
     assert!(
-        !marked.iter().any(|(_, id)| *id == run.ctx.run_id),
+        !marked.iter().any(|m| m.value == *run.ctx.run_id),
         "a process of the failed launch survived"
     );
 }

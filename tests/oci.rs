@@ -49,12 +49,9 @@ struct OciRun {
 impl OciRun {
     fn context(toml: &str) -> RunContext {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let run_id = format!("ocitest{n}-{}", isobench::clean::owner_tag());
         let scenario =
             Scenario::parse(toml, "test.toml", Path::new("/")).expect("test scenario parses");
-        // Beside the binary, so the agent layer hard-links it instead of copying.
-        let state_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&run_id);
-        std::fs::create_dir_all(&state_dir).unwrap();
+        let (run_id, state_dir) = common::scratch_state_dir(&format!("ocitest{n}"));
         RunContext {
             run_id,
             scenario: Arc::new(scenario),
@@ -90,7 +87,7 @@ impl Drop for OciRun {
         if let Some(b) = self.backend.take() {
             let _ = b.finish();
         }
-        let _ = std::fs::remove_dir_all(&self.ctx.state_dir);
+        let _ = isobench::host::remove_dir_tree(&self.ctx.state_dir);
         // What a run's end removes (the run's cgroup dirs shared by its backends).
         let _ = CgroupHost::remove_run_everywhere(&self.ctx.run_id);
     }
@@ -503,7 +500,7 @@ fn the_bundle_config_follows_the_scenario() {
         "[limits]\nmemory_mib = 48\ncpus = 0.25\npids = 32\n[namespaces]\nnet = false\nuts = false\n",
     ));
     let c = isobench::backend::oci::bundle_config(&ctx, "i0");
-    let _ = std::fs::remove_dir_all(&ctx.state_dir);
+    let _ = isobench::host::remove_dir_tree(&ctx.state_dir);
     println!("{}", serde_json::to_string_pretty(&c).unwrap());
     assert_eq!(c["ociVersion"], "1.0.2");
     assert_eq!(c["process"]["args"][0], AGENT_IN_ROOTFS);

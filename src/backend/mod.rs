@@ -31,11 +31,11 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// Environment variables every instance carries: the run-id marker is how `isobench clean`
-    /// finds processes of a killed run, and nothing else.
+    /// Environment variables every instance carries: the run-id marker, a hint that points
+    /// `isobench clean` at a killed run (never a proof that a process is the run's).
     pub fn marker_env(&self, instance: &str) -> [(String, String); 2] {
         [
-            (crate::clean::RUN_ID_ENV.into(), self.run_id.clone()),
+            (crate::host::run_id::RUN_ID_ENV.into(), self.run_id.clone()),
             ("ISOBENCH_INSTANCE".into(), instance.into()),
         ]
     }

@@ -340,7 +340,8 @@ impl OciBackend {
             .arg("--bundle")
             .arg(&bundle)
             .arg(name);
-        let inner = spawn_agent_with(&self.ctx, name, cmd, timeout, step).map_err(|e| {
+        // The runtime process stays in the harness's cgroup: recorded, so `clean` may kill it.
+        let inner = spawn_agent_with(&self.ctx, name, cmd, timeout, true, step).map_err(|e| {
             if e.what.starts_with("spawning") {
                 lerr(format!(
                     "{} (in the spawn or its pre-exec step: private mount namespace, overlay on {})",

@@ -4,6 +4,7 @@
 use super::{Backend, Instance, LaunchError, RunContext, Startup};
 use crate::agent::reader::{AgentError, AgentReader, WorkloadReport};
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
+use crate::host::run_id::PidRecord;
 use crate::scenario::BackendKind;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -64,15 +65,17 @@ impl HostPlace {
             Some(run) => match run.create_instance(name, &crate::scenario::Limits::default()) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = crate::host::remove_dir_tree(&dir);
                     return Err(lerr(e.to_string()));
                 }
             },
             None => None,
         };
+        // Outside a run cgroup (no cgroups here), only a pid record proves it is the run's.
+        let record = cgroup.is_none();
         let mut join = cgroup.as_ref().map(|c| c.join_step());
         let step = move || join.as_mut().map_or(Ok(()), |j| j());
-        match spawn_agent_with(ctx, name, cmd, ctx.ready_timeout(), step) {
+        match spawn_agent_with(ctx, name, cmd, ctx.ready_timeout(), record, step) {
             Ok(mut inst) => {
                 inst.private = Some(dir);
                 inst.cgroup = cgroup;
@@ -82,7 +85,7 @@ impl HostPlace {
                 if let Some(c) = cgroup {
                     let _ = c.remove(Duration::from_secs(5));
                 }
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = crate::host::remove_dir_tree(&dir);
                 Err(e)
             }
         }
@@ -118,12 +121,17 @@ impl Backend for ProcessBackend {
 /// and exec, after setsid and the parent-death signal (joining a cgroup; the `oci` backend's
 /// private mount namespace and overlay). It runs in the forked child of a multithreaded
 /// process: it must not allocate or take locks, only make async-signal-safe calls on data
-/// prepared before the spawn.
+/// prepared before the spawn. With `record`, the process is recorded in the run's state dir
+/// right after the spawn (a [`PidRecord`], removed once it is reaped): the proof `isobench
+/// clean` needs for a process that is not in a run cgroup. Recording costs a /proc read and a
+/// file creation (tens of microseconds) inside the start-up window, so only processes outside
+/// a run cgroup are recorded.
 pub fn spawn_agent_with<F>(
     ctx: &RunContext,
     name: &str,
     mut cmd: Command,
     timeout: Duration,
+    record: bool,
     mut step: F,
 ) -> Result<ProcessInstance, LaunchError>
 where
@@ -163,7 +171,18 @@ where
         reader: AgentReader::new(out_r.into()),
         private: None,
         cgroup: None,
+        record: None,
     };
+    if record {
+        // On error the instance drops: the child is killed and reaped.
+        inst.record = Some(PidRecord::create(&ctx.state_dir, inst.pid()).map_err(|e| {
+            lerr(format!(
+                "recording pid {} for isobench clean: {e}",
+                inst.pid()
+            ))
+        })?);
+    }
+    crate::fault::point(crate::fault::Boundary::Boot);
     let facts = inst
         .reader
         .wait_ready(start + timeout, &ctx.cancel)
@@ -189,6 +208,9 @@ pub struct ProcessInstance {
     /// Set by [`HostPlace`]: the instance's own directory and accounting cgroup.
     private: Option<PathBuf>,
     cgroup: Option<InstanceCgroup>,
+    /// The process's record in the run's state dir, if it is outside a run cgroup; a field, so
+    /// it is removed only after `Drop` killed and reaped the process.
+    record: Option<PidRecord>,
 }
 
 impl ProcessInstance {

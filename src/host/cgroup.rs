@@ -252,14 +252,15 @@ impl CgroupHost {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Every `isobench/<run-id>` directory on this host, across hierarchies: what `clean` sees.
-    pub fn run_dirs(&self) -> Vec<(String, PathBuf)> {
+    /// Every directory in `isobench/` on this host, across hierarchies, as (raw name, path):
+    /// what `clean` sees, and validates as run ids before using.
+    pub fn run_dirs() -> Vec<(std::ffi::OsString, PathBuf)> {
         let mut out = Vec::new();
         for root in Self::all_roots() {
             if let Ok(rd) = std::fs::read_dir(root.join(TOP)) {
                 for e in rd.flatten() {
                     if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+                        out.push((e.file_name(), e.path()));
                     }
                 }
             }
@@ -585,13 +586,24 @@ pub fn procs(dir: &Path) -> Vec<i32> {
 
 /// Kills every process in `dir` and its children cgroups, then removes them deepest first.
 pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
+    remove_tree_with(dir, wait, true)
+}
+
+/// Removes `dir` and its children cgroups deepest first, waiting up to `wait` for each to
+/// empty, and never signals anything in them: for `clean`, which kills only processes it
+/// proved are a dead run's own.
+pub fn remove_empty_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
+    remove_tree_with(dir, wait, false)
+}
+
+fn remove_tree_with(dir: &Path, wait: Duration, kill: bool) -> Result<(), CgroupError> {
     if !dir.exists() {
         return Ok(());
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path(), wait)?;
+                remove_tree_with(&e.path(), wait, kill)?;
             }
         }
     }
@@ -602,7 +614,7 @@ pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                for pid in procs(dir) {
+                for pid in procs(dir).into_iter().filter(|_| kill) {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,

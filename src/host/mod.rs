@@ -1,7 +1,11 @@
-//! Facts and seams of the host: cgroups, host metadata, privileges.
+//! Facts and seams of the host: cgroups, host metadata, privileges, run identity and state
+//! dirs, safe removal.
 
 pub mod cgroup;
 pub mod meta;
+pub mod remove;
+pub mod run_id;
+pub mod state_dir;
 
 /// True when running as root (uid 0): launching containers needs it.
 pub fn is_root() -> bool {
@@ -99,12 +103,8 @@ pub fn wait_gone(pid: i32, limit: std::time::Duration) -> bool {
     }
 }
 
-/// Removes a directory tree that may already be gone; the error names the path.
+/// Removes a directory tree that may already be gone, never following a symlink nor crossing
+/// a mount point (see [`remove`]); the error names the path and what was left.
 pub fn remove_dir_tree(path: &std::path::Path) -> Result<(), String> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("{}: {e}", path.display()))
-        }
-        _ => Ok(()),
-    }
+    remove::remove_tree(path).map_err(|e| e.to_string())
 }

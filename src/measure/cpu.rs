@@ -113,8 +113,7 @@ mod tests {
 
     #[test]
     fn cgroup_cpu_of_a_busy_child() {
-        let run_id = format!("measure-cpu-test-{}", std::process::id());
-        let Some(run) = crate::measure::testutil::test_cgroups(&run_id, "cpu") else {
+        let Some(run) = crate::measure::testutil::test_cgroups("measure-cpu-test", "cpu") else {
             return;
         };
         let cg = run

@@ -109,6 +109,73 @@ impl Settings {
             sleep_millisecs: read_str("sleep_millisecs")?,
         })
     }
+
+    /// The record's text: one `key=value` line per setting.
+    fn record(&self) -> String {
+        format!(
+            "run={}\npages_to_scan={}\nsleep_millisecs={}\n",
+            self.run, self.pages_to_scan, self.sleep_millisecs
+        )
+    }
+
+    /// Parses a record strictly: exactly the three keys, once each, each a decimal number of at
+    /// most 20 digits, `run` one of 0, 1, 2. A record is read back from a killed run's state
+    /// dir and its values are written into /sys: nothing else may pass.
+    fn parse_record(text: &str) -> Result<Settings, String> {
+        let mut vals: [Option<String>; 3] = [None, None, None];
+        for line in text.lines() {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {line:?} is not key=value"))?;
+            let slot = match k {
+                "run" => 0,
+                "pages_to_scan" => 1,
+                "sleep_millisecs" => 2,
+                _ => return Err(format!("unknown key {k:?}")),
+            };
+            if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{k} = {v:?} is not a number"));
+            }
+            if vals[slot].replace(v.to_string()).is_some() {
+                return Err(format!("{k} is given twice"));
+            }
+        }
+        let [Some(run), Some(pages_to_scan), Some(sleep_millisecs)] = vals else {
+            return Err("run, pages_to_scan and sleep_millisecs are all needed".into());
+        };
+        if !matches!(run.as_str(), "0" | "1" | "2") {
+            return Err(format!("run = {run} is not 0, 1 or 2"));
+        }
+        Ok(Settings {
+            run,
+            pages_to_scan,
+            sleep_millisecs,
+        })
+    }
+
+    /// Writes these settings back. If KSM was off, `run = 2` first unmerges every page merged
+    /// meanwhile (the host's memory is as it was), then `run = 0`. Every write is tried; the
+    /// first error is returned.
+    fn put_back(&self) -> io::Result<()> {
+        let run: &[&str] = if self.run == "0" {
+            &["2", "0"]
+        } else {
+            &[self.run.as_str()]
+        };
+        let mut first = Ok(());
+        for (k, v) in [
+            ("pages_to_scan", self.pages_to_scan.as_str()),
+            ("sleep_millisecs", self.sleep_millisecs.as_str()),
+        ]
+        .into_iter()
+        .chain(run.iter().map(|v| ("run", *v)))
+        {
+            if let Err(e) = write(k, v) {
+                first = first.and(Err(e));
+            }
+        }
+        first
+    }
 }
 
 /// KSM switched on for a measurement; the host's settings come back on drop.
@@ -165,11 +232,7 @@ impl KsmGuard {
     /// [`KsmGuard::enable`], first writing the host's settings to `record` (removed when the
     /// guard drops): the copy [`restore_recorded`] reads after a killed run.
     pub fn enable_recorded(record: &Path) -> io::Result<KsmGuard> {
-        let current = Settings::read()?;
-        let text = format!(
-            "run={}\npages_to_scan={}\nsleep_millisecs={}\n",
-            current.run, current.pages_to_scan, current.sleep_millisecs
-        );
+        let text = Settings::read()?.record();
         std::fs::write(record, text)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", record.display())))?;
         match KsmGuard::enable() {
@@ -294,14 +357,7 @@ impl Drop for KsmGuard {
     /// merged meanwhile (the host's memory is as it was), then `run = 0`. Errors are ignored:
     /// there is nobody to report them to, and a drop must not panic.
     fn drop(&mut self) {
-        let _ = write("pages_to_scan", &self.saved.pages_to_scan);
-        let _ = write("sleep_millisecs", &self.saved.sleep_millisecs);
-        if self.saved.run == "0" {
-            let _ = write("run", "2");
-            let _ = write("run", "0");
-        } else {
-            let _ = write("run", &self.saved.run);
-        }
+        let _ = self.saved.put_back();
         if let Some(r) = &self.record {
             let _ = std::fs::remove_file(r);
         }
@@ -309,10 +365,21 @@ impl Drop for KsmGuard {
     }
 }
 
-/// Puts back the KSM settings a killed run recorded (see [`KsmGuard::enable_recorded`]), as
-/// a guard's drop would have, and removes the record. Ok(false) when there is none.
+/// Puts back the KSM settings a killed run recorded (the text of its record, see
+/// [`KsmGuard::enable_recorded`]), as a guard's drop would have. A record that does not parse
+/// strictly changes nothing: the error says why.
+pub fn restore_record(text: &[u8]) -> io::Result<()> {
+    let text = std::str::from_utf8(text)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
+    Settings::parse_record(text)
+        .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?
+        .put_back()
+}
+
+/// [`restore_record`] from the file `record`, which is then removed. Ok(false) when there is
+/// none.
 pub fn restore_recorded(record: &Path) -> io::Result<bool> {
-    let text = match std::fs::read_to_string(record) {
+    let text = match std::fs::read(record) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
@@ -322,25 +389,12 @@ pub fn restore_recorded(record: &Path) -> io::Result<bool> {
             ));
         }
     };
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-            .map(str::to_string)
-    };
-    let (Some(run), Some(scan), Some(sleep)) =
-        (get("run"), get("pages_to_scan"), get("sleep_millisecs"))
-    else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: not a KSM settings record", record.display()),
-        ));
-    };
-    write("pages_to_scan", &scan)?;
-    write("sleep_millisecs", &sleep)?;
-    if run == "0" {
-        write("run", "2")?;
-    }
-    write("run", &run)?;
+    restore_record(&text).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: not a KSM settings record: {e}", record.display()),
+        )
+    })?;
     std::fs::remove_file(record)?;
     Ok(true)
 }
@@ -355,6 +409,34 @@ mod tests {
     static KSM_TESTS: Mutex<()> = Mutex::new(());
 
     #[test]
+    fn records_parse_strictly() {
+        let good = Settings {
+            run: "0".into(),
+            pages_to_scan: "100".into(),
+            sleep_millisecs: "20".into(),
+        };
+        assert_eq!(Settings::parse_record(&good.record()), Ok(good.clone()));
+        for bad in [
+            "",
+            "garbage",
+            "run=0\npages_to_scan=100\n",
+            "run=0\npages_to_scan=100\nsleep_millisecs=20\nrun=1\n",
+            "run=0\npages_to_scan=100\nsleep_millisecs=20\nmax_page_sharing=1\n",
+            "run=3\npages_to_scan=100\nsleep_millisecs=20\n",
+            "run=0\npages_to_scan=-1\nsleep_millisecs=20\n",
+            "run=0\npages_to_scan=1 0\nsleep_millisecs=20\n",
+            "run=0\npages_to_scan=../../x\nsleep_millisecs=20\n",
+            "run=0\npages_to_scan=\nsleep_millisecs=20\n",
+        ] {
+            assert!(Settings::parse_record(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            restore_record(b"run=1\n").is_err(),
+            "nothing is written from half a record"
+        );
+    }
+
+    #[test]
     fn five_percent_rule() {
         assert!(within_5_percent(0, 0));
         assert!(!within_5_percent(0, 1));
@@ -366,7 +448,9 @@ mod tests {
     }
 
     /// None (with the reason printed) when the test cannot touch KSM here.
-    fn usable() -> Option<std::sync::MutexGuard<'static, ()>> {
+    /// Also holds the host-wide test lock of tests/common/host.rs: integration tests compare
+    /// KSM's settings before and after a run, which these tests change meanwhile.
+    fn usable() -> Option<(std::sync::MutexGuard<'static, ()>, std::fs::File)> {
         if !ksm_available() {
             println!("skipped: {KSM_DIR} is missing (no CONFIG_KSM)");
             return None;
@@ -375,7 +459,15 @@ mod tests {
             println!("skipped: changing KSM's settings needs root");
             return None;
         }
-        Some(KSM_TESTS.lock().unwrap_or_else(|e| e.into_inner()))
+        let one = KSM_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/isobench-tests.lock")
+            .expect("/run/isobench-tests.lock");
+        lock.lock().expect("locking /run/isobench-tests.lock");
+        Some((one, lock))
     }
 
     /// enable(), retried while another guard of this process (another test) is active.

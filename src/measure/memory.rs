@@ -365,8 +365,7 @@ Referenced:         1688 kB
 
     #[test]
     fn cgroup_charge_of_a_process_touching_64_mib() {
-        let run_id = format!("measure-test-{}", std::process::id());
-        let Some(run) = crate::measure::testutil::test_cgroups(&run_id, "memory") else {
+        let Some(run) = crate::measure::testutil::test_cgroups("measure-test", "memory") else {
             return;
         };
         let cg = run

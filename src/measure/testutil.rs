@@ -119,9 +119,11 @@ impl Drop for RunGuard {
     }
 }
 
-/// `isobench/<run_id>` for a test, or None (with the reason printed) where the test cannot
-/// make cgroups here: not root, no cgroup mount, or no `controller`.
-pub(crate) fn test_cgroups(run_id: &str, controller: &str) -> Option<RunGuard> {
+/// `isobench/<run id>` for a test, the run id made of `label` and this process as a run's is
+/// (so `isobench clean` recognises what a crashed test left), or None (with the reason
+/// printed) where the test cannot make cgroups here: not root, no cgroup mount, or no
+/// `controller`.
+pub(crate) fn test_cgroups(label: &str, controller: &str) -> Option<RunGuard> {
     if !nix::unistd::geteuid().is_root() {
         println!("skipped: creating cgroups needs root");
         return None;
@@ -137,7 +139,9 @@ pub(crate) fn test_cgroups(run_id: &str, controller: &str) -> Option<RunGuard> {
         println!("skipped: no {controller} controller");
         return None;
     }
+    let run_id = crate::host::run_id::RunId::for_this_process(label).expect("a test run id");
     Some(RunGuard(
-        host.create_run(run_id).expect("create the run cgroup"),
+        host.create_run(run_id.as_str())
+            .expect("create the run cgroup"),
     ))
 }

@@ -6,7 +6,7 @@
 //!
 //! Concurrency: test binaries may run in parallel (nextest runs every test in its own
 //! process), and other tests launch instances of their own, under run ids of their own making
-//! (`test-<pid>-<n>` in tests/common/mod.rs). So the check after a run compares the snapshot
+//! (`test<n>-p<pid>t<start time>` in tests/common/mod.rs). So the check after a run compares the snapshot
 //! taken before only for what can be attributed to *our* runs: mounts at or under our state dir
 //! or naming one of our run ids, cgroup directories below `isobench/<our run id>`, processes
 //! marked with our run ids. Everything a run creates is named that way, so nothing of ours
@@ -21,14 +21,19 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The environment variable that marks every process of a run (src/clean.rs).
+/// The environment variable that marks every process of a run (src/host/run_id.rs).
 pub const RUN_ID_ENV: &str = "ISOBENCH_RUN_ID";
 /// The directory under each cgroup hierarchy that holds every run (src/host/cgroup.rs).
 pub const CGROUP_TOP: &str = "isobench";
 
+/// The KSM settings a run changes while it merges (src/measure/ksm.rs), as the files hold them.
+pub const KSM_SETTINGS: &[&str] = &["run", "pages_to_scan", "sleep_millisecs"];
+
 /// What of isobench is on the host at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSnapshot {
+    /// `name=value` of each of [`KSM_SETTINGS`] (empty without KSM).
+    pub ksm: Vec<String>,
     /// Mounts whose mountinfo line mentions "isobench" anywhere (mount point, root, source,
     /// options such as an overlay's lowerdir), as "MOUNT_POINT (FSTYPE SOURCE ROOT)".
     pub mounts: BTreeSet<String>,
@@ -49,15 +54,31 @@ pub fn snapshot() -> HostSnapshot {
             .collect(),
         cgroups: isobench_cgroup_dirs(),
         marked: marked_processes(),
+        ksm: ksm_settings(),
     }
+}
+
+/// `name=value` of each of [`KSM_SETTINGS`] now.
+pub fn ksm_settings() -> Vec<String> {
+    KSM_SETTINGS
+        .iter()
+        .filter_map(|k| {
+            let v = std::fs::read_to_string(Path::new("/sys/kernel/mm/ksm").join(k)).ok()?;
+            Some(format!("{k}={}", v.trim()))
+        })
+        .collect()
 }
 
 /// Asserts that nothing of the runs `run_ids` (whose state root was `state_dir`) is left on
 /// the host:
-/// - `state_dir` does not exist, and nothing is mounted at or under it;
+/// - `state_dir` is gone or empty (a run removes a root only if it made it; `clean` never
+///   removes one), and nothing is mounted at or under it: no run state dir, no overlay, no
+///   qcow2 overlay, no pid record is left;
 /// - no isobench mount that appeared since `before` is under `state_dir` or names a run id;
 /// - no cgroup directory `<hierarchy>/isobench/<one of run_ids>[/...]` exists;
-/// - no process carries `ISOBENCH_RUN_ID=<one of run_ids>`.
+/// - no process carries `ISOBENCH_RUN_ID=<one of run_ids>`, and none names `state_dir` on
+///   its command line (a QEMU's disk, a runtime's `--root`);
+/// - KSM's settings are as they were in `before`.
 ///
 /// New isobench mounts and cgroups of other runs are listed on stderr (see the module docs).
 pub fn assert_clean_since(before: &HostSnapshot, state_dir: &Path, run_ids: &[String]) {
@@ -65,11 +86,20 @@ pub fn assert_clean_since(before: &HostSnapshot, state_dir: &Path, run_ids: &[St
     let mut problems: Vec<String> = Vec::new();
     let mut ignored: Vec<String> = Vec::new();
 
-    if state_dir.exists() {
+    let left = list_dir(state_dir);
+    if !left.is_empty() {
         problems.push(format!(
-            "state dir {} still exists: {:?}",
-            state_dir.display(),
-            list_dir(state_dir)
+            "state root {} still holds {left:?}",
+            state_dir.display()
+        ));
+    }
+    for (pid, cmd) in processes_naming(state_dir) {
+        problems.push(format!("process {pid} names the state root: {cmd}"));
+    }
+    if after.ksm != before.ksm {
+        problems.push(format!(
+            "KSM settings changed: {:?} before, {:?} now",
+            before.ksm, after.ksm
         ));
     }
     for m in mountinfo() {
@@ -317,6 +347,21 @@ pub fn marked_processes() -> BTreeSet<(i32, String)> {
         }
     }
     out
+}
+
+/// (pid, command line) of every process but this one whose command line mentions `path`.
+pub fn processes_naming(path: &Path) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .map(|pid| (pid, cmdline(pid)))
+        .filter(|(_, cmd)| cmd.contains(&needle))
+        .collect()
 }
 
 fn cmdline(pid: i32) -> String {

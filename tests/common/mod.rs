@@ -34,12 +34,9 @@ pub struct TestRun {
 impl TestRun {
     pub fn new(kind: BackendKind, toml: &str) -> TestRun {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let run_id = format!("test{n}-{}", isobench::clean::owner_tag());
         let scenario =
             Scenario::parse(toml, "test.toml", Path::new("/")).expect("test scenario parses");
-        let state_dir = // Beside the binary, so the agent layer hard-links it instead of copying.
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&run_id);
-        std::fs::create_dir_all(&state_dir).unwrap();
+        let (run_id, state_dir) = scratch_state_dir(&format!("test{n}"));
         let ctx = RunContext {
             run_id,
             scenario: Arc::new(scenario),
@@ -65,8 +62,18 @@ impl Drop for TestRun {
         if let Some(b) = self.backend.take() {
             let _ = b.finish();
         }
-        let _ = std::fs::remove_dir_all(&self.ctx.state_dir);
+        let _ = isobench::host::remove_dir_tree(&self.ctx.state_dir);
     }
+}
+
+/// A run id `<label>-p<pid>t<start>` owned by this test process and its state dir, made as a
+/// run makes one (owner file, pid records), beside the binary so the agent layer hard-links it
+/// instead of copying.
+pub fn scratch_state_dir(label: &str) -> (String, PathBuf) {
+    let id = isobench::host::run_id::RunId::for_this_process(label).expect("a valid run id");
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let created = isobench::host::state_dir::create(root, &id, root).expect("test state dir");
+    (id.to_string(), created.path)
 }
 
 pub fn scenario(extra: &str) -> String {

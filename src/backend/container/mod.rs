@@ -280,6 +280,7 @@ impl Backend for ContainerBackend {
         // message pipe: read on rather than report the broken pipe.
         let released = nix::unistd::write(&go_w, &[GO]);
         drop(go_w);
+        crate::fault::point(crate::fault::Boundary::Boot);
 
         let deadline = self.ctx.ready_deadline(start);
         let mut setup = None;

@@ -183,7 +183,10 @@ impl VmBackend {
         let join = cgroup.as_ref().map(|c| c.join_step());
         let mut join = join;
         let join = move || join.as_mut().map_or(Ok(()), |j| j());
-        let inner = match spawn_agent_with(&self.ctx, name, cmd, timeout, join) {
+        // Without an accounting cgroup (the KVM probe, a host without cgroups) QEMU is
+        // recorded in the state dir instead, so `clean` may kill it.
+        let record = cgroup.is_none();
+        let inner = match spawn_agent_with(&self.ctx, name, cmd, timeout, record, join) {
             Ok(i) => i,
             Err(e) => {
                 if let Some(cg) = cgroup {
