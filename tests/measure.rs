@@ -24,7 +24,10 @@ fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
         &scenario("workload = { touch-memory = 64 }\n[limits]\nmemory_mib = 128\n"),
     );
     let mut inst = run.backend().launch("touch").expect("container launches");
-    inst.wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
+    inst.wait_done(
+        isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
+        &run.ctx.cancel,
+    )
         .expect("the workload touches its memory");
     let pm = measure::memory::rollup(&inst.pids());
     assert!(pm.pss_kib >= 64 * MIB, "PSS {} KiB < 64 MiB", pm.pss_kib);
@@ -41,7 +44,10 @@ fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
         &scenario("workload = { touch-memory = 64 }\n"),
     );
     let mut p = run.backend().launch("touch-p").expect("process launches");
-    p.wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
+    p.wait_done(
+        isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
+        &run.ctx.cancel,
+    )
         .unwrap();
     let pm = measure::memory::rollup(&p.pids());
     assert!(pm.pss_kib >= 64 * MIB, "process PSS {} KiB", pm.pss_kib);

@@ -25,12 +25,14 @@ use super::container::child;
 use super::process::{ProcessInstance, spawn_agent_with};
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
 use crate::agent::reader::AgentError;
+use crate::deadline::Limit;
 use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
 use crate::image::{AGENT_IN_ROOTFS, Layers};
 use crate::scenario::BackendKind;
 use serde_json::{Value, json};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -273,8 +275,8 @@ impl OciBackend {
             names: Mutex::new(Vec::new()),
             probe: String::new(),
         };
-        let timeout = b.ctx.ready_timeout();
-        match b.launch_with("probe", timeout) {
+        let limit = b.ctx.ready_limit();
+        match b.launch_with("probe", limit) {
             Ok(inst) => {
                 let ms = inst.startup().startup.as_secs_f64() * 1e3;
                 Box::new(inst).teardown().map_err(err)?;
@@ -307,7 +309,7 @@ impl OciBackend {
         self.dir.join(name)
     }
 
-    fn launch_with(&self, name: &str, timeout: Duration) -> Result<OciInstance, LaunchError> {
+    fn launch_with(&self, name: &str, limit: Limit) -> Result<OciInstance, LaunchError> {
         let lerr = |what: String| LaunchError::new(name, what);
         if !valid_container_id(name) {
             return Err(lerr(format!(
@@ -370,7 +372,7 @@ impl OciBackend {
             .arg("--bundle")
             .arg(&bundle)
             .arg(name);
-        let inner = spawn_agent_with(&self.ctx, name, cmd, timeout, step).map_err(|e| {
+        let inner = spawn_agent_with(&self.ctx, name, cmd, limit, step).map_err(|e| {
             if e.what.starts_with("spawning") {
                 lerr(format!(
                     "{} (in the spawn or its pre-exec step: private mount namespace, overlay on {})",
@@ -475,7 +477,7 @@ impl Backend for OciBackend {
         Some(self.layers.disk_usage())
     }
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
-        Ok(Box::new(self.launch_with(name, self.ctx.ready_timeout())?))
+        Ok(Box::new(self.launch_with(name, self.ctx.ready_limit())?))
     }
     /// Removes the bundles and the runtime's state root, and checks that no cgroup of this
     /// runtime's instances is left in any hierarchy (the runtime removes them when its
@@ -529,6 +531,10 @@ struct Leftovers {
 impl Leftovers {
     fn runtime_cmd(&self) -> Command {
         let mut c = Command::new(&self.exe);
+        // A process group of its own: a second Ctrl-C (or `timeout`'s signal to the whole
+        // group) reaches the harness, which goes on tearing down, never a `kill` or `delete`
+        // half way (see interrupt.rs).
+        c.process_group(0);
         c.arg("--root")
             .arg(&self.state_root)
             .stdin(Stdio::null())
@@ -559,8 +565,14 @@ impl Leftovers {
         }
         // The container's init was re-parented to the harness (a subreaper, see runner.rs)
         // when the detached runtime exited: reap it; if it went elsewhere, its end shows in /proc.
-        if let Some(pid) = self.agent_pid {
-            crate::host::wait_gone(pid, EXIT_WAIT);
+        if let Some(pid) = self.agent_pid
+            && !crate::host::wait_gone(pid, EXIT_WAIT)
+        {
+            errs.push(format!(
+                "container init pid {pid} still running {} after `{} kill`",
+                crate::deadline::seconds(EXIT_WAIT),
+                self.exe.display()
+            ));
         }
         let state = self.state_root.join(&self.id);
         // A stopped container is deleted at once; `--force` (which polls every 100 ms in
@@ -643,7 +655,7 @@ impl Instance for OciInstance {
     fn pid(&self) -> i32 {
         self.agent_pid
     }
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(&mut self, deadline: crate::deadline::Deadline, cancel: &AtomicBool) -> Result<(), AgentError> {
         match &mut self.inner {
             Some(p) => p.wait_done(deadline, cancel),
             None => Err(AgentError::Cancelled),

@@ -50,8 +50,13 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: still busy after {waited_ms} ms (processes left in it?)")]
-    Busy { path: PathBuf, waited_ms: u64 },
+    /// rmdir kept failing with EBUSY for the whole allowance (every retry killed what was
+    /// left inside).
+    #[error(
+        "cgroup {path} still busy after {} of retries (processes left in it?)",
+        crate::deadline::seconds(*.waited)
+    )]
+    Busy { path: PathBuf, waited: Duration },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
@@ -478,19 +483,23 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Kills every process in `dir` and its children cgroups, then removes them deepest first.
+/// Kills every process in `dir` and its children cgroups, then removes them deepest first,
+/// within `wait` for the whole tree (an error says how long it waited in total).
 pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
+    remove_tree_since(dir, Instant::now(), wait)
+}
+
+fn remove_tree_since(dir: &Path, start: Instant, wait: Duration) -> Result<(), CgroupError> {
     if !dir.exists() {
         return Ok(());
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path(), wait)?;
+                remove_tree_since(&e.path(), start, wait)?;
             }
         }
     }
-    let start = Instant::now();
     let mut pause = Duration::from_micros(200);
     loop {
         match std::fs::remove_dir(dir) {
@@ -506,7 +515,7 @@ pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
                 if start.elapsed() >= wait {
                     return Err(CgroupError::Busy {
                         path: dir.to_path_buf(),
-                        waited_ms: start.elapsed().as_millis() as u64,
+                        waited: start.elapsed(),
                     });
                 }
                 std::thread::sleep(pause);

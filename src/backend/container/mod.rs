@@ -257,7 +257,7 @@ impl Backend for ContainerBackend {
         let mut setup = None;
         let mut exec = None;
         while exec.is_none() {
-            match sync::recv(msg_r.as_fd(), deadline) {
+            match sync::recv(msg_r.as_fd(), deadline.at) {
                 Ok(ChildMsg::FsReady) => setup = Some(start.elapsed()),
                 Ok(ChildMsg::Exec) => exec = Some(start.elapsed()),
                 Ok(ChildMsg::Error { stage, errno }) => {
@@ -268,7 +268,10 @@ impl Backend for ContainerBackend {
                     )));
                 }
                 Err(RecvError::Timeout) => {
-                    return Err(lerr("timed out before exec of the agent".into()));
+                    return Err(lerr(format!(
+                        "container init did not exec the agent {}",
+                        deadline.after()
+                    )));
                 }
                 Err(e) => {
                     let why = released
@@ -404,7 +407,7 @@ impl Instance for ContainerInstance {
     fn pid(&self) -> i32 {
         self.pid
     }
-    fn wait_done(&mut self, deadline: Instant, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(&mut self, deadline: crate::deadline::Deadline, cancel: &AtomicBool) -> Result<(), AgentError> {
         self.reader.wait_done(deadline, cancel)
     }
     fn cgroup(&self) -> Option<&InstanceCgroup> {
