@@ -10,7 +10,7 @@ use isobench::measure;
 use isobench::scenario::BackendKind;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MIB: u64 = 1024;
 
