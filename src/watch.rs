@@ -18,7 +18,6 @@
 //! counter (memory.events on v2, memory.oom_control on v1), read when the watch starts and
 //! when the process died.
 
-use crate::deadline::seconds;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
 use std::collections::BTreeMap;
@@ -76,11 +75,13 @@ impl std::fmt::Display for Death {
             End::Exit(code) => format!("exited with status {code}"),
             End::Unknown => "ended".to_string(),
         };
+        // Milliseconds count here: a death right after ready is a different story from one
+        // in the middle of a measurement.
         write!(
             f,
-            "{} {how} after ready, {} after start",
+            "{} {how} after ready, {:.3} s after start",
             self.what,
-            seconds(self.after_start)
+            self.after_start.as_secs_f64()
         )?;
         if self.oom.is_some() {
             write!(f, ")")?;
@@ -387,15 +388,15 @@ mod tests {
     fn deaths_read_as_sentences() {
         assert_eq!(
             death(End::Signal(9), None).to_string(),
-            "agent killed by SIGKILL after ready, 1.2 s after start"
+            "agent killed by SIGKILL after ready, 1.234 s after start"
         );
         assert_eq!(
             death(End::Exit(3), None).to_string(),
-            "agent exited with status 3 after ready, 1.2 s after start"
+            "agent exited with status 3 after ready, 1.234 s after start"
         );
         assert_eq!(
             death(End::Signal(9), Some(Some(16 << 20))).to_string(),
-            "oom-killed at memory limit 16 MiB (agent killed by SIGKILL after ready, 1.2 s after start)"
+            "oom-killed at memory limit 16 MiB (agent killed by SIGKILL after ready, 1.234 s after start)"
         );
         assert_eq!(mib(1536 << 10), "1.5 MiB");
     }

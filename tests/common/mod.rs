@@ -9,6 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// For a test that cannot run here: true (after saying why) when ISOBENCH_ALLOW_SKIP=1 lets
+/// it skip; otherwise it fails, since a skip is never a pass.
+pub fn skip_or_fail(why: &str) -> bool {
+    if std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1") {
+        eprintln!("skipped: {why} (ISOBENCH_ALLOW_SKIP=1)");
+        return true;
+    }
+    panic!("cannot run: {why}; set ISOBENCH_ALLOW_SKIP=1 to skip instead");
+}
+
 /// Returns true (after saying why) when this test cannot run here.
 pub fn skip_unless_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -27,6 +37,17 @@ pub struct TestRun {
 
 impl TestRun {
     pub fn new(kind: BackendKind, toml: &str) -> TestRun {
+        Self::with(toml, |ctx| backend::create(kind, ctx).expect("backend prepares"))
+    }
+
+    /// The `oci` backend for `runtime` (`backend::create` makes one per runtime only this way).
+    pub fn new_oci(runtime: &str, toml: &str) -> TestRun {
+        Self::with(toml, |ctx| {
+            backend::create_oci(runtime, ctx).expect("oci backend prepares")
+        })
+    }
+
+    fn with(toml: &str, create: impl FnOnce(&RunContext) -> Box<dyn Backend>) -> TestRun {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let run_id = format!("test{n}-{}", isobench::clean::owner_tag());
         let scenario =
@@ -45,7 +66,7 @@ impl TestRun {
         // The guard exists before the backend does, so a failed preparation (a test may expect
         // one) still removes the state dir.
         let mut run = TestRun { ctx, backend: None };
-        run.backend = Some(backend::create(kind, &run.ctx).expect("backend prepares"));
+        run.backend = Some(create(&run.ctx));
         run
     }
 
@@ -60,6 +81,9 @@ impl Drop for TestRun {
             let _ = b.finish();
         }
         let _ = std::fs::remove_dir_all(&self.ctx.state_dir);
+        // What a run's end removes: the run's cgroup dirs, which an OCI runtime makes in
+        // every hierarchy.
+        let _ = isobench::host::cgroup::CgroupHost::remove_run_everywhere(&self.ctx.run_id);
     }
 }
 
