@@ -4,10 +4,10 @@
 //! which grows one batch step by step.
 
 use crate::backend::{Backend, Instance, LaunchError, RunContext};
-use crate::watch::{DeathWatch, Watched};
 use crate::measure::{self, memory::HostMem};
 use crate::record::{KernelRow, Sample, UntilRow};
 use crate::scenario::{BackendKind, UntilConfig, Workload};
+use crate::watch::{DeathWatch, Watched};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;

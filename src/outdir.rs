@@ -244,9 +244,7 @@ fn mount_id(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<u64> {
 /// STATX_ATTR_MOUNT_ROOT, which also tells a bind mount of the same filesystem).
 fn is_mount(st: &rustix::fs::Statx, parent_mount: u64) -> bool {
     st.stx_mnt_id != parent_mount
-        || (st
-            .stx_attributes_mask
-            .contains(StatxAttributes::MOUNT_ROOT)
+        || (st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
             && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
 }
 
@@ -273,7 +271,8 @@ fn find_mount(dir: BorrowedFd<'_>, path: &Path, mount: u64) -> Result<Option<Pat
             return Ok(Some(at(&name)));
         }
         if is_dir(&st) {
-            let sub = open_subdir(dir, &name).map_err(|e| format!("{}: {e}", at(&name).display()))?;
+            let sub =
+                open_subdir(dir, &name).map_err(|e| format!("{}: {e}", at(&name).display()))?;
             if let Some(m) = find_mount(sub.as_fd(), &at(&name), mount)? {
                 return Ok(Some(m));
             }
@@ -312,10 +311,8 @@ mod tests {
     struct Tmp(PathBuf);
     impl Tmp {
         fn new(tag: &str) -> Tmp {
-            let p = std::env::temp_dir().join(format!(
-                "isobench-outdir-{}-{tag}",
-                std::process::id()
-            ));
+            let p =
+                std::env::temp_dir().join(format!("isobench-outdir-{}-{tag}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             Tmp(p)
@@ -346,7 +343,10 @@ mod tests {
         std::fs::write(out.join("plots/startup.svg"), "stale").unwrap();
         let e = OutDir::prepare(&out, false).unwrap_err();
         assert!(matches!(e, OutDirError::NotEmpty(_)), "{e}");
-        assert!(out.join("report.html").exists(), "a refusal removes nothing");
+        assert!(
+            out.join("report.html").exists(),
+            "a refusal removes nothing"
+        );
 
         let o = OutDir::prepare(&out, true).unwrap();
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
@@ -368,7 +368,10 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("keep"), out.join("sub/filelink")).unwrap();
         OutDir::prepare(&out, true).unwrap();
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
-        assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "mine"
+        );
     }
 
     #[test]

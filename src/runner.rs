@@ -127,7 +127,8 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
         }
         // The guest kernel and the modules of isobench's initramfs: read-only look-ups, so a
         // missing kernel is bad input found before anything is made.
-        let vm_err = |e: crate::image::ImageError| RunError::Environment(format!("backend vm: {e}"));
+        let vm_err =
+            |e: crate::image::ImageError| RunError::Environment(format!("backend vm: {e}"));
         let kernel = crate::image::kernel::find_guest_kernel(scenario.vm.kernel.as_deref())
             .map_err(vm_err)?;
         if scenario.vm.initrd.is_none() {

@@ -479,8 +479,11 @@ mod tests {
         std::fs::write(dir.join("memory.limit_in_bytes"), "16777216\n").unwrap();
         assert_eq!(oom_kills(&dir), Some(2));
         assert_eq!(memory_limit_bytes(&dir), Some(16 << 20));
-        std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("memory.max"), "max\n").unwrap();
         assert_eq!(oom_kills(&dir), Some(1));
         assert_eq!(memory_limit_bytes(&dir), None);

@@ -108,8 +108,13 @@ fn assert_killed(seen: &Seen, what: &str) {
         "error {:?} should start with {want:?}",
         r.error
     );
-    assert!(r.teardown_ms.is_some(), "teardown of the dead instance: {r:?}");
-    let noticed = seen.noticed_after.expect("the watch saw the death before teardown");
+    assert!(
+        r.teardown_ms.is_some(),
+        "teardown of the dead instance: {r:?}"
+    );
+    let noticed = seen
+        .noticed_after
+        .expect("the watch saw the death before teardown");
     assert!(
         noticed < Duration::from_millis(500),
         "noticed {noticed:?} after the kill"
@@ -174,15 +179,22 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_says_so() {
     );
     let seen = batch_of_one(run, false, Duration::from_secs(10));
     let r = &seen.row;
-    assert!(seen.died_before_teardown, "the watch saw the OOM kill: {r:?}");
+    assert!(
+        seen.died_before_teardown,
+        "the watch saw the OOM kill: {r:?}"
+    );
     assert!(!r.ok, "{r:?}");
     assert!(
-        r.error
-            .starts_with("oom-killed at memory limit 16 MiB (agent killed by SIGKILL after ready, "),
+        r.error.starts_with(
+            "oom-killed at memory limit 16 MiB (agent killed by SIGKILL after ready, "
+        ),
         "error: {:?}",
         r.error
     );
-    assert!(r.teardown_ms.is_some(), "teardown of the dead instance: {r:?}");
+    assert!(
+        r.teardown_ms.is_some(),
+        "teardown of the dead instance: {r:?}"
+    );
 }
 
 #[test]
@@ -194,6 +206,10 @@ fn a_live_instance_is_no_death() {
     let run = TestRun::new(BackendKind::Container, &scenario("container", ""));
     let seen = batch_of_one(run, false, Duration::from_millis(300));
     assert!(!seen.died_before_teardown);
-    assert!(seen.row.ok, "teardown's kill is not a death: {:?}", seen.row);
+    assert!(
+        seen.row.ok,
+        "teardown's kill is not a death: {:?}",
+        seen.row
+    );
     assert_eq!(seen.row.error, "");
 }

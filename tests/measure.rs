@@ -28,7 +28,7 @@ fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
         isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
         &run.ctx.cancel,
     )
-        .expect("the workload touches its memory");
+    .expect("the workload touches its memory");
     let pm = measure::memory::rollup(&inst.pids());
     assert!(pm.pss_kib >= 64 * MIB, "PSS {} KiB < 64 MiB", pm.pss_kib);
     assert!(pm.uss_kib >= 64 * MIB && pm.uss_kib <= pm.rss_kib, "{pm:?}");
@@ -48,7 +48,7 @@ fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
         isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
         &run.ctx.cancel,
     )
-        .unwrap();
+    .unwrap();
     let pm = measure::memory::rollup(&p.pids());
     assert!(pm.pss_kib >= 64 * MIB, "process PSS {} KiB", pm.pss_kib);
     p.teardown().unwrap();

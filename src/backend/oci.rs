@@ -655,7 +655,11 @@ impl Instance for OciInstance {
     fn pid(&self) -> i32 {
         self.agent_pid
     }
-    fn wait_done(&mut self, deadline: crate::deadline::Deadline, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: crate::deadline::Deadline,
+        cancel: &AtomicBool,
+    ) -> Result<(), AgentError> {
         match &mut self.inner {
             Some(p) => p.wait_done(deadline, cancel),
             None => Err(AgentError::Cancelled),

@@ -253,7 +253,11 @@ impl Instance for ProcessInstance {
     fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
-    fn wait_done(&mut self, deadline: crate::deadline::Deadline, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: crate::deadline::Deadline,
+        cancel: &AtomicBool,
+    ) -> Result<(), AgentError> {
         self.reader.wait_done(deadline, cancel)
     }
     fn cgroup(&self) -> Option<&InstanceCgroup> {

@@ -37,7 +37,9 @@ pub struct TestRun {
 
 impl TestRun {
     pub fn new(kind: BackendKind, toml: &str) -> TestRun {
-        Self::with(toml, |ctx| backend::create(kind, ctx).expect("backend prepares"))
+        Self::with(toml, |ctx| {
+            backend::create(kind, ctx).expect("backend prepares")
+        })
     }
 
     /// The `oci` backend for `runtime` (`backend::create` makes one per runtime only this way).

@@ -407,7 +407,11 @@ impl Instance for ContainerInstance {
     fn pid(&self) -> i32 {
         self.pid
     }
-    fn wait_done(&mut self, deadline: crate::deadline::Deadline, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: crate::deadline::Deadline,
+        cancel: &AtomicBool,
+    ) -> Result<(), AgentError> {
         self.reader.wait_done(deadline, cancel)
     }
     fn cgroup(&self) -> Option<&InstanceCgroup> {

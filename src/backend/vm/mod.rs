@@ -14,8 +14,8 @@ use crate::image::Layers;
 use crate::image::kernel::{GuestKernel, find_guest_kernel};
 use crate::scenario::{Accel, BackendKind};
 use qemu::{GuestBoot, QemuAccel};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -316,7 +316,11 @@ impl Instance for VmInstance {
     fn pid(&self) -> i32 {
         self.inner.pid()
     }
-    fn wait_done(&mut self, deadline: crate::deadline::Deadline, cancel: &AtomicBool) -> Result<(), AgentError> {
+    fn wait_done(
+        &mut self,
+        deadline: crate::deadline::Deadline,
+        cancel: &AtomicBool,
+    ) -> Result<(), AgentError> {
         self.inner.wait_done(deadline, cancel)
     }
     fn private_dir(&self) -> Option<PathBuf> {
