@@ -59,9 +59,14 @@ impl Deadline {
     }
 }
 
-/// A duration as people read timeouts: seconds with one decimal ("5.0 s", "0.3 s").
+/// A duration as people read timeouts: seconds with one decimal ("5.0 s", "30.0 s"), or
+/// milliseconds below a second ("250.0 ms", "0.1 ms"), so a short limit never reads as 0.
 pub fn seconds(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
+    if d >= Duration::from_secs(1) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +78,8 @@ mod tests {
         let d = Deadline::from_now(Duration::from_millis(30_000), "ready_timeout_s");
         assert_eq!(d.after(), "after 30.0 s (ready_timeout_s)");
         assert!(d.at > Instant::now());
-        assert_eq!(seconds(Duration::from_millis(240)), "0.2 s");
+        assert_eq!(seconds(Duration::from_millis(240)), "240.0 ms");
+        assert_eq!(seconds(Duration::from_micros(100)), "0.1 ms");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
     }
 }

@@ -1439,3 +1439,36 @@ fn timeout_3_leaves_nothing_of_the_run() {
         host::assert_clean_since(&before, &f.state(), &[run_id]);
     }
 }
+
+/// A timeout says what was awaited and the whole limit with the key that sets it, in the row.
+#[test]
+fn a_ready_timeout_names_what_was_awaited_and_the_whole_limit() {
+    require_root!();
+    let _lock = host_lock();
+    let f = Fixture::new("ready-timeout");
+    let scenario = f.write(
+        "t.toml",
+        "name = \"slow\"\nbackends = [\"process\", \"container\"]\ncounts = [1]\nwarmup = 0\n\
+         ready_timeout_s = 0.0001\n[measure]\nmemory = false\nidle_window_s = 0\n",
+    );
+    let before = host::snapshot();
+    let out = f.isobench(&f.run_args(Some(&scenario)), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let t = Table::read(&f.out().join("samples.csv"));
+    assert_eq!(t.rows.len(), 2, "{out:?}");
+    for row in &t.rows {
+        let err = col(row, "error");
+        assert_eq!(col(row, "ok"), "false", "{row:?}");
+        assert!(
+            err.ends_with("after 0.1 ms (ready_timeout_s)"),
+            "{}: {err}",
+            col(row, "backend")
+        );
+    }
+    let run_id = check_meta(
+        &read_meta(&f.out()),
+        &host_file_raw(&scenario.display().to_string()),
+        "complete",
+    );
+    host::assert_clean_since(&before, &f.state(), &[run_id]);
+}

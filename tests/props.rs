@@ -98,7 +98,8 @@ fn value() -> impl Strategy<Value = String> {
     ];
     scalar.prop_recursive(2, 8, 4, |inner| {
         prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+            proptest::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| format!("[{}]", v.join(", "))),
             (key(), inner).prop_map(|(k, v)| format!("{{ {k} = {v} }}")),
         ]
     })
@@ -141,7 +142,10 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 1..20usize).prop_map(|(at, len)| Edit::Delete { at, len }),
-        (any::<usize>(), prop_oneof!["[ -~]{1,8}", Just("\n".to_string()), "\\PC{1,3}"])
+        (
+            any::<usize>(),
+            prop_oneof!["[ -~]{1,8}", Just("\n".to_string()), "\\PC{1,3}"]
+        )
             .prop_map(|(at, text)| Edit::Insert { at, text }),
         (any::<usize>(), line()).prop_map(|(line, with)| Edit::ReplaceLine { line, with }),
         any::<usize>().prop_map(|line| Edit::DuplicateLine { line }),
@@ -192,11 +196,11 @@ fn apply(text: &str, e: &Edit) -> String {
 }
 
 fn mutated() -> impl Strategy<Value = String> {
-    (
-        0..SCENARIOS.len(),
-        proptest::collection::vec(edit(), 1..4),
-    )
-        .prop_map(|(i, edits)| edits.iter().fold(SCENARIOS[i].to_string(), |t, e| apply(&t, e)))
+    (0..SCENARIOS.len(), proptest::collection::vec(edit(), 1..4)).prop_map(|(i, edits)| {
+        edits
+            .iter()
+            .fold(SCENARIOS[i].to_string(), |t, e| apply(&t, e))
+    })
 }
 
 proptest! {

@@ -34,8 +34,7 @@ struct Figures {
 
 fn figures() -> Figures {
     let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |rd| rd.count());
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_or(0, |t| t.lines().count());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_or(0, |t| t.lines().count());
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -76,7 +75,8 @@ fn launch_and_teardown_cycles_leak_nothing() {
         let base = batch::baseline(&run.ctx, backend, &pool);
         let watch = DeathWatch::start(true);
         let launched = batch::launch(&run.ctx, backend, &pool, (1, k as u32), 0..1, &bar, &watch);
-        let out = batch::measure_and_teardown(&run.ctx, backend, &pool, launched, watch, 1, 0, &base);
+        let out =
+            batch::measure_and_teardown(&run.ctx, backend, &pool, launched, watch, 1, 0, &base);
         let row = &out.rows[0];
         assert!(row.ok && row.teardown_ms.is_some(), "cycle {k}: {row:?}");
     };
@@ -118,5 +118,8 @@ fn launch_and_teardown_cycles_leak_nothing() {
     // The allocator keeps some freed memory; a leak of even 1 KiB per cycle would pass 1 MiB
     // in the full soak.
     let grown = end.rss_kib.saturating_sub(start.rss_kib);
-    assert!(grown <= 1024, "RSS grew by {grown} KiB: {start:?} -> {end:?}");
+    assert!(
+        grown <= 1024,
+        "RSS grew by {grown} KiB: {start:?} -> {end:?}"
+    );
 }

@@ -397,7 +397,8 @@ mod tests {
                     let _ = h.set_device_minor(0);
                 }
                 let old = h.as_old_mut();
-                if !raw(&mut old.name, &e.path, outside) || !raw(&mut old.linkname, &e.link, outside)
+                if !raw(&mut old.name, &e.path, outside)
+                    || !raw(&mut old.linkname, &e.link, outside)
                 {
                     continue;
                 }
