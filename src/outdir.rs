@@ -308,36 +308,23 @@ fn empty_dir(dir: BorrowedFd<'_>, path: &Path, mount: u64) -> Result<(), String>
 mod tests {
     use super::*;
 
-    struct Tmp(PathBuf);
-    impl Tmp {
-        fn new(tag: &str) -> Tmp {
-            let p =
-                std::env::temp_dir().join(format!("isobench-outdir-{}-{tag}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Tmp(p)
-        }
-    }
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn a_new_directory_and_its_parents_are_made_and_removed_on_discard() {
-        let t = Tmp::new("new");
-        let out = t.0.join("a/b/out");
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("a/b/out");
         let o = OutDir::prepare(&out, false).unwrap();
         std::fs::write(out.join("samples.csv"), "x").unwrap();
         o.discard();
-        assert!(!t.0.join("a").exists(), "the parents it made are gone too");
+        assert!(
+            !t.path().join("a").exists(),
+            "the parents it made are gone too"
+        );
     }
 
     #[test]
     fn a_non_empty_directory_is_refused_unless_overwrite_and_a_lock_excludes_a_second_run() {
-        let t = Tmp::new("full");
-        let out = t.0.join("out");
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
         std::fs::create_dir_all(out.join("plots")).unwrap();
         std::fs::write(out.join("report.html"), "stale").unwrap();
         std::fs::write(out.join("plots/startup.svg"), "stale").unwrap();
@@ -358,11 +345,11 @@ mod tests {
 
     #[test]
     fn overwrite_unlinks_symlinks_and_never_follows_them() {
-        let t = Tmp::new("links");
-        let outside = t.0.join("outside");
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("keep"), "mine").unwrap();
-        let out = t.0.join("out");
+        let out = t.path().join("out");
         std::fs::create_dir_all(out.join("sub")).unwrap();
         std::os::unix::fs::symlink(&outside, out.join("dirlink")).unwrap();
         std::os::unix::fs::symlink(outside.join("keep"), out.join("sub/filelink")).unwrap();
@@ -376,12 +363,12 @@ mod tests {
 
     #[test]
     fn a_path_below_a_file_is_a_create_error_and_leaves_nothing() {
-        let t = Tmp::new("file");
-        std::fs::write(t.0.join("f"), "").unwrap();
-        let e = OutDir::prepare(&t.0.join("f/out"), false).unwrap_err();
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), "").unwrap();
+        let e = OutDir::prepare(&t.path().join("f/out"), false).unwrap_err();
         assert!(matches!(e, OutDirError::Create { .. }), "{e}");
         assert!(e.to_string().contains("f/out"), "{e}");
-        let e = OutDir::prepare(&t.0.join("f"), false).unwrap_err();
+        let e = OutDir::prepare(&t.path().join("f"), false).unwrap_err();
         assert!(matches!(e, OutDirError::NotADirectory(_)), "{e}");
     }
 }

@@ -401,6 +401,19 @@ mod tests {
         assert_eq!(mib(1536 << 10), "1.5 MiB");
     }
 
+    /// A child of this test under watch as instance `index`.
+    fn watch_child(watch: &DeathWatch, index: u32, c: &std::process::Child) {
+        let w = Watched {
+            index,
+            name: "t",
+            what: "agent",
+            pid: c.id() as i32,
+            startup: Duration::ZERO,
+            memory_dir: None,
+        };
+        watch.add(&w).unwrap();
+    }
+
     #[test]
     fn a_child_that_dies_is_seen_at_once_with_its_status_and_stays_reapable() {
         let watch = DeathWatch::start(false);
@@ -412,18 +425,8 @@ mod tests {
             .args(["-c", "exit 7"])
             .spawn()
             .unwrap();
-        for (i, c) in [&sleeper, &quitter].iter().enumerate() {
-            watch
-                .add(&Watched {
-                    index: i as u32,
-                    name: "t",
-                    what: "agent",
-                    pid: c.id() as i32,
-                    startup: Duration::ZERO,
-                    memory_dir: None,
-                })
-                .unwrap();
-        }
+        watch_child(&watch, 0, &sleeper);
+        watch_child(&watch, 1, &quitter);
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(sleeper.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -450,16 +453,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        watch
-            .add(&Watched {
-                index: 0,
-                name: "t",
-                what: "agent",
-                pid: c.id() as i32,
-                startup: Duration::ZERO,
-                memory_dir: None,
-            })
-            .unwrap();
+        watch_child(&watch, 0, &c);
         let start = Instant::now();
         assert!(watch.stop().is_empty());
         assert!(start.elapsed() < Duration::from_secs(1));
@@ -469,24 +463,23 @@ mod tests {
 
     #[test]
     fn oom_counters_and_limits_parse_from_either_cgroup_version() {
-        let dir = std::env::temp_dir().join(format!("isobench-watch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::write(
             dir.join("memory.oom_control"),
             "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
         )
         .unwrap();
         std::fs::write(dir.join("memory.limit_in_bytes"), "16777216\n").unwrap();
-        assert_eq!(oom_kills(&dir), Some(2));
-        assert_eq!(memory_limit_bytes(&dir), Some(16 << 20));
+        assert_eq!(oom_kills(dir), Some(2));
+        assert_eq!(memory_limit_bytes(dir), Some(16 << 20));
         std::fs::write(
             dir.join("memory.events"),
             "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
         )
         .unwrap();
         std::fs::write(dir.join("memory.max"), "max\n").unwrap();
-        assert_eq!(oom_kills(&dir), Some(1));
-        assert_eq!(memory_limit_bytes(&dir), None);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(oom_kills(dir), Some(1));
+        assert_eq!(memory_limit_bytes(dir), None);
     }
 }

@@ -121,47 +121,45 @@ fn assert_killed(seen: &Seen, what: &str) {
     );
 }
 
-#[test]
-fn a_process_killed_after_ready_is_noticed_and_named() {
-    if cannot_run("process") {
+/// The test of one backend: launched, killed from outside after ready, noticed at once, named
+/// in its row as `what`, torn down, nothing left.
+fn killed_after_ready(kind: &str, what: &str, make: impl FnOnce() -> TestRun) {
+    if cannot_run(kind) {
         return;
     }
     let _lock = host::host_lock();
-    let run = TestRun::new(BackendKind::Process, &scenario("process", ""));
-    assert_killed(&batch_of_one(run, true, Duration::from_secs(5)), "agent");
+    assert_killed(&batch_of_one(make(), true, Duration::from_secs(5)), what);
+}
+
+#[test]
+fn a_process_killed_after_ready_is_noticed_and_named() {
+    killed_after_ready("process", "agent", || {
+        TestRun::new(BackendKind::Process, &scenario("process", ""))
+    });
 }
 
 #[test]
 fn a_container_killed_after_ready_is_noticed_and_named() {
-    if cannot_run("container") {
-        return;
-    }
-    let _lock = host::host_lock();
-    let run = TestRun::new(BackendKind::Container, &scenario("container", ""));
-    assert_killed(&batch_of_one(run, true, Duration::from_secs(5)), "agent");
+    killed_after_ready("container", "agent", || {
+        TestRun::new(BackendKind::Container, &scenario("container", ""))
+    });
 }
 
 #[test]
 fn an_oci_runc_container_killed_after_ready_is_noticed_and_named() {
-    if cannot_run("oci") {
-        return;
-    }
-    let _lock = host::host_lock();
-    let run = TestRun::new_oci("runc", &scenario("oci", "[oci]\nruntimes = [\"runc\"]"));
-    assert_killed(&batch_of_one(run, true, Duration::from_secs(5)), "agent");
+    killed_after_ready("oci", "agent", || {
+        TestRun::new_oci("runc", &scenario("oci", "[oci]\nruntimes = [\"runc\"]"))
+    });
 }
 
 #[test]
 fn a_qemu_killed_after_its_guest_was_ready_is_noticed_and_named() {
-    if cannot_run("vm") {
-        return;
-    }
-    let _lock = host::host_lock();
-    let run = TestRun::new(
-        BackendKind::Vm,
-        &scenario("vm", "ready_timeout_s = 120\n[vm]\naccel = \"tcg\""),
-    );
-    assert_killed(&batch_of_one(run, true, Duration::from_secs(5)), "qemu");
+    killed_after_ready("vm", "qemu", || {
+        TestRun::new(
+            BackendKind::Vm,
+            &scenario("vm", "ready_timeout_s = 120\n[vm]\naccel = \"tcg\""),
+        )
+    });
 }
 
 #[test]

@@ -438,12 +438,8 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(256))]
             #[test]
             fn nothing_lands_outside_the_target(entries in proptest::collection::vec(entry(), 1..8)) {
-                let root = std::env::temp_dir().join(format!(
-                    "isobench-tarprop-{}-{:?}",
-                    std::process::id(),
-                    std::thread::current().id()
-                ));
-                let _ = std::fs::remove_dir_all(&root);
+                let tmp = tempfile::tempdir().unwrap();
+                let root = tmp.path();
                 let outside = root.join("outside");
                 let target = root.join("target");
                 std::fs::create_dir_all(&outside).unwrap();
@@ -456,14 +452,13 @@ mod tests {
                 let _ = unpack_tarball(&tarball, &target);
 
                 let outside_after = listing(&outside);
-                let mut top: Vec<String> = std::fs::read_dir(&root)
+                let mut top: Vec<String> = std::fs::read_dir(root)
                     .unwrap()
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect();
                 top.sort();
                 let inside = listing(&target);
-                let _ = std::fs::remove_dir_all(&root);
                 prop_assert_eq!(outside_before, outside_after);
                 prop_assert_eq!(top, vec!["hostile.tar", "outside", "target"]);
                 let devices: Vec<_> = inside.iter().filter(|(_, w)| w == "device").collect();
