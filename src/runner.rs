@@ -177,6 +177,8 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         .and_then(|_| crate::clean::write_owner(&state_dir, &run_dir))
     {
         let _ = crate::host::remove_dir_tree(&state_dir);
+        // As at a run's end: the state root goes too if the run left it empty.
+        let _ = std::fs::remove_dir(&opts.state_root);
         out_dir.discard();
         return Err(RunError::StateDir {
             path: state_dir,
