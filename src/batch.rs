@@ -7,6 +7,7 @@ use crate::backend::{Backend, Instance, LaunchError, RunContext};
 use crate::measure::{self, memory::HostMem};
 use crate::record::{KernelRow, Sample, SyscallRow, UntilRow};
 use crate::scenario::{BackendKind, UntilConfig, Workload};
+use crate::watch::{DeathWatch, Watched};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -82,7 +83,8 @@ fn warm(path: &std::path::Path) {
     }
 }
 
-/// Launches instances `first..first + count` of a batch named by `n` and `rep`.
+/// Launches instances `first..first + count` of a batch named by `n` and `rep`, and puts each
+/// one under `watch` as soon as it is ready.
 pub fn launch(
     ctx: &RunContext,
     backend: &dyn Backend,
@@ -90,6 +92,7 @@ pub fn launch(
     names: (u32, u32),
     range: std::ops::Range<u32>,
     bar: &indicatif::ProgressBar,
+    watch: &DeathWatch,
 ) -> Vec<Launched> {
     let (n, rep) = names;
     let label = backend.label();
@@ -101,14 +104,37 @@ pub fn launch(
                     return None;
                 }
                 let r = backend.launch(&format!("{label}-n{n}-r{rep}-i{i}"));
-                if r.is_ok() {
+                if let Ok(inst) = &r {
                     crate::fault::point(crate::fault::Boundary::Launched);
+                    watch_instance(watch, backend.kind(), i, inst.as_ref());
                 }
                 bar.inc(1);
                 Some((i, r))
             })
             .collect()
     })
+}
+
+/// Puts a ready instance under the death watch; the process watched is its first host
+/// process, named in the error as what it is.
+fn watch_instance(watch: &DeathWatch, kind: BackendKind, index: u32, inst: &dyn Instance) {
+    let what = match kind {
+        BackendKind::Vm => "qemu",
+        BackendKind::Unshare => "unshare",
+        _ => "agent",
+    };
+    let w = Watched {
+        index,
+        name: inst.name(),
+        what,
+        pid: inst.pid(),
+        startup: inst.startup().startup,
+        memory_dir: inst.cgroup().and_then(|c| c.dir_for("memory")),
+    };
+    if let Err(e) = watch.add(&w) {
+        // The instance still runs and is measured; its death would show at teardown only.
+        eprintln!("isobench: death watch: {e}");
+    }
 }
 
 /// Per-instance readings taken while the whole batch is alive.
@@ -151,11 +177,16 @@ fn cpu_ns(inst: &dyn Instance) -> Option<u64> {
 
 /// Measures the live batch, tears it down, and returns its rows. `n` is the batch's N as
 /// recorded (for `until`, the N reached).
+///
+/// An instance the watch saw die is not measured from then on; its row is not ok and its
+/// `error` says how it died (the watch is stopped before teardown, whose kills are no deaths).
+#[allow(clippy::too_many_arguments)]
 pub fn measure_and_teardown(
     ctx: &RunContext,
     backend: &dyn Backend,
     pool: &rayon::ThreadPool,
     mut launched: Vec<Launched>,
+    watch: DeathWatch,
     n: u32,
     rep: u32,
     base: &Baseline,
@@ -172,7 +203,7 @@ pub fn measure_and_teardown(
 
     // The workload first: memory and disk are measured after it did its work.
     if s.workload != Workload::Idle {
-        let deadline = Instant::now() + Duration::from_secs_f64(s.ready_timeout_s);
+        let deadline = ctx.ready_limit().from_now();
         let reports: Vec<Option<Result<_, String>>> = pool.install(|| {
             launched
                 .par_iter_mut()
@@ -218,17 +249,27 @@ pub fn measure_and_teardown(
     if m.ksm && backend.kind() == BackendKind::Vm && !ctx.cancel.load(Ordering::Relaxed) {
         match measure::ksm::KsmGuard::enable_recorded(&ctx.state_dir.join(KSM_RECORD)) {
             Ok(g) => {
-                ksm = Some(g.wait_settled(Duration::from_secs_f64(m.ksm_timeout_s), &ctx.cancel));
+                let limit = Duration::from_secs_f64(m.ksm_timeout_s);
+                let reading = g.wait_settled(limit, &ctx.cancel);
+                if !reading.settled && !ctx.cancel.load(Ordering::Relaxed) {
+                    eprintln!(
+                        "isobench: ksm: pages_sharing still moving after {} (measure.ksm_timeout_s); kept as read, with ksm_settled = false",
+                        crate::deadline::seconds(limit)
+                    );
+                }
+                ksm = Some(reading);
                 ksm_guard = Some(g);
             }
             Err(e) => eprintln!("isobench: ksm: {e}; identical pages not measured"),
         }
     }
 
+    // An instance that died is not measured: its pids are gone or zombies.
+    let alive = |i: u32, r| live(r).filter(|_| !watch.is_dead(i));
     let measure_start = Instant::now();
     if m.memory {
-        for ((_, r), sn) in launched.iter().zip(seen.iter_mut()) {
-            let Some(inst) = live(r) else { continue };
+        for ((i, r), sn) in launched.iter().zip(seen.iter_mut()) {
+            let Some(inst) = alive(*i, r) else { continue };
             let pm = measure::memory::rollup(&inst.pids());
             sn.mem = Some(pm);
             sn.cgroup_mem_kib = inst.cgroup().and_then(measure::memory::cgroup_mem_kib);
@@ -255,7 +296,7 @@ pub fn measure_and_teardown(
         let window = Duration::from_secs_f64(m.idle_window_s);
         let before: Vec<Option<u64>> = launched
             .iter()
-            .map(|(_, r)| live(r).and_then(cpu_ns))
+            .map(|(i, r)| alive(*i, r).and_then(cpu_ns))
             .collect();
         let start = Instant::now();
         while start.elapsed() < window && !ctx.cancel.load(Ordering::Relaxed) {
@@ -264,8 +305,8 @@ pub fn measure_and_teardown(
             );
         }
         let took = start.elapsed();
-        for (((_, r), sn), b) in launched.iter().zip(seen.iter_mut()).zip(before) {
-            if let (Some(b), Some(a)) = (b, live(r).and_then(cpu_ns)) {
+        for (((i, r), sn), b) in launched.iter().zip(seen.iter_mut()).zip(before) {
+            if let (Some(b), Some(a)) = (b, alive(*i, r).and_then(cpu_ns)) {
                 sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
             }
         }
@@ -356,6 +397,8 @@ pub fn measure_and_teardown(
         }
     }
 
+    // Every death up to here is in; teardown's kills are not deaths.
+    let deaths = watch.stop();
     let rows: Vec<Sample> = pool.install(|| {
         launched
             .into_par_iter()
@@ -382,6 +425,11 @@ pub fn measure_and_teardown(
                 let ms = |d: Duration| d.as_secs_f64() * 1e3;
                 row.ok = sn.workload_error.is_none();
                 row.error = sn.workload_error.unwrap_or_default();
+                // A death explains a workload that never said `done`: it is the error.
+                if let Some(d) = deaths.get(&i) {
+                    row.ok = false;
+                    row.error = d.to_string();
+                }
                 row.startup_ms = Some(ms(st.startup));
                 row.spawn_ms = st.spawn.map(ms);
                 row.first_output_ms = st.first_output.map(ms);
@@ -476,16 +524,20 @@ pub fn until(
     // Read after the baseline's own launch and teardown, so it is what the floor is held
     // against from the first step on: `plan` predicts the reached N from this budget.
     let avail_at_start = measure::memory::host_mem().mem_available_kib;
+    let watch = DeathWatch::start(true);
     let reason = loop {
         let have = launched.len() as u32;
         if ctx.cancel.load(Ordering::Relaxed) {
             break "interrupted".to_string();
         }
+        if let Some((i, d)) = watch.deaths().into_iter().next() {
+            break format!("instance {i} died: {d}");
+        }
         if have >= cfg.max {
             break format!("reached max = {}", cfg.max);
         }
         let next = (have + cfg.step).min(cfg.max);
-        launched.extend(launch(ctx, backend, pool, (0, 0), have..next, bar));
+        launched.extend(launch(ctx, backend, pool, (0, 0), have..next, bar, &watch));
         if let Some((_, Err(e))) = launched.iter().find(|(_, r)| r.is_err()) {
             break format!("a launch failed: {}", e.what);
         }
@@ -515,6 +567,6 @@ pub fn until(
         mem_available_kib_at_start: Some(avail_at_start),
         mem_available_floor_kib: Some(floor_kib),
     };
-    let out = measure_and_teardown(ctx, backend, pool, launched, reached, 0, &base);
+    let out = measure_and_teardown(ctx, backend, pool, launched, watch, reached, 0, &base);
     (out, row)
 }

@@ -32,9 +32,14 @@ pub enum Command {
     Run {
         /// Scenario file (TOML). Without it, the embedded default scenario runs.
         scenario: Option<PathBuf>,
-        /// Results directory (default: runs/<time>-<scenario>).
+        /// Results directory (default: runs/<time>-<scenario>). One that holds anything is
+        /// refused unless --overwrite; it is locked while the run lasts.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Empty an existing --out directory first (symlinks in it are removed, not followed;
+        /// a mount point in it is refused).
+        #[arg(long)]
+        overwrite: bool,
         /// Where per-run state (overlays, image layers) lives while the run lasts.
         #[arg(long, env = "ISOBENCH_STATE_DIR", default_value = crate::runner::DEFAULT_STATE_ROOT)]
         state_dir: PathBuf,

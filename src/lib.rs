@@ -9,11 +9,14 @@ pub mod batch;
 pub mod clean;
 pub mod cli;
 pub mod compare;
+pub mod deadline;
 pub mod doctor;
 pub mod fault;
 pub mod host;
 pub mod image;
+pub mod interrupt;
 pub mod measure;
+pub mod outdir;
 pub mod plan;
 pub mod record;
 pub mod report;
@@ -21,6 +24,7 @@ pub mod runner;
 pub mod scenario;
 pub mod security;
 pub mod stats;
+pub mod watch;
 
 /// Exit codes, as ripgrep and friends use them: 0 ok, 1 a measured failure (an instance failed),
 /// 2 bad input or an unusable environment, 130 interrupted by a signal.

@@ -44,6 +44,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
         Command::Run {
             scenario,
             out,
+            overwrite,
             state_dir,
             cache_dir,
             quiet,
@@ -57,23 +58,10 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
                 None => Scenario::default_embedded(),
             };
             let cancel = Arc::new(AtomicBool::new(false));
-            for sig in [
-                signal_hook::consts::SIGINT,
-                signal_hook::consts::SIGTERM,
-                signal_hook::consts::SIGHUP,
-            ] {
-                // A second signal while tearing down ends the process at once; `isobench clean`
-                // then removes what is left.
-                signal_hook::flag::register_conditional_shutdown(
-                    sig,
-                    exit::INTERRUPTED,
-                    cancel.clone(),
-                )
-                .and_then(|_| signal_hook::flag::register(sig, cancel.clone()))
-                .context("installing signal handlers")?;
-            }
+            isobench::interrupt::install(cancel.clone()).context("installing signal handlers")?;
             let opts = isobench::runner::RunOptions {
                 out_dir: out,
+                overwrite,
                 state_root: state_dir,
                 cache_dir,
                 agent_exe: std::env::current_exe()

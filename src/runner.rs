@@ -10,6 +10,7 @@ use crate::host::cgroup::CgroupHost;
 use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
 use crate::host::run_id::RunId;
 use crate::host::state_dir;
+use crate::outdir::{OutDir, OutDirError};
 use crate::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
 use crate::report::csv::{CsvSink, ExportError, SampleSink, write_summary};
 use crate::report::summary::summarize;
@@ -28,6 +29,8 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/cache/isobench";
 pub struct RunOptions {
     /// The results directory; default `runs/<time>-<scenario>`.
     pub out_dir: Option<PathBuf>,
+    /// Empty an existing, non-empty results directory instead of refusing it.
+    pub overwrite: bool,
     pub state_root: PathBuf,
     /// Content-addressed artefacts kept across runs (VM base disks).
     pub cache_dir: PathBuf,
@@ -51,6 +54,9 @@ pub struct RunOutcome {
     /// What could not be removed at the end (a bug or a host problem: `isobench clean`).
     pub leftovers: Vec<String>,
     pub harness_peak_rss_kib: Option<u64>,
+    /// The results directory, still locked: a second run cannot start into it until this is
+    /// dropped (after the report is written).
+    pub out_dir: OutDir,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +67,13 @@ pub enum RunError {
     Environment(String),
     #[error(transparent)]
     Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    OutDir(#[from] OutDirError),
+    #[error("state dir {path}: cannot create it: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error(transparent)]
@@ -117,6 +130,19 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
                 )));
             }
         }
+        // The guest kernel and the modules of isobench's initramfs: read-only look-ups, so a
+        // missing kernel is bad input found before anything is made.
+        let vm_err =
+            |e: crate::image::ImageError| RunError::Environment(format!("backend vm: {e}"));
+        let kernel = crate::image::kernel::find_guest_kernel(scenario.vm.kernel.as_deref())
+            .map_err(vm_err)?;
+        if scenario.vm.initrd.is_none() {
+            crate::image::initramfs::resolve_modules(
+                &kernel.modules_dir,
+                crate::image::initramfs::GUEST_MODULES,
+            )
+            .map_err(vm_err)?;
+        }
     }
     if scenario.backends.contains(&BackendKind::Unshare) && which("unshare").is_none() {
         return Err(RunError::Environment(
@@ -151,9 +177,22 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         Some(d) => d.clone(),
         None => unique_dir(&PathBuf::from("runs").join(format!("{stamp}-{}", scenario.name))),
     };
-    std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
-    let created = state_dir::create(&opts.state_root, &id, &run_dir)
-        .map_err(|e| RunError::Environment(format!("state dir: {e}")))?;
+    // The results directory first: it is checked, locked and proved writable before the run
+    // makes anything else, so that bad input there leaves nothing behind.
+    let out_dir = OutDir::prepare(&run_dir, opts.overwrite)?;
+    let root_existed = std::fs::symlink_metadata(&opts.state_root).is_ok();
+    let created = match state_dir::create(&opts.state_root, &id, &run_dir) {
+        Ok(c) => c,
+        Err(source) => {
+            let path = opts.state_root.join(&run_id);
+            let _ = crate::host::remove_dir_tree(&path);
+            if !root_existed {
+                let _ = std::fs::remove_dir(&opts.state_root);
+            }
+            out_dir.discard();
+            return Err(RunError::StateDir { path, source });
+        }
+    };
     let state_dir = created.path.clone();
     crate::fault::point(Boundary::StateDir);
 
@@ -189,8 +228,6 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
             .map(|p| p.as_str().to_string())
             .collect(),
     };
-    write_meta(&run_dir, &meta)?;
-
     let ctx = RunContext {
         run_id: run_id.clone(),
         scenario: Arc::new(scenario),
@@ -199,19 +236,24 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         cancel: opts.cancel.clone(),
         cache_dir: opts.cache_dir.clone(),
     };
-    let mut state = RunState {
-        kernel: CsvSink::create(&run_dir.join("kernel.csv"))?,
-        syscalls: None,
-        syscall_rows: Vec::new(),
-        kernel_rows: Vec::new(),
-        until: CsvSink::create(&run_dir.join("until.csv"))?,
-        accel: Vec::new(),
-        samples: Vec::new(),
-        batch_ready: Vec::new(),
-        sink: SampleSink::create(&run_dir.join("samples.csv"))?,
-        run_dir: run_dir.clone(),
+    let opened = write_meta(&run_dir, &meta).and_then(|_| {
+        Ok(RunState {
+            kernel: CsvSink::create(&run_dir.join("kernel.csv"))?,
+            syscalls: None,
+            syscall_rows: Vec::new(),
+            kernel_rows: Vec::new(),
+            until: CsvSink::create(&run_dir.join("until.csv"))?,
+            accel: Vec::new(),
+            samples: Vec::new(),
+            batch_ready: Vec::new(),
+            sink: SampleSink::create(&run_dir.join("samples.csv"))?,
+            run_dir: run_dir.clone(),
+        })
+    });
+    let (result, state) = match opened {
+        Ok(mut state) => (measure_all(&ctx, opts, &mut state), Some(state)),
+        Err(e) => (Err(e), None),
     };
-    let result = measure_all(&ctx, opts, &mut state);
     crate::fault::point(Boundary::Finish);
 
     // Whatever happened above, nothing of the run may stay on the host.
@@ -229,6 +271,24 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     if let Err(e) = CgroupHost::remove_run_everywhere(&run_id) {
         leftovers.push(e.to_string());
     }
+    // Bad input or an unusable host found before any sample (a backend that cannot be
+    // prepared here, an unreadable tarball): the run leaves nothing, its results directory
+    // included. Once something was measured, it stays, whatever comes after.
+    let state = match (state, &result) {
+        (Some(state), Ok(_)) => state,
+        (Some(state), Err(e))
+            if !(e.exit_code() == crate::exit::BAD_INPUT && state.samples.is_empty()) =>
+        {
+            state
+        }
+        (state, _) => {
+            drop(state);
+            out_dir.discard();
+            return Err(result.err().unwrap_or_else(|| {
+                RunError::Environment("results directory could not be opened".into())
+            }));
+        }
+    };
     let (interrupted, mut backend_leftovers) = match &result {
         Ok(l) => (ctx.cancel.load(Ordering::Relaxed), l.clone()),
         Err(_) => (ctx.cancel.load(Ordering::Relaxed), Vec::new()),
@@ -266,6 +326,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         interrupted,
         leftovers,
         harness_peak_rss_kib: meta.harness_peak_rss_kib,
+        out_dir,
     })
 }
 
@@ -461,11 +522,12 @@ fn run_batch(
     let bar = progress_bar(opts.progress, n as u64, &format!("{label} N={n} rep {rep}"));
     let base = batch::baseline(ctx, backend, pool);
     let start = Instant::now();
-    let launched = batch::launch(ctx, backend, pool, (n, rep), 0..n, &bar);
+    let watch = crate::watch::DeathWatch::start(true);
+    let launched = batch::launch(ctx, backend, pool, (n, rep), 0..n, &bar, &watch);
     let all_ready = start.elapsed();
     bar.finish_and_clear();
     let all_ok = launched.len() as u32 == n && launched.iter().all(|(_, r)| r.is_ok());
-    let out = batch::measure_and_teardown(ctx, backend, pool, launched, n, rep, &base);
+    let out = batch::measure_and_teardown(ctx, backend, pool, launched, watch, n, rep, &base);
     if all_ok {
         state.batch_ready.push((
             label.clone(),

@@ -1017,3 +1017,408 @@ fn clean_leaves_an_active_run_alone() {
     check_meta(&read_meta(&f.out()), LONG_SCENARIO, "interrupted");
     host::assert_clean_since(&before, &f.state(), &[run_id]);
 }
+
+// ---- faults: --out, its lock, deaths, repeated signals, `timeout` ---------------------------
+
+/// A quick run on the process backend only: what the --out tests need.
+const PROCESS_SCENARIO: &str = r#"name = "quick-process"
+backends = ["process"]
+counts = [1]
+warmup = 0
+[measure]
+memory = false
+idle_window_s = 0
+"#;
+
+/// `run SCENARIO` with the fixture's --out/--state-dir and `extra` arguments.
+fn run_with(f: &Fixture, scenario: &Path, extra: &[&str]) -> Vec<OsString> {
+    let mut a = f.run_args(Some(scenario));
+    a.extend(extra.iter().map(OsString::from));
+    a
+}
+
+/// Names in a directory, sorted (empty if it does not exist).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Exit 2 with one line on stderr naming every fragment.
+fn assert_one_line_exit_2(out: &Output, fragments: &[&str]) {
+    assert_eq!(out.status.code(), Some(EXIT_BAD_INPUT), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {out:?}");
+    for frag in fragments {
+        assert!(
+            out.stderr.contains(frag),
+            "stderr should name {frag:?}: {out:?}"
+        );
+    }
+}
+
+/// Unmounts on drop, so a failed assertion leaves no test mount behind.
+struct TestMount(PathBuf);
+
+impl TestMount {
+    fn tmpfs(at: &Path, opts: &str) -> TestMount {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "isobench-test"])
+            .arg(at)
+            .status()
+            .expect("mount runs")
+            .success();
+        assert!(ok, "mounting a tmpfs at {}", at.display());
+        TestMount(at.to_path_buf())
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_non_empty_out_dir_is_refused_and_overwrite_empties_it_without_following_links() {
+    require_root!();
+    let _lock = host_lock();
+    let f = Fixture::new("overwrite");
+    let scenario = f.write("p.toml", PROCESS_SCENARIO);
+    let outside = f.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "not the run's").unwrap();
+    let out = f.out();
+    std::fs::create_dir_all(out.join("plots")).unwrap();
+    std::fs::write(out.join("report.html"), "stale").unwrap();
+    std::fs::write(out.join("plots/startup.svg"), "stale").unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("plots/linked-dir")).unwrap();
+    std::os::unix::fs::symlink(outside.join("keep"), out.join("linked-file")).unwrap();
+    let stale = names(&out);
+
+    let refused = f.isobench(&run_with(&f, &scenario, &[]), Duration::from_secs(30));
+    assert_one_line_exit_2(&refused, &[&out.display().to_string(), "--overwrite"]);
+    assert_eq!(names(&out), stale, "a refusal touches nothing");
+    assert!(!f.state().exists(), "nothing is created: {refused:?}");
+
+    let ran = f.isobench(
+        &run_with(&f, &scenario, &["--overwrite"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    let now = names(&out);
+    for gone in ["report.html", "plots", "linked-file"] {
+        assert!(!now.contains(&gone.to_string()), "{gone} survived: {now:?}");
+    }
+    assert!(now.contains(&"samples.csv".to_string()), "{now:?}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("keep")).unwrap(),
+        "not the run's",
+        "a symlink was followed"
+    );
+}
+
+#[test]
+fn overwrite_refuses_a_mount_inside_the_out_dir_and_removes_nothing() {
+    require_root!();
+    let f = Fixture::new("overwrite-mount");
+    let scenario = f.write("p.toml", PROCESS_SCENARIO);
+    let out = f.out();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("report.html"), "stale").unwrap();
+    let mnt = TestMount::tmpfs(&out.join("data/mnt"), "size=1m");
+    std::fs::write(mnt.0.join("precious"), "on another filesystem").unwrap();
+
+    let refused = f.isobench(
+        &run_with(&f, &scenario, &["--overwrite"]),
+        Duration::from_secs(30),
+    );
+    assert_one_line_exit_2(&refused, &["mount point", &mnt.0.display().to_string()]);
+    assert!(
+        out.join("report.html").exists(),
+        "refused before removing anything"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mnt.0.join("precious")).unwrap(),
+        "on another filesystem"
+    );
+    assert!(!f.state().exists(), "{refused:?}");
+}
+
+#[test]
+fn an_unwritable_out_or_state_dir_is_bad_input_and_creates_nothing() {
+    require_root!();
+    let f = Fixture::new("unwritable");
+    let scenario = f.write("p.toml", PROCESS_SCENARIO);
+    let cg_before = cgroup_entries();
+    let a_file = f.write("a-file", "");
+    let ro = TestMount::tmpfs(&f.dir.join("ro"), "ro,size=1m");
+    let proc_out = format!("/proc/isobench-{}", std::process::id());
+    for (bad, why) in [
+        (proc_out.clone(), "cannot create it"),
+        (a_file.join("out").display().to_string(), "cannot create it"),
+        (a_file.display().to_string(), "not a directory"),
+        (ro.0.display().to_string(), "not writable"),
+    ] {
+        let mut args = vec!["run".into(), scenario.clone().into_os_string()];
+        args.extend(
+            ["--out", &bad, "--state-dir"]
+                .iter()
+                .map(OsString::from)
+                .chain([f.state().into_os_string(), "-q".into()]),
+        );
+        let out = f.isobench(&args, Duration::from_secs(30));
+        assert_bad_input(&f, &out, &cg_before, &[&bad, why]);
+    }
+    assert!(!Path::new(&proc_out).exists());
+    assert!(names(&ro.0).is_empty());
+
+    // An unusable --state-dir is found after the out dir was made: it goes again.
+    let bad_state = format!("/proc/isobench-state-{}", std::process::id());
+    let mut args = vec!["run".into(), scenario.into_os_string()];
+    args.extend(
+        ["--out"]
+            .iter()
+            .map(OsString::from)
+            .chain([f.out().into_os_string()])
+            .chain(["--state-dir", &bad_state, "-q"].iter().map(OsString::from)),
+    );
+    let out = f.isobench(&args, Duration::from_secs(30));
+    assert_bad_input(&f, &out, &cg_before, &[&bad_state]);
+}
+
+#[test]
+fn a_backend_that_cannot_be_prepared_leaves_no_out_dir() {
+    require_root!();
+    let _lock = host_lock();
+    let f = Fixture::new("bad-tarball");
+    std::fs::write(f.dir.join("rootfs.tar"), vec![b'x'; 2048]).unwrap();
+    let scenario = f.write(
+        "t.toml",
+        "name = \"t\"\nimage = \"rootfs.tar\"\nbackends = [\"container\"]\ncounts = [1]\n",
+    );
+    let cg_before = cgroup_entries();
+    let out = f.isobench(&f.run_args(Some(&scenario)), Duration::from_secs(60));
+    assert_bad_input(&f, &out, &cg_before, &["rootfs.tar"]);
+}
+
+#[test]
+fn a_second_run_into_the_same_out_dir_fails_at_once() {
+    require_root!();
+    let _lock = host_lock();
+    let mut f = Fixture::new("locked");
+    let long = f.write("long.toml", LONG_SCENARIO);
+    let quick = f.write("p.toml", PROCESS_SCENARIO);
+    let before = host::snapshot();
+    f.spawn_run(&long);
+    f.wait_for_rows(2, Duration::from_secs(30));
+    let run_id = f.run_id().expect("meta.json with a run id");
+
+    let other_state = f.dir.join("state2");
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let mut args = vec!["run".into(), quick.clone().into_os_string(), "--out".into()];
+        args.push(f.out().into_os_string());
+        args.extend(["--state-dir".into(), other_state.clone().into_os_string()]);
+        args.extend(extra.iter().map(OsString::from));
+        let rows = complete_rows(&f.out().join("samples.csv"));
+        let t = Instant::now();
+        let second = f.isobench(&args, Duration::from_secs(30));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_one_line_exit_2(
+            &second,
+            &[&f.out().display().to_string(), "another isobench run"],
+        );
+        assert!(!other_state.exists(), "{second:?}");
+        assert!(
+            complete_rows(&f.out().join("samples.csv")) >= rows,
+            "the first run's rows were touched"
+        );
+    }
+    f.assert_child_running("the second run was refused");
+    f.signal(Signal::SIGINT);
+    let status = f.wait_child(Duration::from_secs(15)).expect("exits");
+    assert_eq!(status.code(), Some(EXIT_INTERRUPTED), "{}", f.logs());
+    host::assert_clean_since(&before, &f.state(), &[run_id]);
+}
+
+#[test]
+fn an_instance_killed_from_outside_fails_the_run_with_exit_1() {
+    require_root!();
+    let _lock = host_lock();
+    let mut f = Fixture::new("killed-instance");
+    let scenario = f.write(
+        "p.toml",
+        "name = \"victim\"\nbackends = [\"process\"]\ncounts = [1]\nwarmup = 0\n\
+         [measure]\nmemory = false\nidle_window_s = 4\n",
+    );
+    let before = host::snapshot();
+    f.spawn_run(&scenario);
+    let start = Instant::now();
+    let run_id = loop {
+        if let Some(id) = f.run_id() {
+            break id;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", f.logs());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let agent = loop {
+        let mine: Vec<i32> = host::marked_processes()
+            .into_iter()
+            .filter(|(_, id)| *id == run_id)
+            .map(|(p, _)| p)
+            .collect();
+        if let [pid] = mine[..] {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{mine:?}\n{}",
+            f.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Ready in milliseconds; the idle window keeps the batch alive for seconds.
+    std::thread::sleep(Duration::from_millis(500));
+    kill(Pid::from_raw(agent), Signal::SIGKILL).unwrap();
+    let status = f.wait_child(Duration::from_secs(30)).expect("the run ends");
+    assert_eq!(status.code(), Some(1), "{}", f.logs());
+    let t = Table::read(&f.out().join("samples.csv"));
+    assert_eq!(t.rows.len(), 1);
+    let err = col(&t.rows[0], "error");
+    assert_eq!(col(&t.rows[0], "ok"), "false");
+    assert!(
+        err.starts_with("agent killed by SIGKILL after ready, ") && err.ends_with(" s after start"),
+        "{err}"
+    );
+    assert!(
+        f.logs().contains(&format!("died: {err}")),
+        "the death is announced when seen:\n{}",
+        f.logs()
+    );
+    host::assert_clean_since(&before, &f.state(), &[run_id]);
+}
+
+/// Batches of 100 containers: tearing one down takes long enough for signals to land in it.
+const STORM_SCENARIO: &str = r#"name = "storm"
+image = "busybox"
+backends = ["container"]
+counts = [100]
+parallelism = 2
+warmup = 0
+repetitions = 5
+[measure]
+memory = false
+idle_window_s = 0
+"#;
+
+/// SIGINT in the middle of a batch of 100, then SIGTERM and SIGINT in turn every 10 ms until
+/// the run ends: many signals land during teardown, which finishes all the same.
+#[test]
+fn signals_during_teardown_are_noted_and_teardown_finishes() {
+    require_root!();
+    let _lock = host_lock();
+    let mut f = Fixture::new("sig-storm");
+    let scenario = f.write("storm.toml", STORM_SCENARIO);
+    let before = host::snapshot();
+    f.spawn_run(&scenario);
+    f.wait_for_rows(100, Duration::from_secs(120));
+    // The second batch is launching: a few dozen instances are up when the signal comes.
+    std::thread::sleep(Duration::from_millis(500));
+    let run_id = f.run_id().expect("meta.json with a run id");
+    f.signal(Signal::SIGINT);
+    let sent = Instant::now();
+    let mut extra = 0;
+    let status = loop {
+        if let Some(s) = f.wait_child(Duration::from_millis(10)) {
+            break s;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(30), "{}", f.logs());
+        f.signal(if extra % 2 == 0 {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGINT
+        });
+        extra += 1;
+    };
+    eprintln!(
+        "{extra} more signals while it tore down for {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(EXIT_INTERRUPTED), "{}", f.logs());
+    assert!(extra > 0, "no signal landed during teardown");
+    assert!(
+        f.logs().contains("again: still tearing down"),
+        "{}",
+        f.logs()
+    );
+    check_meta(&read_meta(&f.out()), STORM_SCENARIO, "interrupted");
+    check_partial_samples(&f.out(), 1);
+    host::assert_clean_since(&before, &f.state(), &[run_id]);
+}
+
+/// `timeout 3 isobench run ...`: GNU timeout sends SIGTERM to the run and then to its whole
+/// process group, mid-batch; the run still tears down completely and keeps its samples.
+#[test]
+fn timeout_3_leaves_nothing_of_the_run() {
+    require_root!();
+    let _lock = host_lock();
+    for (flags, want) in [
+        (&[][..], 124),
+        (&["--preserve-status"][..], EXIT_INTERRUPTED),
+    ] {
+        let f = Fixture::new("timeout");
+        let scenario = f.write("long.toml", LONG_SCENARIO);
+        let before = host::snapshot();
+        let mut cmd = Command::new("timeout");
+        cmd.args(flags)
+            .arg("3")
+            .arg(BIN)
+            .args(f.run_args(Some(&scenario)));
+        let out = f.run_cmd(cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(want), "{out:?}");
+        assert!(out.stderr.contains("SIGTERM"), "{out:?}");
+        let run_id = check_meta(&read_meta(&f.out()), LONG_SCENARIO, "interrupted");
+        let rows = check_partial_samples(&f.out(), 1).rows.len();
+        assert!(rows > 0 && rows < 2050, "mid-scenario at 3 s: {rows} rows");
+        host::assert_clean_since(&before, &f.state(), &[run_id]);
+    }
+}
+
+/// A timeout says what was awaited and the whole limit with the key that sets it, in the row.
+#[test]
+fn a_ready_timeout_names_what_was_awaited_and_the_whole_limit() {
+    require_root!();
+    let _lock = host_lock();
+    let f = Fixture::new("ready-timeout");
+    let scenario = f.write(
+        "t.toml",
+        "name = \"slow\"\nbackends = [\"process\", \"container\"]\ncounts = [1]\nwarmup = 0\n\
+         ready_timeout_s = 0.0001\n[measure]\nmemory = false\nidle_window_s = 0\n",
+    );
+    let before = host::snapshot();
+    let out = f.isobench(&f.run_args(Some(&scenario)), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let t = Table::read(&f.out().join("samples.csv"));
+    assert_eq!(t.rows.len(), 2, "{out:?}");
+    for row in &t.rows {
+        let err = col(row, "error");
+        assert_eq!(col(row, "ok"), "false", "{row:?}");
+        assert!(
+            err.ends_with("after 0.1 ms (ready_timeout_s)"),
+            "{}: {err}",
+            col(row, "backend")
+        );
+    }
+    let run_id = check_meta(
+        &read_meta(&f.out()),
+        &host_file_raw(&scenario.display().to_string()),
+        "complete",
+    );
+    host::assert_clean_since(&before, &f.state(), &[run_id]);
+}

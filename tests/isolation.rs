@@ -13,7 +13,7 @@ use isobench::security::{DOCKER_CAPS, RUNC_SPEC_CAPS, mask};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_isobench");
 
@@ -207,7 +207,10 @@ fn a_forking_workload_stops_at_the_pids_limit_with_a_clear_error() {
     );
     let mut inst = run.backend().launch("fork").expect("container launches");
     let err = inst
-        .wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
+        .wait_done(
+            isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
+            &run.ctx.cancel,
+        )
         .expect_err("100 children cannot fit under pids.max = 16");
     let msg = err.to_string();
     assert!(

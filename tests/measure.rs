@@ -10,7 +10,7 @@ use isobench::measure;
 use isobench::scenario::BackendKind;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MIB: u64 = 1024;
 
@@ -24,8 +24,11 @@ fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
         &scenario("workload = { touch-memory = 64 }\n[limits]\nmemory_mib = 128\n"),
     );
     let mut inst = run.backend().launch("touch").expect("container launches");
-    inst.wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
-        .expect("the workload touches its memory");
+    inst.wait_done(
+        isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
+        &run.ctx.cancel,
+    )
+    .expect("the workload touches its memory");
     let pm = measure::memory::rollup(&inst.pids());
     assert!(pm.pss_kib >= 64 * MIB, "PSS {} KiB < 64 MiB", pm.pss_kib);
     assert!(pm.uss_kib >= 64 * MIB && pm.uss_kib <= pm.rss_kib, "{pm:?}");
@@ -41,8 +44,11 @@ fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
         &scenario("workload = { touch-memory = 64 }\n"),
     );
     let mut p = run.backend().launch("touch-p").expect("process launches");
-    p.wait_done(Instant::now() + Duration::from_secs(30), &run.ctx.cancel)
-        .unwrap();
+    p.wait_done(
+        isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
+        &run.ctx.cancel,
+    )
+    .unwrap();
     let pm = measure::memory::rollup(&p.pids());
     assert!(pm.pss_kib >= 64 * MIB, "process PSS {} KiB", pm.pss_kib);
     p.teardown().unwrap();

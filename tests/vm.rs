@@ -102,8 +102,11 @@ fn the_overlay_grows_when_the_guest_writes_and_the_base_does_not_change() {
         .expect("a base disk in the cache");
     let before = std::fs::metadata(&base).unwrap();
     let grown_from = allocated(&overlay);
-    inst.wait_done(Instant::now() + Duration::from_secs(120), &run.ctx.cancel)
-        .expect("the guest writes 16 MiB");
+    inst.wait_done(
+        isobench::deadline::Deadline::from_now(Duration::from_secs(120), "test"),
+        &run.ctx.cancel,
+    )
+    .expect("the guest writes 16 MiB");
     let grown_to = allocated(&overlay);
     assert!(
         grown_to >= grown_from + 16 * 1024 * 1024,

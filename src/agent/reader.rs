@@ -2,6 +2,7 @@
 //! and a cancel flag, so a hung instance or a Ctrl-C never blocks the run.
 
 use super::{DONE_LINE, ERROR_PREFIX, Facts, PROBE_PREFIX, READY_LINE, SYSCALLS_PREFIX};
+use crate::deadline::Deadline;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,10 +16,11 @@ const KEEP_LINES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("no `{expected}` line after {waited_ms} ms{}", output_suffix(.output))]
+    /// The whole wait ran out: `deadline` says how long it was and which key set it.
+    #[error("agent not `{expected}` {}{}", .deadline.after(), output_suffix(.output))]
     Timeout {
         expected: &'static str,
-        waited_ms: u64,
+        deadline: Deadline,
         output: Vec<String>,
     },
     #[error("agent output ended before `{expected}`{}", output_suffix(.output))]
@@ -81,7 +83,7 @@ impl AgentReader {
     /// start-up, so callers take their timestamp right after it.
     pub fn wait_ready(
         &mut self,
-        deadline: Instant,
+        deadline: Deadline,
         cancel: &AtomicBool,
     ) -> Result<Facts, AgentError> {
         let mut facts = None;
@@ -107,7 +109,7 @@ impl AgentReader {
     /// Returns what the workload reported on the way.
     pub fn wait_done(
         &mut self,
-        deadline: Instant,
+        deadline: Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError> {
         let mut report = WorkloadReport::default();
@@ -147,10 +149,9 @@ impl AgentReader {
     fn next_line(
         &mut self,
         expected: &'static str,
-        deadline: Instant,
+        deadline: Deadline,
         cancel: &AtomicBool,
     ) -> Result<String, AgentError> {
-        let start = Instant::now();
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
@@ -160,14 +161,14 @@ impl AgentReader {
                 return Err(AgentError::Cancelled);
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline.at {
                 return Err(AgentError::Timeout {
                     expected,
-                    waited_ms: (now - start).as_millis() as u64,
+                    deadline,
                     output: std::mem::take(&mut self.other),
                 });
             }
-            let wait = (deadline - now).min(CANCEL_POLL);
+            let wait = (deadline.at - now).min(CANCEL_POLL);
             let timeout =
                 PollTimeout::try_from(wait.as_millis() as u32 + 1).unwrap_or(PollTimeout::MAX);
             let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];

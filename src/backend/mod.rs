@@ -9,6 +9,7 @@ pub mod vm;
 
 use crate::agent::Facts;
 use crate::agent::reader::{AgentError, WorkloadReport};
+use crate::deadline::{Deadline, Limit};
 use crate::scenario::{BackendKind, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,8 +45,13 @@ impl RunContext {
         Duration::from_secs_f64(self.scenario.ready_timeout_s)
     }
 
-    pub fn ready_deadline(&self, start: Instant) -> Instant {
-        start + self.ready_timeout()
+    /// How long an instance may take to be ready (and a workload to be done).
+    pub fn ready_limit(&self) -> Limit {
+        Limit::new(self.ready_timeout(), "ready_timeout_s")
+    }
+
+    pub fn ready_deadline(&self, start: Instant) -> Deadline {
+        self.ready_limit().from(start)
     }
 }
 
@@ -153,7 +159,7 @@ pub trait Instance: Send {
     /// Waits until the workload finished its work (the agent's `done` line).
     fn wait_done(
         &mut self,
-        deadline: Instant,
+        deadline: Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError>;
     /// The instance's own cgroup, for backends that make one.

@@ -24,6 +24,7 @@
 use super::process::{ProcessInstance, spawn_agent_with};
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
 use crate::agent::reader::{AgentError, WorkloadReport};
+use crate::deadline::Limit;
 use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
 use crate::image::{AGENT_IN_ROOTFS, Layers};
 use crate::scenario::BackendKind;
@@ -31,6 +32,7 @@ use crate::security::{Cap, Profile};
 use serde_json::{Value, json};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -243,8 +245,8 @@ impl OciBackend {
             names: Mutex::new(Vec::new()),
             probe: String::new(),
         };
-        let timeout = b.ctx.ready_timeout();
-        match b.launch_with("probe", timeout) {
+        let limit = b.ctx.ready_limit();
+        match b.launch_with("probe", limit) {
             Ok(inst) => {
                 let ms = inst.startup().startup.as_secs_f64() * 1e3;
                 Box::new(inst).teardown().map_err(err)?;
@@ -277,7 +279,7 @@ impl OciBackend {
         self.dir.join(name)
     }
 
-    fn launch_with(&self, name: &str, timeout: Duration) -> Result<OciInstance, LaunchError> {
+    fn launch_with(&self, name: &str, limit: Limit) -> Result<OciInstance, LaunchError> {
         let lerr = |what: String| LaunchError::new(name, what);
         if !valid_container_id(name) {
             return Err(lerr(format!(
@@ -341,7 +343,7 @@ impl OciBackend {
             .arg(&bundle)
             .arg(name);
         // The runtime process stays in the harness's cgroup: recorded, so `clean` may kill it.
-        let inner = spawn_agent_with(&self.ctx, name, cmd, timeout, true, step).map_err(|e| {
+        let inner = spawn_agent_with(&self.ctx, name, cmd, limit, true, step).map_err(|e| {
             if e.what.starts_with("spawning") {
                 lerr(format!(
                     "{} (in the spawn or its pre-exec step: private mount namespace, overlay on {})",
@@ -450,7 +452,7 @@ impl Backend for OciBackend {
         Some(self.layers.disk_usage())
     }
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
-        Ok(Box::new(self.launch_with(name, self.ctx.ready_timeout())?))
+        Ok(Box::new(self.launch_with(name, self.ctx.ready_limit())?))
     }
     /// Removes the bundles and the runtime's state root, and checks that no cgroup of this
     /// runtime's instances is left in any hierarchy (the runtime removes them when its
@@ -504,6 +506,10 @@ struct Leftovers {
 impl Leftovers {
     fn runtime_cmd(&self) -> Command {
         let mut c = Command::new(&self.exe);
+        // A process group of its own: a second Ctrl-C (or `timeout`'s signal to the whole
+        // group) reaches the harness, which goes on tearing down, never a `kill` or `delete`
+        // half way (see interrupt.rs).
+        c.process_group(0);
         c.arg("--root")
             .arg(&self.state_root)
             .stdin(Stdio::null())
@@ -534,8 +540,14 @@ impl Leftovers {
         }
         // The container's init was re-parented to the harness (a subreaper, see runner.rs)
         // when the detached runtime exited: reap it; if it went elsewhere, its end shows in /proc.
-        if let Some(pid) = self.agent_pid {
-            crate::host::wait_gone(pid, EXIT_WAIT);
+        if let Some(pid) = self.agent_pid
+            && !crate::host::wait_gone(pid, EXIT_WAIT)
+        {
+            errs.push(format!(
+                "container init pid {pid} still running {} after `{} kill`",
+                crate::deadline::seconds(EXIT_WAIT),
+                self.exe.display()
+            ));
         }
         let state = self.state_root.join(&self.id);
         // A stopped container is deleted at once; `--force` (which polls every 100 ms in
@@ -620,7 +632,7 @@ impl Instance for OciInstance {
     }
     fn wait_done(
         &mut self,
-        deadline: Instant,
+        deadline: crate::deadline::Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError> {
         match &mut self.inner {

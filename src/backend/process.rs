@@ -12,6 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+/// How long teardown waits for an instance's descendants to end after its first process was
+/// killed (they die of the parent-death signal).
+const DESCENDANT_WAIT: Duration = Duration::from_secs(5);
+
 pub struct ProcessBackend {
     ctx: RunContext,
     place: HostPlace,
@@ -75,7 +79,7 @@ impl HostPlace {
         let record = cgroup.is_none();
         let mut join = cgroup.as_ref().map(|c| c.join_step());
         let step = move || join.as_mut().map_or(Ok(()), |j| j());
-        match spawn_agent_with(ctx, name, cmd, ctx.ready_timeout(), record, step) {
+        match spawn_agent_with(ctx, name, cmd, ctx.ready_limit(), record, step) {
             Ok(mut inst) => {
                 inst.private = Some(dir);
                 inst.cgroup = cgroup;
@@ -130,7 +134,7 @@ pub fn spawn_agent_with<F>(
     ctx: &RunContext,
     name: &str,
     mut cmd: Command,
-    timeout: Duration,
+    limit: crate::deadline::Limit,
     record: bool,
     mut step: F,
 ) -> Result<ProcessInstance, LaunchError>
@@ -185,7 +189,7 @@ where
     crate::fault::point(crate::fault::Boundary::Boot);
     let facts = inst
         .reader
-        .wait_ready(start + timeout, &ctx.cancel)
+        .wait_ready(limit.from(start), &ctx.cancel)
         .map_err(|e| lerr(e.to_string()))?;
     let startup = start.elapsed();
     let first_output = inst.reader.first_byte().map(|t| t - start);
@@ -273,7 +277,7 @@ impl Instance for ProcessInstance {
     }
     fn wait_done(
         &mut self,
-        deadline: Instant,
+        deadline: crate::deadline::Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError> {
         self.reader.wait_done(deadline, cancel)
@@ -293,8 +297,18 @@ impl Instance for ProcessInstance {
             let _ = c.kill();
             c.wait()
                 .map_err(|e| format!("{}: waiting for pid {}: {e}", self.name, c.id()))?;
-            for pid in family.into_iter().filter(|p| *p != c.id() as i32) {
-                crate::host::wait_gone(pid, Duration::from_secs(5));
+            let stragglers: Vec<i32> = family
+                .into_iter()
+                .filter(|p| *p != c.id() as i32)
+                .filter(|p| !crate::host::wait_gone(*p, DESCENDANT_WAIT))
+                .collect();
+            if !stragglers.is_empty() {
+                return Err(format!(
+                    "{}: pids {stragglers:?} below pid {} still running {} after it was killed",
+                    self.name,
+                    c.id(),
+                    crate::deadline::seconds(DESCENDANT_WAIT)
+                ));
             }
         }
         self.remove_place()

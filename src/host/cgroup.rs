@@ -51,8 +51,13 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: still busy after {waited_ms} ms (processes left in it?)")]
-    Busy { path: PathBuf, waited_ms: u64 },
+    /// rmdir kept failing with EBUSY for the whole allowance (every retry killed what was
+    /// left inside).
+    #[error(
+        "cgroup {path} still busy after {} of retries (processes left in it?)",
+        crate::deadline::seconds(*.waited)
+    )]
+    Busy { path: PathBuf, waited: Duration },
     #[error(transparent)]
     Devices(#[from] DeviceError),
 }
@@ -584,30 +589,35 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Kills every process in `dir` and its children cgroups, then removes them deepest first.
+/// Kills every process in `dir` and its children cgroups, then removes them deepest first,
+/// within `wait` for the whole tree (an error says how long it waited in total).
 pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
-    remove_tree_with(dir, wait, true)
+    remove_tree_with(dir, Instant::now(), wait, true)
 }
 
-/// Removes `dir` and its children cgroups deepest first, waiting up to `wait` for each to
-/// empty, and never signals anything in them: for `clean`, which kills only processes it
-/// proved are a dead run's own.
+/// Removes `dir` and its children cgroups deepest first, within `wait` for the whole tree,
+/// and never signals anything in them: for `clean`, which kills only processes it proved are
+/// a dead run's own.
 pub fn remove_empty_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
-    remove_tree_with(dir, wait, false)
+    remove_tree_with(dir, Instant::now(), wait, false)
 }
 
-fn remove_tree_with(dir: &Path, wait: Duration, kill: bool) -> Result<(), CgroupError> {
+fn remove_tree_with(
+    dir: &Path,
+    start: Instant,
+    wait: Duration,
+    kill: bool,
+) -> Result<(), CgroupError> {
     if !dir.exists() {
         return Ok(());
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree_with(&e.path(), wait, kill)?;
+                remove_tree_with(&e.path(), start, wait, kill)?;
             }
         }
     }
-    let start = Instant::now();
     let mut pause = Duration::from_micros(200);
     loop {
         match std::fs::remove_dir(dir) {
@@ -623,7 +633,7 @@ fn remove_tree_with(dir: &Path, wait: Duration, kill: bool) -> Result<(), Cgroup
                 if start.elapsed() >= wait {
                     return Err(CgroupError::Busy {
                         path: dir.to_path_buf(),
-                        waited_ms: start.elapsed().as_millis() as u64,
+                        waited: start.elapsed(),
                     });
                 }
                 std::thread::sleep(pause);

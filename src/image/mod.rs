@@ -309,4 +309,172 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Property: whatever entries a tarball holds (`..` components, absolute paths, symlinks
+    /// pointing out and entries written through them, hard links to files outside, device
+    /// nodes, FIFOs), unpacking it never panics, never writes outside the target directory,
+    /// and makes no device node.
+    mod hostile_tarballs {
+        use super::super::unpack_tarball;
+        use proptest::prelude::*;
+        use std::path::{Path, PathBuf};
+
+        #[derive(Debug, Clone, Copy)]
+        enum Kind {
+            File,
+            Dir,
+            Symlink,
+            HardLink,
+            Char,
+            Block,
+            Fifo,
+        }
+
+        #[derive(Debug, Clone)]
+        struct Entry {
+            kind: Kind,
+            path: String,
+            /// Link target (symlinks, hard links).
+            link: String,
+        }
+
+        /// A path: components that name the outside directory, climb out, or are ordinary,
+        /// relative or absolute. `@` stands for the absolute path of the outside directory.
+        fn path() -> impl Strategy<Value = String> {
+            let part = prop_oneof![
+                Just("..".to_string()),
+                Just(".".to_string()),
+                Just(String::new()),
+                Just("outside".to_string()),
+                Just("f".to_string()),
+                "[a-c]{1,2}",
+            ];
+            (
+                prop_oneof![Just(""), Just("/"), Just("@/"), Just("../")],
+                proptest::collection::vec(part, 1..4),
+            )
+                .prop_map(|(lead, parts)| format!("{lead}{}", parts.join("/")))
+        }
+
+        fn entry() -> impl Strategy<Value = Entry> {
+            let kind = prop_oneof![
+                Just(Kind::File),
+                Just(Kind::Dir),
+                Just(Kind::Symlink),
+                Just(Kind::HardLink),
+                Just(Kind::Char),
+                Just(Kind::Block),
+                Just(Kind::Fifo),
+            ];
+            (kind, path(), path()).prop_map(|(kind, path, link)| Entry { kind, path, link })
+        }
+
+        /// Writes `s` (with `@` replaced by `outside`) into a raw header field, bypassing the
+        /// checks tar's builder makes: a hostile archive does not come from a careful builder.
+        fn raw(field: &mut [u8], s: &str, outside: &Path) -> bool {
+            let s = s.replace('@', &outside.display().to_string());
+            let b = s.as_bytes();
+            if b.len() >= field.len() {
+                return false;
+            }
+            field.fill(0);
+            field[..b.len()].copy_from_slice(b);
+            true
+        }
+
+        fn archive(entries: &[Entry], outside: &Path) -> Vec<u8> {
+            let mut b = tar::Builder::new(Vec::new());
+            for e in entries {
+                let mut h = tar::Header::new_gnu();
+                let (t, data): (tar::EntryType, &[u8]) = match e.kind {
+                    Kind::File => (tar::EntryType::Regular, b"written by the archive"),
+                    Kind::Dir => (tar::EntryType::Directory, b""),
+                    Kind::Symlink => (tar::EntryType::Symlink, b""),
+                    Kind::HardLink => (tar::EntryType::Link, b""),
+                    Kind::Char => (tar::EntryType::Char, b""),
+                    Kind::Block => (tar::EntryType::Block, b""),
+                    Kind::Fifo => (tar::EntryType::Fifo, b""),
+                };
+                h.set_entry_type(t);
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_uid(0);
+                h.set_gid(0);
+                if matches!(e.kind, Kind::Char | Kind::Block) {
+                    // 8:0 is /dev/sda, 1:1 /dev/mem: what an attacker would want.
+                    let _ = h.set_device_major(8);
+                    let _ = h.set_device_minor(0);
+                }
+                let old = h.as_old_mut();
+                if !raw(&mut old.name, &e.path, outside)
+                    || !raw(&mut old.linkname, &e.link, outside)
+                {
+                    continue;
+                }
+                h.set_cksum();
+                b.append(&h, data).unwrap();
+            }
+            b.into_inner().unwrap()
+        }
+
+        /// Every path below `dir` (not following symlinks) with its type and contents.
+        fn listing(dir: &Path) -> Vec<(PathBuf, String)> {
+            use std::os::unix::fs::FileTypeExt;
+            let mut out = Vec::new();
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return out;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let Ok(t) = e.file_type() else { continue };
+                let what = if t.is_dir() {
+                    out.extend(listing(&p));
+                    "dir".to_string()
+                } else if t.is_symlink() {
+                    format!("-> {:?}", std::fs::read_link(&p).ok())
+                } else if t.is_char_device() || t.is_block_device() {
+                    "device".to_string()
+                } else {
+                    std::fs::read_to_string(&p).unwrap_or_default()
+                };
+                out.push((p, what));
+            }
+            out.sort();
+            out
+        }
+
+        proptest! {
+            // 128 cases: about a second of CPU, beside timing-sensitive unit tests on 2 cores
+            // (PROPTEST_CASES=5000 for a longer search).
+            #![proptest_config(ProptestConfig::with_cases(128))]
+            #[test]
+            fn nothing_lands_outside_the_target(entries in proptest::collection::vec(entry(), 1..8)) {
+                let tmp = tempfile::tempdir().unwrap();
+                let root = tmp.path();
+                let outside = root.join("outside");
+                let target = root.join("target");
+                std::fs::create_dir_all(&outside).unwrap();
+                std::fs::write(outside.join("f"), "sentinel").unwrap();
+                let tarball = root.join("hostile.tar");
+                std::fs::write(&tarball, archive(&entries, &outside)).unwrap();
+                let outside_before = listing(&outside);
+
+                // An error is fine (a hostile archive may be refused); a panic or an escape is not.
+                let _ = unpack_tarball(&tarball, &target);
+
+                let outside_after = listing(&outside);
+                let mut top: Vec<String> = std::fs::read_dir(root)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                top.sort();
+                let inside = listing(&target);
+                prop_assert_eq!(outside_before, outside_after);
+                prop_assert_eq!(top, vec!["hostile.tar", "outside", "target"]);
+                let devices: Vec<_> = inside.iter().filter(|(_, w)| w == "device").collect();
+                prop_assert!(devices.is_empty(), "device nodes made: {:?}", devices);
+            }
+        }
+    }
 }

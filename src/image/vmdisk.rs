@@ -302,7 +302,10 @@ fn mkfs(staging: &Path, image: &Path, size_mib: u64) -> Result<(), ImageError> {
     );
     let mut last_err = None;
     for exe in MKFS_CANDIDATES {
-        match std::process::Command::new(exe).args(&args).output() {
+        // Its own process group: signals for the run reach the harness only (interrupt.rs).
+        let mut cmd = std::process::Command::new(exe);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        match cmd.args(&args).output() {
             Ok(out) if out.status.success() => return Ok(()),
             Ok(out) => {
                 let stderr = String::from_utf8_lossy(&out.stderr);

@@ -9,19 +9,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Returns true (after saying why) when this test cannot run here and the environment allows
-/// skipping (`ISOBENCH_ALLOW_SKIP=1`); otherwise a test that cannot run fails: a skip is
-/// never a pass.
-pub fn skip_unless_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    let why = "needs root (namespaces, mounts, cgroups)";
+/// For a test that cannot run here: true (after saying why) when ISOBENCH_ALLOW_SKIP=1 lets
+/// it skip; otherwise it fails, since a skip is never a pass.
+pub fn skip_or_fail(why: &str) -> bool {
     if std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1") {
         eprintln!("skipped: {why} (ISOBENCH_ALLOW_SKIP=1)");
         return true;
     }
     panic!("cannot run: {why}; set ISOBENCH_ALLOW_SKIP=1 to skip instead");
+}
+
+/// `skip_or_fail` for tests that need root.
+pub fn skip_unless_root() -> bool {
+    !nix::unistd::geteuid().is_root() && skip_or_fail("needs root (namespaces, mounts, cgroups)")
 }
 
 /// A backend of one kind for a scenario given as TOML text, with its own run id and state
@@ -33,6 +33,19 @@ pub struct TestRun {
 
 impl TestRun {
     pub fn new(kind: BackendKind, toml: &str) -> TestRun {
+        Self::with(toml, |ctx| {
+            backend::create(kind, ctx).expect("backend prepares")
+        })
+    }
+
+    /// The `oci` backend for `runtime` (`backend::create` makes one per runtime only this way).
+    pub fn new_oci(runtime: &str, toml: &str) -> TestRun {
+        Self::with(toml, |ctx| {
+            backend::create_oci(runtime, ctx).expect("oci backend prepares")
+        })
+    }
+
+    fn with(toml: &str, create: impl FnOnce(&RunContext) -> Box<dyn Backend>) -> TestRun {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let scenario =
             Scenario::parse(toml, "test.toml", Path::new("/")).expect("test scenario parses");
@@ -48,7 +61,7 @@ impl TestRun {
         // The guard exists before the backend does, so a failed preparation (a test may expect
         // one) still removes the state dir.
         let mut run = TestRun { ctx, backend: None };
-        run.backend = Some(backend::create(kind, &run.ctx).expect("backend prepares"));
+        run.backend = Some(create(&run.ctx));
         run
     }
 
@@ -63,6 +76,9 @@ impl Drop for TestRun {
             let _ = b.finish();
         }
         let _ = isobench::host::remove_dir_tree(&self.ctx.state_dir);
+        // What a run's end removes: the run's cgroup dirs, which an OCI runtime makes in
+        // every hierarchy.
+        let _ = isobench::host::cgroup::CgroupHost::remove_run_everywhere(&self.ctx.run_id);
     }
 }
 

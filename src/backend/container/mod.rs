@@ -286,7 +286,7 @@ impl Backend for ContainerBackend {
         let mut setup = None;
         let mut exec = None;
         while exec.is_none() {
-            match sync::recv(msg_r.as_fd(), deadline) {
+            match sync::recv(msg_r.as_fd(), deadline.at) {
                 Ok(ChildMsg::FsReady) => setup = Some(start.elapsed()),
                 Ok(ChildMsg::Exec) => exec = Some(start.elapsed()),
                 Ok(ChildMsg::Error { stage, errno }) => {
@@ -297,7 +297,10 @@ impl Backend for ContainerBackend {
                     )));
                 }
                 Err(RecvError::Timeout) => {
-                    return Err(lerr("timed out before exec of the agent".into()));
+                    return Err(lerr(format!(
+                        "container init did not exec the agent {}",
+                        deadline.after()
+                    )));
                 }
                 Err(e) => {
                     let why = released
@@ -435,7 +438,7 @@ impl Instance for ContainerInstance {
     }
     fn wait_done(
         &mut self,
-        deadline: Instant,
+        deadline: crate::deadline::Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError> {
         self.reader.wait_done(deadline, cancel)

@@ -8,11 +8,13 @@ pub mod qemu;
 use super::process::{ProcessInstance, spawn_agent_with};
 use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
 use crate::agent::reader::{AgentError, WorkloadReport};
+use crate::deadline::Limit;
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::image::Layers;
 use crate::image::kernel::{GuestKernel, find_guest_kernel};
 use crate::scenario::{Accel, BackendKind};
 use qemu::{GuestBoot, QemuAccel};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -117,7 +119,8 @@ impl VmBackend {
             Err("/dev/kvm does not exist".to_string())
         } else {
             self.accel = QemuAccel::Kvm;
-            match self.launch_with("kvm-probe", probe_timeout) {
+            let limit = Limit::new(probe_timeout, "vm.probe_timeout_s");
+            match self.launch_with("kvm-probe", limit) {
                 Ok(inst) => {
                     let ms = inst.startup().startup.as_secs_f64() * 1e3;
                     let _ = Box::new(inst).teardown();
@@ -148,7 +151,7 @@ impl VmBackend {
         }
     }
 
-    fn launch_with(&self, name: &str, timeout: Duration) -> Result<VmInstance, LaunchError> {
+    fn launch_with(&self, name: &str, limit: Limit) -> Result<VmInstance, LaunchError> {
         let lerr = |what: String| LaunchError::new(name, what);
         let overlay = self.instances_dir.join(format!("{name}.qcow2"));
         let pidfile = self.instances_dir.join(format!("{name}.pid"));
@@ -158,7 +161,9 @@ impl VmBackend {
             pidfile: pidfile.clone(),
             live: true,
         };
+        // Its own process group: signals for the run reach the harness only (interrupt.rs).
         let out = Command::new("qemu-img")
+            .process_group(0)
             .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
             .arg(&self.boot.base)
             .arg(&overlay)
@@ -186,13 +191,14 @@ impl VmBackend {
         // Without an accounting cgroup (the KVM probe, a host without cgroups) QEMU is
         // recorded in the state dir instead, so `clean` may kill it.
         let record = cgroup.is_none();
-        let inner = match spawn_agent_with(&self.ctx, name, cmd, timeout, record, join) {
+        let inner = match spawn_agent_with(&self.ctx, name, cmd, limit, record, join) {
             Ok(i) => i,
             Err(e) => {
                 if let Some(cg) = cgroup {
                     let _ = cg.remove(Duration::from_secs(5));
                 }
-                return Err(e);
+                // The agent's wait covers the whole boot: say so.
+                return Err(lerr(format!("booting the guest (QEMU): {}", e.what)));
             }
         };
         Ok(VmInstance {
@@ -253,7 +259,7 @@ impl Backend for VmBackend {
         Some(self.accel_reason.clone())
     }
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
-        Ok(Box::new(self.launch_with(name, self.ctx.ready_timeout())?))
+        Ok(Box::new(self.launch_with(name, self.ctx.ready_limit())?))
     }
     fn finish(&self) -> Result<(), String> {
         if let Some(c) = &self.cgroups {
@@ -315,7 +321,7 @@ impl Instance for VmInstance {
     }
     fn wait_done(
         &mut self,
-        deadline: Instant,
+        deadline: crate::deadline::Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError> {
         self.inner.wait_done(deadline, cancel)

@@ -1,0 +1,357 @@
+//! The results directory of a run (`--out`, default `runs/<time>-<scenario>`):
+//! - one that holds anything is refused unless `--overwrite`, which empties it first, so no
+//!   stale report.html or plot of another run survives next to this run's files;
+//! - it is locked (flock on the directory itself) for the run's whole life: a second run into
+//!   it fails at once instead of interleaving rows, or emptying it under the first;
+//! - it is proved writable before the run creates anything else, and removed again (with the
+//!   parents the run made) when the run stops on bad input before measuring anything.
+//!
+//! Emptying never follows a symlink and never crosses a mount point: a directory holding a
+//! mount anywhere below it is refused before anything is removed (statx's mount id and
+//! STATX_ATTR_MOUNT_ROOT checked for every entry), then each entry goes through
+//! host::remove, the removal `clean` and the runner use.
+
+use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags, openat, statx, unlinkat};
+use std::ffi::{CStr, OsStr};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Why a results directory cannot be used. Every one is bad input (exit 2), and nothing of
+/// the run exists yet when it is raised.
+#[derive(Debug, thiserror::Error)]
+pub enum OutDirError {
+    #[error("results directory {0}: exists and is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("results directory {path}: cannot create it: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("results directory {path}: cannot open it: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("results directory {0}: another isobench run is writing into it (it holds its lock)")]
+    Locked(PathBuf),
+    #[error(
+        "results directory {0}: not empty; give a new --out, or pass --overwrite to empty it first"
+    )]
+    NotEmpty(PathBuf),
+    #[error("results directory {path}: not writable: {source}")]
+    Unwritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("results directory {path}: emptying it for --overwrite: {what}")]
+    Empty { path: PathBuf, what: String },
+}
+
+/// A results directory in use by this run: open and locked until dropped.
+#[derive(Debug)]
+pub struct OutDir {
+    path: PathBuf,
+    /// The directory itself; its flock is the run's lock.
+    dir: File,
+    /// Directories this run made (the out dir and missing parents), outermost first.
+    created: Vec<PathBuf>,
+}
+
+impl OutDir {
+    /// Makes `path` the results directory of this run: created if missing, locked, and empty
+    /// (emptied when `overwrite`, refused otherwise), and writable. On error nothing this call
+    /// made is left.
+    pub fn prepare(path: &Path, overwrite: bool) -> Result<OutDir, OutDirError> {
+        let created = create_dirs(path)?;
+        let undo = |e: OutDirError| {
+            remove_created(&created);
+            e
+        };
+        let dir = File::open(path).map_err(|source| {
+            undo(OutDirError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        if !dir.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(undo(OutDirError::NotADirectory(path.to_path_buf())));
+        }
+        match dir.try_lock() {
+            Ok(()) => {}
+            // Another run has it (it may even have made it a moment ago): not ours to remove.
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OutDirError::Locked(path.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(undo(OutDirError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                }));
+            }
+        }
+        let out = OutDir {
+            path: path.to_path_buf(),
+            dir,
+            created,
+        };
+        let holds = entries(out.dir.as_fd())
+            .map_err(|e| OutDirError::Open {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })
+            .map_err(|e| out.undo(e))?;
+        if !holds.is_empty() {
+            if !overwrite {
+                return Err(out.undo(OutDirError::NotEmpty(path.to_path_buf())));
+            }
+            out.empty().map_err(|what| {
+                out.undo(OutDirError::Empty {
+                    path: path.to_path_buf(),
+                    what,
+                })
+            })?;
+        }
+        out.probe_writable().map_err(|source| {
+            out.undo(OutDirError::Unwritable {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        Ok(out)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes everything the run wrote into the directory, and the directories it made: for a
+    /// run that stopped on bad input before it measured anything.
+    pub fn discard(self) {
+        let _ = self.empty();
+        remove_created(&self.created);
+    }
+
+    /// Removes what `prepare` made, and returns `e`.
+    fn undo(&self, e: OutDirError) -> OutDirError {
+        remove_created(&self.created);
+        e
+    }
+
+    /// Empties the directory, refusing (before removing anything) if a mount point is
+    /// anywhere below it.
+    fn empty(&self) -> Result<(), String> {
+        let fd = self.dir.as_fd();
+        let here = mount_id(fd, c".").map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if let Some(m) = find_mount(fd, &self.path, here)? {
+            return Err(format!(
+                "{} is a mount point; nothing was removed (isobench does not cross mounts)",
+                m.display()
+            ));
+        }
+        // host::remove compares against mountinfo's canonical mount points.
+        let canonical = std::fs::canonicalize(&self.path)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        for name in entries(fd).map_err(|e| format!("{}: {e}", self.path.display()))? {
+            let name = OsStr::from_bytes(&name);
+            crate::host::remove::remove_tree_at(fd, name, &canonical.join(name))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Creates and removes a file: as root, only this tells a read-only mount or a full
+    /// filesystem before the run makes anything else.
+    fn probe_writable(&self) -> std::io::Result<()> {
+        let name = format!(".isobench-probe-{}", std::process::id());
+        let fd = openat(
+            self.dir.as_fd(),
+            name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        drop(fd);
+        unlinkat(self.dir.as_fd(), name.as_str(), AtFlags::empty())?;
+        Ok(())
+    }
+}
+
+/// Creates `path` and its missing parents one by one, returning those it made (outermost
+/// first); on error it removes them again.
+fn create_dirs(path: &Path) -> Result<Vec<PathBuf>, OutDirError> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    loop {
+        match std::fs::symlink_metadata(p) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(p.to_path_buf()),
+            Err(source) => {
+                return Err(OutDirError::Create {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => break,
+        }
+    }
+    let mut created = Vec::new();
+    for d in missing.into_iter().rev() {
+        if let Err(source) = std::fs::create_dir(&d) {
+            remove_created(&created);
+            return Err(OutDirError::Create {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        created.push(d);
+    }
+    Ok(created)
+}
+
+/// Removes directories made by [`create_dirs`], innermost first; one that is not empty (a
+/// concurrent writer) stays.
+fn remove_created(created: &[PathBuf]) {
+    for d in created.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// The names in a directory, without `.` and `..`.
+fn entries(dir: BorrowedFd<'_>) -> rustix::io::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for e in rustix::fs::Dir::read_from(dir)? {
+        let name = e?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Facts of the entry `name` in `dir`, the entry itself if it is a symlink.
+fn stat_entry(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<rustix::fs::Statx> {
+    statx(
+        dir,
+        OsStr::from_bytes(name),
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::TYPE | StatxFlags::MNT_ID,
+    )
+}
+
+fn mount_id(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<u64> {
+    statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID).map(|s| s.stx_mnt_id)
+}
+
+/// True when an entry is the root of a mount (another mount id than its parent's, or
+/// STATX_ATTR_MOUNT_ROOT, which also tells a bind mount of the same filesystem).
+fn is_mount(st: &rustix::fs::Statx, parent_mount: u64) -> bool {
+    st.stx_mnt_id != parent_mount
+        || (st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+}
+
+fn is_dir(st: &rustix::fs::Statx) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.stx_mode.into()) == rustix::fs::FileType::Directory
+}
+
+/// Opens the subdirectory `name` of `dir`, never through a symlink.
+fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    openat(
+        dir,
+        OsStr::from_bytes(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The first mount point found below `dir` (whose mount id is `mount`), if any.
+fn find_mount(dir: BorrowedFd<'_>, path: &Path, mount: u64) -> Result<Option<PathBuf>, String> {
+    let at = |name: &[u8]| path.join(OsStr::from_bytes(name));
+    for name in entries(dir).map_err(|e| format!("{}: {e}", path.display()))? {
+        let st = stat_entry(dir, &name).map_err(|e| format!("{}: {e}", at(&name).display()))?;
+        if is_mount(&st, mount) {
+            return Ok(Some(at(&name)));
+        }
+        if is_dir(&st) {
+            let sub =
+                open_subdir(dir, &name).map_err(|e| format!("{}: {e}", at(&name).display()))?;
+            if let Some(m) = find_mount(sub.as_fd(), &at(&name), mount)? {
+                return Ok(Some(m));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_directory_and_its_parents_are_made_and_removed_on_discard() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("a/b/out");
+        let o = OutDir::prepare(&out, false).unwrap();
+        std::fs::write(out.join("samples.csv"), "x").unwrap();
+        o.discard();
+        assert!(
+            !t.path().join("a").exists(),
+            "the parents it made are gone too"
+        );
+    }
+
+    #[test]
+    fn a_non_empty_directory_is_refused_unless_overwrite_and_a_lock_excludes_a_second_run() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir_all(out.join("plots")).unwrap();
+        std::fs::write(out.join("report.html"), "stale").unwrap();
+        std::fs::write(out.join("plots/startup.svg"), "stale").unwrap();
+        let e = OutDir::prepare(&out, false).unwrap_err();
+        assert!(matches!(e, OutDirError::NotEmpty(_)), "{e}");
+        assert!(
+            out.join("report.html").exists(),
+            "a refusal removes nothing"
+        );
+
+        let o = OutDir::prepare(&out, true).unwrap();
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+        let second = OutDir::prepare(&out, true).unwrap_err();
+        assert!(matches!(second, OutDirError::Locked(_)), "{second}");
+        drop(o);
+        OutDir::prepare(&out, false).expect("the lock goes with the first run");
+    }
+
+    #[test]
+    fn overwrite_unlinks_symlinks_and_never_follows_them() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "mine").unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir_all(out.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.join("keep"), out.join("sub/filelink")).unwrap();
+        OutDir::prepare(&out, true).unwrap();
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "mine"
+        );
+    }
+
+    #[test]
+    fn a_path_below_a_file_is_a_create_error_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), "").unwrap();
+        let e = OutDir::prepare(&t.path().join("f/out"), false).unwrap_err();
+        assert!(matches!(e, OutDirError::Create { .. }), "{e}");
+        assert!(e.to_string().contains("f/out"), "{e}");
+        let e = OutDir::prepare(&t.path().join("f"), false).unwrap_err();
+        assert!(matches!(e, OutDirError::NotADirectory(_)), "{e}");
+    }
+}
