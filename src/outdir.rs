@@ -154,9 +154,16 @@ impl OutDir {
         let canonical = std::fs::canonicalize(&self.path)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         for name in entries(fd).map_err(|e| format!("{}: {e}", self.path.display()))? {
+            let st = stat_entry(fd, &name).map_err(|e| format!("{}: {e}", self.path.display()))?;
             let name = OsStr::from_bytes(&name);
-            crate::host::remove::remove_tree_at(fd, name, &canonical.join(name))
-                .map_err(|e| e.to_string())?;
+            if is_dir(&st) {
+                crate::host::remove::remove_tree_at(fd, name, &canonical.join(name))
+                    .map_err(|e| e.to_string())?;
+            } else {
+                // A symlink is unlinked itself, never followed; files likewise.
+                unlinkat(fd, name, AtFlags::empty())
+                    .map_err(|e| format!("{}: {e}", canonical.join(name).display()))?;
+            }
         }
         Ok(())
     }
