@@ -229,13 +229,14 @@ pub fn measure_and_teardown(
     }
 
     // What each instance really runs with, read from the host while it is alive.
+    let cgroups = crate::host::cgroup::CgroupHost::detect().ok();
     for ((_, r), sn) in launched.iter().zip(seen.iter_mut()) {
         if let Some(inst) = live(r)
             && let Some(pid) = agent_pid(backend.kind(), inst)
         {
             sn.isolation = Some(measure::isolation::read(
                 pid,
-                inst.cgroup(),
+                cgroups.as_ref(),
                 backend.device_program(),
             ));
         }

@@ -229,6 +229,19 @@ pub fn run_checks() -> Vec<Check> {
 /// Prepares a real `vm` backend in a scratch state dir: that finds the guest kernel, builds
 /// the initramfs and base disk, and runs the KVM probe exactly as a run would.
 fn vm_checks() -> Vec<Check> {
+    // What can fail without a state dir is settled first, so no early return leaves one.
+    let toml = "name = \"doctor\"\nbackends = [\"vm\"]\ncounts = [1]\n";
+    let scenario = match crate::scenario::Scenario::parse(toml, "doctor", Path::new("/")) {
+        Ok(s) => s,
+        Err(e) => return vec![check("vm", false, Err((e.to_string(), String::new())))],
+    };
+    let Ok(agent_exe) = std::env::current_exe() else {
+        return vec![check(
+            "vm",
+            false,
+            Err(("cannot locate the isobench binary".into(), String::new())),
+        )];
+    };
     // A state dir like a run's (owner file included), so `isobench clean` can remove what a
     // killed doctor left.
     let created = crate::host::run_id::RunId::for_this_process("doctor")
@@ -244,18 +257,6 @@ fn vm_checks() -> Vec<Check> {
         Err(e) => return vec![check("vm", false, Err((e, String::new())))],
     };
     let state_dir = created.path.clone();
-    let toml = "name = \"doctor\"\nbackends = [\"vm\"]\ncounts = [1]\n";
-    let scenario = match crate::scenario::Scenario::parse(toml, "doctor", Path::new("/")) {
-        Ok(s) => s,
-        Err(e) => return vec![check("vm", false, Err((e.to_string(), String::new())))],
-    };
-    let Ok(agent_exe) = std::env::current_exe() else {
-        return vec![check(
-            "vm",
-            false,
-            Err(("cannot locate the isobench binary".into(), String::new())),
-        )];
-    };
     let ctx = crate::backend::RunContext {
         run_id: run_id.to_string(),
         scenario: std::sync::Arc::new(scenario),
@@ -290,9 +291,7 @@ fn vm_checks() -> Vec<Check> {
         Err(e) => vec![check("vm", false, Err((e.to_string(), SETUP.into())))],
     };
     let _ = crate::host::remove_dir_tree(&state_dir);
-    if created.root_created {
-        let _ = std::fs::remove_dir(crate::runner::DEFAULT_STATE_ROOT);
-    }
+    crate::host::remove_made(&created.root_made);
     out
 }
 

@@ -114,12 +114,10 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             cache_dir,
         } => {
             let r = isobench::clean::clean(&state_dir, dry_run);
-            let cache_removed = cache && !dry_run && cache_dir.exists();
-            if cache_removed {
-                std::fs::remove_dir_all(&cache_dir)
-                    .with_context(|| format!("removing the cache {}", cache_dir.display()))?;
-            }
-            let code = if r.errors.is_empty() {
+            // Only what isobench writes in the cache (base disks, dead builds' work files),
+            // never the directory or anything else in it.
+            let c = cache.then(|| isobench::image::vmdisk::clean_cache(&cache_dir, dry_run));
+            let code = if r.errors.is_empty() && c.as_ref().is_none_or(|c| c.errors.is_empty()) {
                 exit::OK
             } else {
                 exit::MEASURED_FAILURE
@@ -127,14 +125,26 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
             if format == Format::Json {
                 let doc = serde_json::json!({
                     "dry_run": dry_run,
-                    "cache_removed": cache_removed.then(|| cache_dir.clone()),
+                    "cache": c,
                     "report": r,
                 });
                 println!("{}", serde_json::to_string_pretty(&doc)?);
                 return Ok(code);
             }
-            if cache_removed {
-                println!("removed the cache {}", cache_dir.display());
+            if let Some(c) = &c {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                for p in &c.removed {
+                    println!("{verb} from the cache: {}", p.display());
+                }
+                for p in &c.left {
+                    println!(
+                        "left in the cache (not isobench's, or a build still running): {}",
+                        p.display()
+                    );
+                }
+                for e in &c.errors {
+                    eprintln!("isobench: clean --cache: {e}");
+                }
             }
             let (out, err) = r.render_text(dry_run);
             print!("{out}");

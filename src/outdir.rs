@@ -57,23 +57,43 @@ pub struct OutDir {
     dir: File,
     /// Directories this run made (the out dir and missing parents), outermost first.
     created: Vec<PathBuf>,
+    /// `--overwrite` of a directory that holds something: emptied by [`OutDir::clear`], once
+    /// the run has made everything else it needs.
+    to_clear: bool,
 }
 
 impl OutDir {
-    /// Makes `path` the results directory of this run: created if missing, locked, and empty
-    /// (emptied when `overwrite`, refused otherwise), and writable. On error nothing this call
-    /// made is left.
+    /// Makes `path` the results directory of this run: created if missing, locked, writable,
+    /// and empty or, with `overwrite`, to be emptied by [`OutDir::clear`] (refused otherwise,
+    /// and refused at once when a mount point sits below it). On error nothing this call made
+    /// is left.
     pub fn prepare(path: &Path, overwrite: bool) -> Result<OutDir, OutDirError> {
-        let created = create_dirs(path)?;
+        let created = crate::host::make_dirs(path).map_err(|source| OutDirError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let undo = |e: OutDirError| {
-            remove_created(&created);
+            crate::host::remove_made(&created);
             e
         };
-        let dir = File::open(path).map_err(|source| {
-            undo(OutDirError::Open {
-                path: path.to_path_buf(),
-                source,
-            })
+        // O_DIRECTORY: a FIFO or a device given as --out is refused at once instead of
+        // blocking the open.
+        let dir = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+                .open(path)
+        }
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ENOTDIR) {
+                undo(OutDirError::NotADirectory(path.to_path_buf()))
+            } else {
+                undo(OutDirError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         })?;
         if !dir.metadata().map(|m| m.is_dir()).unwrap_or(false) {
             return Err(undo(OutDirError::NotADirectory(path.to_path_buf())));
@@ -91,10 +111,11 @@ impl OutDir {
                 }));
             }
         }
-        let out = OutDir {
+        let mut out = OutDir {
             path: path.to_path_buf(),
             dir,
             created,
+            to_clear: false,
         };
         let holds = entries(out.dir.as_fd())
             .map_err(|e| OutDirError::Open {
@@ -106,12 +127,13 @@ impl OutDir {
             if !overwrite {
                 return Err(out.undo(OutDirError::NotEmpty(path.to_path_buf())));
             }
-            out.empty().map_err(|what| {
+            out.check_no_mount().map_err(|what| {
                 out.undo(OutDirError::Empty {
                     path: path.to_path_buf(),
                     what,
                 })
             })?;
+            out.to_clear = true;
         }
         out.probe_writable().map_err(|source| {
             out.undo(OutDirError::Unwritable {
@@ -126,30 +148,54 @@ impl OutDir {
         &self.path
     }
 
+    /// Empties a directory given with `--overwrite`. Called once the run has checked its
+    /// input and made its state dir, so an error found before (an unusable --state-dir) leaves
+    /// the old results in place.
+    pub fn clear(&mut self) -> Result<(), OutDirError> {
+        if std::mem::take(&mut self.to_clear) {
+            self.empty().map_err(|what| OutDirError::Empty {
+                path: self.path.clone(),
+                what,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Removes everything the run wrote into the directory, and the directories it made: for a
     /// run that stopped on bad input before it measured anything.
     pub fn discard(self) {
-        let _ = self.empty();
-        remove_created(&self.created);
+        // Not cleared yet: what it holds is the old results --overwrite was to replace, and
+        // the run wrote nothing there.
+        if !self.to_clear {
+            let _ = self.empty();
+        }
+        crate::host::remove_made(&self.created);
     }
 
     /// Removes what `prepare` made, and returns `e`.
     fn undo(&self, e: OutDirError) -> OutDirError {
-        remove_created(&self.created);
+        crate::host::remove_made(&self.created);
         e
+    }
+
+    /// Refuses a directory with a mount point anywhere below it, before anything is removed.
+    fn check_no_mount(&self) -> Result<(), String> {
+        let fd = self.dir.as_fd();
+        let here = mount_id(fd, c".").map_err(|e| format!("{}: {e}", self.path.display()))?;
+        match find_mount(fd, &self.path, here)? {
+            Some(m) => Err(format!(
+                "{} is a mount point; nothing was removed (isobench does not cross mounts)",
+                m.display()
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Empties the directory, refusing (before removing anything) if a mount point is
     /// anywhere below it.
     fn empty(&self) -> Result<(), String> {
+        self.check_no_mount()?;
         let fd = self.dir.as_fd();
-        let here = mount_id(fd, c".").map_err(|e| format!("{}: {e}", self.path.display()))?;
-        if let Some(m) = find_mount(fd, &self.path, here)? {
-            return Err(format!(
-                "{} is a mount point; nothing was removed (isobench does not cross mounts)",
-                m.display()
-            ));
-        }
         // host::remove compares against mountinfo's canonical mount points.
         let canonical = std::fs::canonicalize(&self.path)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
@@ -181,49 +227,6 @@ impl OutDir {
         drop(fd);
         unlinkat(self.dir.as_fd(), name.as_str(), AtFlags::empty())?;
         Ok(())
-    }
-}
-
-/// Creates `path` and its missing parents one by one, returning those it made (outermost
-/// first); on error it removes them again.
-fn create_dirs(path: &Path) -> Result<Vec<PathBuf>, OutDirError> {
-    let mut missing = Vec::new();
-    let mut p = path;
-    loop {
-        match std::fs::symlink_metadata(p) {
-            Ok(_) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(p.to_path_buf()),
-            Err(source) => {
-                return Err(OutDirError::Create {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        }
-        match p.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
-            _ => break,
-        }
-    }
-    let mut created = Vec::new();
-    for d in missing.into_iter().rev() {
-        if let Err(source) = std::fs::create_dir(&d) {
-            remove_created(&created);
-            return Err(OutDirError::Create {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-        created.push(d);
-    }
-    Ok(created)
-}
-
-/// Removes directories made by [`create_dirs`], innermost first; one that is not empty (a
-/// concurrent writer) stays.
-fn remove_created(created: &[PathBuf]) {
-    for d in created.iter().rev() {
-        let _ = std::fs::remove_dir(d);
     }
 }
 

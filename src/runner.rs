@@ -179,22 +179,27 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     };
     // The results directory first: it is checked, locked and proved writable before the run
     // makes anything else, so that bad input there leaves nothing behind.
-    let out_dir = OutDir::prepare(&run_dir, opts.overwrite)?;
-    let root_existed = std::fs::symlink_metadata(&opts.state_root).is_ok();
+    let mut out_dir = OutDir::prepare(&run_dir, opts.overwrite)?;
+    // state_dir::create removes what it made on error, and nothing else.
     let created = match state_dir::create(&opts.state_root, &id, &run_dir) {
         Ok(c) => c,
         Err(source) => {
-            let path = opts.state_root.join(&run_id);
-            let _ = crate::host::remove_dir_tree(&path);
-            if !root_existed {
-                let _ = std::fs::remove_dir(&opts.state_root);
-            }
             out_dir.discard();
-            return Err(RunError::StateDir { path, source });
+            return Err(RunError::StateDir {
+                path: opts.state_root.join(&run_id),
+                source,
+            });
         }
     };
     let state_dir = created.path.clone();
     crate::fault::point(Boundary::StateDir);
+    // --overwrite empties the old results only now, once nothing before could refuse the run.
+    if let Err(e) = out_dir.clear() {
+        let _ = crate::host::remove_dir_tree(&state_dir);
+        crate::host::remove_made(&created.root_made);
+        out_dir.discard();
+        return Err(e.into());
+    }
 
     let host = HostFacts::gather();
     let cg = CgroupHost::detect().ok();
@@ -262,10 +267,8 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         leftovers.push(e);
     }
     // A state root that was there before the run (a --state-dir the user made, one other runs
-    // share) is not the run's to remove.
-    if created.root_created {
-        let _ = std::fs::remove_dir(&opts.state_root);
-    }
+    // share) is not the run's to remove; the dirs the run made for it go if empty.
+    crate::host::remove_made(&created.root_made);
     // OCI runtimes make the run's cgroup dir in every hierarchy (and may recreate parents
     // another backend already removed): sweep them all.
     if let Err(e) = CgroupHost::remove_run_everywhere(&run_id) {

@@ -197,30 +197,33 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
 }
 
 #[test]
-fn a_forking_workload_stops_at_the_pids_limit_with_a_clear_error() {
+fn a_forking_workload_stops_at_the_pids_limit_with_a_clear_error_under_every_profile() {
     if skip_unless_root() {
         return;
     }
-    let run = TestRun::new(
-        BackendKind::Container,
-        &scenario("workload = { fork = 100 }\n[limits]\npids = 16\n"),
-    );
-    let mut inst = run.backend().launch("fork").expect("container launches");
-    let err = inst
-        .wait_done(
-            isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
-            &run.ctx.cancel,
-        )
-        .expect_err("100 children cannot fit under pids.max = 16");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("fork 100: refused after") && msg.contains("EAGAIN"),
-        "{msg}"
-    );
-    // The cgroup holds exactly its limit: the agent and 15 children.
-    let procs = inst.pids().len();
-    assert_eq!(procs, 16, "processes in the instance's cgroup");
-    inst.teardown().expect("teardown of a full instance");
+    for profile in ["docker", "runc", "none"] {
+        let run = TestRun::new(
+            BackendKind::Container,
+            &scenario(&format!(
+                "security = \"{profile}\"\nworkload = {{ fork = 100 }}\n[limits]\npids = 16\n"
+            )),
+        );
+        let mut inst = run.backend().launch("fork").expect("container launches");
+        let err = inst
+            .wait_done(
+                isobench::deadline::Deadline::from_now(Duration::from_secs(30), "test"),
+                &run.ctx.cancel,
+            )
+            .expect_err("100 children cannot fit under pids.max = 16");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("fork 100: refused after") && msg.contains("EAGAIN"),
+            "{profile}: {msg}"
+        );
+        // The cgroup holds exactly its limit: the agent and 15 children.
+        assert_eq!(inst.pids().len(), 16, "{profile}: processes in the cgroup");
+        inst.teardown().expect("teardown of a full instance");
+    }
 }
 
 /// The cgroup2 hierarchy of this host: the whole tree on v2, the controller-less mount of a

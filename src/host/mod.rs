@@ -108,3 +108,38 @@ pub fn wait_gone(pid: i32, limit: std::time::Duration) -> bool {
 pub fn remove_dir_tree(path: &std::path::Path) -> Result<(), String> {
     remove::remove_tree(path).map_err(|e| e.to_string())
 }
+
+/// Creates `path` and its missing parents one by one, returning those it made (outermost
+/// first), so that a caller can remove exactly those again; on error it removes them itself.
+pub fn make_dirs(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    loop {
+        match std::fs::symlink_metadata(p) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(p.to_path_buf()),
+            Err(e) => return Err(e),
+        }
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => break,
+        }
+    }
+    let mut made = Vec::new();
+    for d in missing.into_iter().rev() {
+        if let Err(e) = std::fs::create_dir(&d) {
+            remove_made(&made);
+            return Err(e);
+        }
+        made.push(d);
+    }
+    Ok(made)
+}
+
+/// Removes directories [`make_dirs`] made, innermost first; one that is no longer empty
+/// (something else wrote into it meanwhile) stays.
+pub fn remove_made(made: &[std::path::PathBuf]) {
+    for d in made.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}

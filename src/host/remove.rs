@@ -93,11 +93,15 @@ fn file_type(st: &rustix::fs::Statx) -> FileType {
 impl Walk {
     /// True (and reported) when `st` at `path` is on another mount than the top.
     fn crosses(&mut self, st: &rustix::fs::Statx, path: &Path) -> bool {
-        let other_mount = (st.stx_mask & StatxFlags::MNT_ID.bits() != 0
-            && st.stx_mnt_id != self.mnt_id)
-            || (st.stx_dev_major, st.stx_dev_minor) != self.dev
-            || (st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
-                && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+        // The mount id where the kernel gives one (5.8 on); the device number only where it
+        // does not: on overlayfs and btrfs subvolumes files of one mount can report other
+        // devices, and such a removal would be refused for nothing.
+        let other_mount = (if st.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
+            st.stx_mnt_id != self.mnt_id
+        } else {
+            (st.stx_dev_major, st.stx_dev_minor) != self.dev
+        }) || (st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
             || self.mounts.contains(path);
         if other_mount {
             self.problems

@@ -19,20 +19,32 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct Created {
     pub path: PathBuf,
-    /// Whether the state root did not exist before: only then may the run remove it at its end.
-    pub root_created: bool,
+    /// The state root and its parents that did not exist before (outermost first): only
+    /// those may the run remove at its end (`host::remove_made`), and only if empty.
+    pub root_made: Vec<PathBuf>,
 }
 
 /// Makes run `id`'s state dir under `state_root` (creating the root if needed), private to its
-/// owner, and writes its owner file and pid-record dir. Fails if it exists already.
+/// owner, and writes its owner file and pid-record dir. Fails if it exists already. On error
+/// it removes what it made, and only that: a state dir that was there before (somebody else's
+/// in a shared root) stays.
 pub fn create(state_root: &Path, id: &RunId, run_dir: &Path) -> std::io::Result<Created> {
-    let root_created = std::fs::symlink_metadata(state_root).is_err();
-    std::fs::create_dir_all(state_root).map_err(named(state_root))?;
+    let root_made = crate::host::make_dirs(state_root).map_err(named(state_root))?;
     let path = state_root.join(id);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&path)
-        .map_err(named(&path))?;
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&path) {
+        crate::host::remove_made(&root_made);
+        return Err(named(&path)(e));
+    }
+    fill(&path, id, run_dir).map_err(|e| {
+        let _ = crate::host::remove_dir_tree(&path);
+        crate::host::remove_made(&root_made);
+        e
+    })?;
+    Ok(Created { path, root_made })
+}
+
+/// The owner file and the pid-record dir of a state dir just made.
+fn fill(path: &Path, id: &RunId, run_dir: &Path) -> std::io::Result<()> {
     let uid = rustix::process::geteuid().as_raw();
     let owner = path.join(OWNER_FILE);
     std::fs::OpenOptions::new()
@@ -46,8 +58,7 @@ pub fn create(state_root: &Path, id: &RunId, run_dir: &Path) -> std::io::Result<
         })
         .map_err(named(&owner))?;
     let pids = path.join(PIDS_DIR);
-    std::fs::create_dir(&pids).map_err(named(&pids))?;
-    Ok(Created { path, root_created })
+    std::fs::create_dir(&pids).map_err(named(&pids))
 }
 
 /// An error that names the path it happened on.
@@ -382,7 +393,7 @@ mod tests {
         let root = d.join("root");
         let id = id("t");
         let c = create(&root, &id, Path::new("/runs/x")).unwrap();
-        assert!(c.root_created);
+        assert!(!c.root_made.is_empty());
         assert!(
             create(&root, &id, Path::new("/runs/x")).is_err(),
             "exists already"

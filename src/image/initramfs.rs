@@ -104,7 +104,11 @@ fn visit(
 pub(crate) fn stripped_copy(src: &Path, dst: &Path) -> Result<(), ImageError> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(dst);
+    use std::os::unix::process::CommandExt;
+    // Its own process group, as every helper command: a group signal (Ctrl-C, `timeout`) must
+    // not kill it halfway while the harness tears down in order.
     let stripped = std::process::Command::new("strip")
+        .process_group(0)
         .arg("--strip-debug")
         .arg("-o")
         .arg(dst)

@@ -186,8 +186,11 @@ pub fn has_interpreter(path: &Path) -> std::io::Result<bool> {
 /// A minimal rootfs from the host's static busybox: the binary, one symlink per applet where
 /// busybox itself says it belongs, and the few /etc files tools expect.
 fn build_busybox(root: &Path) -> Result<(), ImageError> {
+    use std::os::unix::process::CommandExt;
     let busybox = find_busybox()?;
+    // Its own process group, as every helper command (see oci.rs).
     let out = std::process::Command::new(&busybox)
+        .process_group(0)
         .arg("--list-full")
         .output()
         .map_err(io(&busybox))?;

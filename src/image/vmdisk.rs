@@ -3,6 +3,7 @@
 
 use super::initramfs::stripped_copy;
 use super::{AGENT_DIR, ImageError, Layers, io};
+use crate::host::run_id::ProcId;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -66,9 +67,13 @@ pub fn build_base_disk(
     std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
     remove_stale(cache_dir);
 
-    let pid = std::process::id();
-    let staging = Staging(cache_dir.join(format!(".staging-{key}-{pid}")));
-    let _ = std::fs::remove_dir_all(&staging.0);
+    // The builder's pid and start time in the names of its work files: a later build or
+    // `clean --cache` removes them only once that process is provably gone.
+    let owner = ProcId::current()
+        .map(|p| p.tag())
+        .map_err(|e| io(cache_dir)(std::io::Error::other(e.to_string())))?;
+    let staging = Staging(cache_dir.join(format!(".staging-{key}-{owner}")));
+    let _ = crate::host::remove::remove_tree(&staging.0);
     std::fs::create_dir(&staging.0).map_err(io(&staging.0))?;
     let mut dirs = BTreeMap::new();
     stage_layer(&layers.image, &staging.0, Path::new(""), false, &mut dirs)?;
@@ -81,7 +86,7 @@ pub fn build_base_disk(
             .map_err(io(&p))?;
     }
 
-    let tmp = cache_dir.join(format!(".base-{key}.ext4.tmp-{pid}"));
+    let tmp = cache_dir.join(format!(".base-{key}.ext4.tmp-{owner}"));
     let _ = std::fs::remove_file(&tmp);
     let made = mkfs(&staging.0, &tmp, size_mib).and_then(|()| {
         std::fs::File::open(&tmp)
@@ -100,37 +105,102 @@ struct Staging(PathBuf);
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = crate::host::remove::remove_tree(&self.0);
+    }
+}
+
+/// What an entry of the cache dir is, by its name: the only names isobench writes there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheEntry {
+    /// `base-<32 hex>.ext4`: a finished base disk.
+    Disk,
+    /// `.staging-<32 hex>-p<pid>t<start>` or `.base-<32 hex>.ext4.tmp-p<pid>t<start>`: a
+    /// build's work file, owned by that process.
+    Work(ProcId),
+}
+
+fn is_key(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl CacheEntry {
+    /// The entry called `name`, or None for a name isobench does not write (never touched).
+    pub fn parse(name: &str) -> Option<CacheEntry> {
+        if let Some(key) = name
+            .strip_prefix("base-")
+            .and_then(|r| r.strip_suffix(".ext4"))
+        {
+            return is_key(key).then_some(CacheEntry::Disk);
+        }
+        let (key, tag) = if let Some(rest) = name.strip_prefix(".staging-") {
+            rest.split_once('-')?
+        } else {
+            name.strip_prefix(".base-")?.split_once(".ext4.tmp-")?
+        };
+        if !is_key(key) {
+            return None;
+        }
+        ProcId::parse_tag(tag).ok().map(CacheEntry::Work)
     }
 }
 
 /// Staging dirs and temp images of builds whose process is gone (a killed run): each can be as
-/// big as the disk, and the cache dir outlives runs.
+/// big as the disk, and the cache dir outlives runs. A name isobench does not write, or a
+/// builder that still runs, is left alone; removal never follows a symlink or crosses a mount.
 fn remove_stale(cache_dir: &Path) {
     let Ok(rd) = std::fs::read_dir(cache_dir) else {
         return;
     };
     for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = if name.starts_with(".staging-") {
-            name.rsplit('-').next()
-        } else if name.starts_with(".base-") {
-            name.rsplit_once(".tmp-").map(|(_, pid)| pid)
-        } else {
-            None
-        };
-        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let p = e.path();
-            let _ = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
+        let name = e.file_name();
+        if let Some(CacheEntry::Work(owner)) = name.to_str().and_then(CacheEntry::parse)
+            && !owner.is_alive()
+        {
+            let _ = crate::host::remove::remove_tree(&e.path());
         }
     }
+}
+
+/// What `clean --cache` removed and left.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct CacheClean {
+    pub removed: Vec<PathBuf>,
+    /// Entries isobench did not write, or work files of a build still running: left alone.
+    pub left: Vec<PathBuf>,
+    pub errors: Vec<String>,
+}
+
+/// Empties the VM disk cache of what isobench put there: base disks, and the work files of
+/// builds that are gone. Anything else in the directory, and the directory itself, stays:
+/// `--cache-dir` may name a directory the user shares with other things.
+pub fn clean_cache(cache_dir: &Path, dry_run: bool) -> CacheClean {
+    let mut out = CacheClean::default();
+    let Ok(rd) = std::fs::read_dir(cache_dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let ours = match e.file_name().to_str().and_then(CacheEntry::parse) {
+            Some(CacheEntry::Disk) => true,
+            Some(CacheEntry::Work(owner)) => !owner.is_alive(),
+            None => false,
+        };
+        if !ours {
+            out.left.push(p);
+        } else if dry_run {
+            out.removed.push(p);
+        } else {
+            match crate::host::remove::remove_tree(&p) {
+                Ok(()) => out.removed.push(p),
+                Err(err) => out.errors.push(err.to_string()),
+            }
+        }
+    }
+    out.removed.sort();
+    out.left.sort();
+    out
 }
 
 /// The cache key: SHA-256 over a deterministic walk (sorted names) of both layers, hashing each
@@ -407,6 +477,79 @@ mod tests {
             .arg(cmd)
             .output()
             .is_ok_and(|o| o.status.success())
+    }
+
+    #[test]
+    fn cache_names_are_ours_only_in_the_exact_shapes_isobench_writes() {
+        let key = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            CacheEntry::parse(&format!("base-{key}.ext4")),
+            Some(CacheEntry::Disk)
+        );
+        let me = ProcId::current().unwrap();
+        assert_eq!(
+            CacheEntry::parse(&format!(".staging-{key}-{}", me.tag())),
+            Some(CacheEntry::Work(me))
+        );
+        assert_eq!(
+            CacheEntry::parse(&format!(".base-{key}.ext4.tmp-{}", me.tag())),
+            Some(CacheEntry::Work(me))
+        );
+        for stranger in [
+            "precious",
+            "base-.ext4",
+            "base-0123.ext4",
+            &format!("base-{}.ext4", key.to_uppercase()),
+            &format!("base-{key}.ext4.bak"),
+            &format!(".staging-{key}-123"),
+            &format!(".staging-{key}-../../etc"),
+            &format!(".base-{key}.ext4.tmp-p1"),
+        ] {
+            assert_eq!(CacheEntry::parse(stranger), None, "{stranger}");
+        }
+    }
+
+    #[test]
+    fn clean_cache_removes_only_what_isobench_wrote_and_never_follows_a_link() {
+        let d = tmp("clean-cache");
+        let cache = d.join("cache");
+        let outside = d.join("outside");
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "mine").unwrap();
+        let key = "0123456789abcdef0123456789abcdef";
+        let other = "fedcba9876543210fedcba9876543210";
+        std::fs::write(cache.join(format!("base-{key}.ext4")), "disk").unwrap();
+        std::fs::write(cache.join("precious"), "not isobench's").unwrap();
+        std::os::unix::fs::symlink(&outside, cache.join(format!("base-{other}.ext4"))).unwrap();
+        // A build whose process is gone (pid 1 never started at tick 1), and one still running.
+        let dead = cache.join(format!(".staging-{key}-p1t1"));
+        std::fs::create_dir_all(dead.join("sub")).unwrap();
+        let live = cache.join(format!(
+            ".base-{key}.ext4.tmp-{}",
+            ProcId::current().unwrap().tag()
+        ));
+        std::fs::write(&live, "building").unwrap();
+
+        let dry = clean_cache(&cache, true);
+        assert_eq!(dry.removed.len(), 3, "{dry:?}");
+        assert!(
+            cache.join(format!("base-{key}.ext4")).exists(),
+            "a dry run removes nothing"
+        );
+
+        let c = clean_cache(&cache, false);
+        assert!(!cache.join(format!("base-{key}.ext4")).exists());
+        assert!(!dead.exists());
+        assert!(live.exists(), "a running build's file stays");
+        assert!(cache.join("precious").exists(), "a stranger stays");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "mine"
+        );
+        assert!(cache.exists(), "the cache dir itself stays");
+        assert_eq!(c.errors.len(), 1, "the symlink is refused: {c:?}");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! namespaces it does not share with the harness, and the device rules of its cgroup. What
 //! lands in the results is what was verified here, not what the profile asked for.
 
-use crate::host::cgroup::{CgroupMode, InstanceCgroup};
+use crate::host::cgroup::{CgroupHost, CgroupMode};
+use std::path::PathBuf;
 
 /// Namespace types compared, as /proc/PID/ns names them.
 const NAMESPACES: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
@@ -34,8 +35,10 @@ fn field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-/// Reads what `pid` runs with; fields it cannot read stay empty (a process that died).
-pub fn read(pid: i32, cgroup: Option<&InstanceCgroup>, device_program: Option<u32>) -> Isolation {
+/// Reads what `pid` runs with; fields it cannot read stay empty (a process that died). The
+/// device rules are those of the cgroup /proc/PID/cgroup says the process is in, not of the
+/// one it was meant to join.
+pub fn read(pid: i32, host: Option<&CgroupHost>, device_program: Option<u32>) -> Isolation {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let get = |k: &str| field(&status, k).unwrap_or_default().to_string();
     Isolation {
@@ -53,8 +56,8 @@ pub fn read(pid: i32, cgroup: Option<&InstanceCgroup>, device_program: Option<u3
         },
         seccomp_filters: field(&status, "Seccomp_filters").and_then(|v| v.parse().ok()),
         ns_private: private_namespaces(pid).join(","),
-        devices: cgroup
-            .map(|c| device_rules(c, device_program))
+        devices: host
+            .map(|h| device_rules(pid, h, device_program))
             .unwrap_or_default(),
     }
 }
@@ -73,15 +76,37 @@ pub fn private_namespaces(pid: i32) -> Vec<&'static str> {
         .collect()
 }
 
-/// The device rules of an instance's cgroup: on v1 its `devices.list` (`all` for the
-/// unrestricted `a *:* rwm`), lines joined with `; `; on v2 the eBPF device programs in
-/// effect (`ebpf: 1 program (isobench's)`), or `none` when no program confines it.
-pub fn device_rules(cg: &InstanceCgroup, ours: Option<u32>) -> String {
-    if cg.mode() == CgroupMode::V2 {
-        let Some(dir) = cg.dirs().first() else {
-            return String::new();
+/// The directory of `pid`'s cgroup in the hierarchy mounted at `mount`, from the line of
+/// /proc/PID/cgroup that `pick` selects; None when there is none or its path is not a plain
+/// absolute path (never joined then).
+fn cgroup_dir(pid: i32, mount: &std::path::Path, pick: impl Fn(&str) -> bool) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        pick(controllers).then_some(path)
+    })?;
+    let rel = rel.strip_prefix('/')?;
+    let plain = std::path::Path::new(rel)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| mount.join(rel))
+}
+
+/// The device rules in force for `pid`, read from its own cgroup: on v1 the devices
+/// hierarchy's `devices.list` (`all` for the unrestricted `a *:* rwm`), lines joined with
+/// `; `; on v2 the eBPF device programs in effect (`ebpf: 1 program (isobench's)`), or `none`
+/// when no program confines it. What cannot be read says so.
+pub fn device_rules(pid: i32, host: &CgroupHost, ours: Option<u32>) -> String {
+    if host.mode == CgroupMode::V2 {
+        let Some(dir) = host
+            .unified
+            .as_deref()
+            .and_then(|m| cgroup_dir(pid, m, |c| c.is_empty()))
+        else {
+            return "unknown: no cgroup2 path in /proc/PID/cgroup".into();
         };
-        return match crate::security::devices::effective_programs(dir) {
+        return match crate::security::devices::effective_programs(&dir) {
             Ok(ids) if ids.is_empty() => "none".into(),
             Ok(ids) => {
                 let mine = ours.is_some_and(|id| ids.contains(&id));
@@ -95,10 +120,17 @@ pub fn device_rules(cg: &InstanceCgroup, ours: Option<u32>) -> String {
             Err(e) => format!("unreadable: {e}"),
         };
     }
-    match cg.read("devices", "devices.list") {
-        Ok(list) if list.trim() == "a *:* rwm" => "all".into(),
-        Ok(list) => list.lines().collect::<Vec<_>>().join("; "),
-        Err(_) => "all".into(),
+    let Some(mount) = host.devices_v1.as_deref() else {
+        return "unknown: no devices hierarchy mounted".into();
+    };
+    let Some(dir) = cgroup_dir(pid, mount, |c| c.split(',').any(|x| x == "devices")) else {
+        return "unknown: no devices line in /proc/PID/cgroup".into();
+    };
+    let list = dir.join("devices.list");
+    match std::fs::read_to_string(&list) {
+        Ok(l) if l.trim() == "a *:* rwm" => "all".into(),
+        Ok(l) => l.lines().collect::<Vec<_>>().join("; "),
+        Err(e) => format!("unreadable: {}: {e}", list.display()),
     }
 }
 
@@ -109,6 +141,7 @@ mod tests {
     #[test]
     fn our_own_status_reads_back() {
         let me = read(std::process::id() as i32, None, None);
+        assert_eq!(me.devices, "");
         assert_eq!(me.cap_eff.len(), 16, "{me:?}");
         assert!(me.no_new_privs.is_some());
         assert!(!me.seccomp.is_empty());

@@ -5,8 +5,9 @@
 use crate::record::{Sample, SyscallRow};
 use serde::Serialize;
 
-/// One backend's verified isolation: the values its ok rows showed (one value when they all
-/// agree, else every distinct value joined with ` | `, so a difference is never hidden).
+/// One backend's verified isolation: the values its rows with a read-back showed (one value
+/// when they all agree, else every distinct value joined with ` | `, so a difference is never
+/// hidden). Rows whose workload failed count too: the read-back does not depend on it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IsolationRow {
     pub backend: String,

@@ -1,5 +1,5 @@
-//! The seccomp allow-list of Docker's default profile (moby's profiles/seccomp/default.json),
-//! as x86_64 syscall numbers, compiled to BPF with seccompiler for our own containers and
+//! The seccomp allow-list of Docker's default profile (moby's profiles/seccomp/default.json as
+//! of commit 00f3d189e420d485e42d15fe494f96d272284e0e), as x86_64 syscall numbers, compiled to BPF with seccompiler for our own containers and
 //! written as the OCI `linux.seccomp` section for runtimes (runc, crun), so both get the same
 //! rules from this one table.
 //!
