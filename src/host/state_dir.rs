@@ -35,10 +35,9 @@ pub fn create(state_root: &Path, id: &RunId, run_dir: &Path) -> std::io::Result<
         crate::host::remove_made(&root_made);
         return Err(named(&path)(e));
     }
-    fill(&path, id, run_dir).map_err(|e| {
+    fill(&path, id, run_dir).inspect_err(|_| {
         let _ = crate::host::remove_dir_tree(&path);
         crate::host::remove_made(&root_made);
-        e
     })?;
     Ok(Created { path, root_made })
 }
