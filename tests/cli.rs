@@ -1422,3 +1422,44 @@ fn a_ready_timeout_names_what_was_awaited_and_the_whole_limit() {
     );
     host::assert_clean_since(&before, &f.state(), &[run_id]);
 }
+
+#[test]
+fn a_fifo_as_out_is_refused_at_once_and_a_nested_state_dir_leaves_no_parents() {
+    require_root!();
+    let _lock = host_lock();
+    let f = Fixture::new("fifo-nested");
+    let scenario = f.write("p.toml", PROCESS_SCENARIO);
+    let cg_before = cgroup_entries();
+
+    // A FIFO given as --out: refused as not a directory, not waited on.
+    let fifo = f.dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut args = vec![
+        "run".into(),
+        scenario.clone().into_os_string(),
+        "--out".into(),
+    ];
+    args.extend([fifo.clone().into_os_string(), "--state-dir".into()]);
+    args.extend([f.state().into_os_string(), "-q".into()]);
+    let t = Instant::now();
+    let out = f.isobench(&args, Duration::from_secs(30));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_bad_input(&f, &out, &cg_before, &["not a directory"]);
+
+    // A --state-dir whose parents do not exist: the run makes them and removes them again.
+    let top = f.dir.join("nested");
+    let state = top.join("a/b/state");
+    let mut args = vec!["run".into(), scenario.into_os_string(), "--out".into()];
+    args.extend([f.out().into_os_string(), "--state-dir".into()]);
+    args.extend([state.into_os_string(), "-q".into()]);
+    let out = f.isobench(&args, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !top.exists(),
+        "the parents the run made for its state root are gone"
+    );
+}
