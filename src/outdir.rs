@@ -328,12 +328,30 @@ mod tests {
             "a refusal removes nothing"
         );
 
-        let o = OutDir::prepare(&out, true).unwrap();
+        let mut o = OutDir::prepare(&out, true).unwrap();
+        assert!(
+            out.join("report.html").exists(),
+            "nothing is removed before the run starts"
+        );
+        o.clear().unwrap();
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
         let second = OutDir::prepare(&out, true).unwrap_err();
         assert!(matches!(second, OutDirError::Locked(_)), "{second}");
         drop(o);
         OutDir::prepare(&out, false).expect("the lock goes with the first run");
+    }
+
+    #[test]
+    fn a_run_refused_before_it_cleared_the_old_results_leaves_them() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("samples.csv"), "old").unwrap();
+        OutDir::prepare(&out, true).unwrap().discard();
+        assert_eq!(
+            std::fs::read_to_string(out.join("samples.csv")).unwrap(),
+            "old"
+        );
     }
 
     #[test]
@@ -346,7 +364,7 @@ mod tests {
         std::fs::create_dir_all(out.join("sub")).unwrap();
         std::os::unix::fs::symlink(&outside, out.join("dirlink")).unwrap();
         std::os::unix::fs::symlink(outside.join("keep"), out.join("sub/filelink")).unwrap();
-        OutDir::prepare(&out, true).unwrap();
+        OutDir::prepare(&out, true).unwrap().clear().unwrap();
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
         assert_eq!(
             std::fs::read_to_string(outside.join("keep")).unwrap(),
