@@ -97,7 +97,8 @@ fn plain_ready(mut cmd: Command) -> Duration {
 /// disk, memory, accelerator) booted by isobench and by its plain QEMU command line, in
 /// interleaved pairs so that drift of a noisy host hits both alike.
 fn vm(c: &mut Criterion) {
-    if !nix::unistd::geteuid().is_root() || isobench::runner::which("qemu-system-x86_64").is_none()
+    if !nix::unistd::geteuid().is_root()
+        || isobench::host::exec::which("qemu-system-x86_64").is_none()
     {
         eprintln!("skipped vm benches: need root and qemu-system-x86_64");
         return;

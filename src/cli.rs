@@ -29,44 +29,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs a scenario (default: the embedded scenarios/quick.toml) and writes a run directory.
-    Run {
-        /// Scenario file (TOML). Without it, the embedded default scenario runs.
-        scenario: Option<PathBuf>,
-        /// Results directory (default: runs/<time>-<scenario>). One that holds anything is
-        /// refused unless --overwrite; it is locked while the run lasts.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Empty an existing --out directory first (symlinks in it are removed, not followed;
-        /// a mount point in it is refused).
-        #[arg(long)]
-        overwrite: bool,
-        /// Where per-run state (overlays, image layers) lives while the run lasts.
-        #[arg(long, env = "ISOBENCH_STATE_DIR", default_value = crate::runner::DEFAULT_STATE_ROOT)]
-        state_dir: PathBuf,
-        /// Cache of VM base disks, kept across runs (built once per image content).
-        #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::runner::DEFAULT_CACHE_DIR)]
-        cache_dir: PathBuf,
-        /// No progress bars or per-batch lines on stderr.
-        #[arg(long, short)]
-        quiet: bool,
-        /// At the end, write report.html, report.md and the plots into the run directory
-        /// (as `isobench report RUN_DIR` does).
-        #[arg(long)]
-        report: bool,
-    },
+    Run(RunArgs),
     /// Removes what a killed run left (processes, mounts, cgroups, overlays), found by run-id markers.
-    Clean {
-        #[arg(long, env = "ISOBENCH_STATE_DIR", default_value = crate::runner::DEFAULT_STATE_ROOT)]
-        state_dir: PathBuf,
-        /// Only list what would be removed.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also empty the cache of VM base disks.
-        #[arg(long)]
-        cache: bool,
-        #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::runner::DEFAULT_CACHE_DIR)]
-        cache_dir: PathBuf,
-    },
+    Clean(CleanArgs),
     /// Writes report.html, report.md and plots (SVG and PNG) for one or more run directories.
     Report(ReportArgs),
     /// Compares two runs metric by metric: ratio NEW/BASE with a bootstrap confidence interval
@@ -84,6 +49,47 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         workload: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML). Without it, the embedded default scenario runs.
+    pub scenario: Option<PathBuf>,
+    /// Results directory (default: runs/<time>-<scenario>). One that holds anything is
+    /// refused unless --overwrite; it is locked while the run lasts.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Empty an existing --out directory first (symlinks in it are removed, not followed;
+    /// a mount point in it is refused).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Where per-run state (overlays, image layers) lives while the run lasts.
+    #[arg(long, env = "ISOBENCH_STATE_DIR", default_value = crate::host::state_dir::DEFAULT_STATE_ROOT)]
+    pub state_dir: PathBuf,
+    /// Cache of VM base disks, kept across runs (built once per image content).
+    #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::host::state_dir::DEFAULT_CACHE_DIR)]
+    pub cache_dir: PathBuf,
+    /// No progress bars or per-batch lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// At the end, write report.html, report.md and the plots into the run directory
+    /// (as `isobench report RUN_DIR` does).
+    #[arg(long)]
+    pub report: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    #[arg(long, env = "ISOBENCH_STATE_DIR", default_value = crate::host::state_dir::DEFAULT_STATE_ROOT)]
+    pub state_dir: PathBuf,
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also empty the cache of VM base disks.
+    #[arg(long)]
+    pub cache: bool,
+    #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::host::state_dir::DEFAULT_CACHE_DIR)]
+    pub cache_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1,30 +1,39 @@
 //! isobench: measures containers against virtual machines on a real Linux host.
 //!
-//! Dependencies point one way: cli -> runner -> {backend, measure, record}; a backend knows
-//! nothing of statistics or reports, and reports never touch a backend.
+//! Dependencies point one way, down the floors listed below: commands -> runner -> backend ->
+//! {measure, host}; a backend knows nothing of statistics or reports, and reports never touch
+//! a backend.
 
+// Floors, from the bottom up; a module uses only modules on its own floor or below
+// (ARCHITECTURE.md draws the graph, and a test keeps it free of cycles).
+//   1  text, stats, deadline, fault           pure helpers
+//   2  results                                the records and their files
+//   3  host, security                         the kernel's seams; the security profiles
+//   4  agent                                  the program inside every instance
+//   5  scenario, image, measure               what to run, root filesystems, readings
+//   6  backend                                ways of running the agent
+//   7  runner                                 a run: batches, deaths, its results directory
+//   8  chart, report, compare, plan           what a run's files say
+//   9  cli, commands                          one file per subcommand
 pub mod agent;
 pub mod backend;
-pub mod batch;
-pub mod clean;
+pub mod chart;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod deadline;
-pub mod doctor;
 pub mod fault;
 pub mod host;
 pub mod image;
-pub mod interrupt;
 pub mod measure;
-pub mod outdir;
 pub mod plan;
-pub mod record;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod security;
 pub mod stats;
-pub mod watch;
+pub mod text;
 
 /// Exit codes, as ripgrep and friends use them: 0 ok, 1 a measured failure (an instance failed),
 /// 2 bad input or an unusable environment, 130 interrupted by a signal.

@@ -20,7 +20,7 @@ const ISOBENCH: &str = env!("CARGO_BIN_EXE_isobench");
 fn skip_unless_guest_can_boot() -> bool {
     let mut missing = Vec::new();
     for cmd in ["qemu-system-x86_64", "busybox", "runc", "crun", "setpriv"] {
-        if isobench::runner::which(cmd).is_none() {
+        if isobench::host::exec::which(cmd).is_none() {
             missing.push(cmd.to_string());
         }
     }

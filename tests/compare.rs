@@ -10,7 +10,7 @@
 #[path = "common/host.rs"]
 mod host;
 
-use isobench::record::Sample;
+use isobench::results::record::Sample;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -294,7 +294,7 @@ fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
         eprintln!("skipped: needs root (namespaces, mounts, cgroups)");
         return;
     }
-    let Some(runc) = isobench::runner::which("runc") else {
+    let Some(runc) = isobench::host::exec::which("runc") else {
         eprintln!("skipped: runc is not installed (scripts/setup.sh installs it)");
         return;
     };

@@ -9,10 +9,10 @@ mod common;
 mod host;
 
 use common::{TestRun, skip_or_fail};
-use isobench::batch;
-use isobench::record::Sample;
+use isobench::results::record::Sample;
+use isobench::runner::batch;
+use isobench::runner::watch::DeathWatch;
 use isobench::scenario::BackendKind;
-use isobench::watch::DeathWatch;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ fn cannot_run(kind: &str) -> bool {
         _ => None,
     };
     if let Some(t) = tool
-        && isobench::runner::which(t).is_none()
+        && isobench::host::exec::which(t).is_none()
     {
         return skip_or_fail(&format!("{t} is not installed (scripts/setup.sh)"));
     }

@@ -380,7 +380,8 @@ fn the_syscalls_workload_measures_every_operation_inside_each_instance() {
         "{stdout}"
     );
     let mut r = csv::Reader::from_path(out.join("syscalls.csv")).unwrap();
-    let rows: Vec<isobench::record::SyscallRow> = r.deserialize().map(|x| x.unwrap()).collect();
+    let rows: Vec<isobench::results::record::SyscallRow> =
+        r.deserialize().map(|x| x.unwrap()).collect();
     let cost = |backend: &str, op: &str| {
         let row = rows
             .iter()

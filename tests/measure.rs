@@ -76,7 +76,7 @@ fn num(row: &HashMap<String, String>, col: &str) -> f64 {
 
 #[test]
 fn a_run_fills_every_cost_column_and_counts_kernels() {
-    if skip_unless_root() || isobench::runner::which("qemu-system-x86_64").is_none() {
+    if skip_unless_root() || isobench::host::exec::which("qemu-system-x86_64").is_none() {
         return;
     }
     let _lock = host::host_lock();

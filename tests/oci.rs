@@ -28,7 +28,7 @@ fn skip(runtime: &str) -> bool {
     if skip_unless_root() {
         return true;
     }
-    if isobench::runner::which(runtime).is_none() {
+    if isobench::host::exec::which(runtime).is_none() {
         eprintln!("skipped: {runtime} is not installed (scripts/setup.sh installs it)");
         return true;
     }

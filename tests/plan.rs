@@ -9,8 +9,8 @@
 #[path = "common/host.rs"]
 mod host;
 
-use isobench::host::meta::RunMeta;
-use isobench::record::{Sample, UntilRow};
+use isobench::results::meta::RunMeta;
+use isobench::results::record::{Sample, UntilRow};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -410,7 +410,7 @@ idle_window_s = 0.5
     assert_eq!(batches.len(), 3);
     let mut k = csv::Reader::from_path(run.join("kernel.csv")).unwrap();
     let deltas: Vec<(u64, f64)> = k
-        .deserialize::<isobench::record::KernelRow>()
+        .deserialize::<isobench::results::record::KernelRow>()
         .map(|r| {
             let r = r.unwrap();
             (u64::from(r.n), r.host_avail_kib_delta.unwrap() as f64)

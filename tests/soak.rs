@@ -12,9 +12,9 @@ mod common;
 mod host;
 
 use common::{TestRun, skip_or_fail};
-use isobench::batch;
+use isobench::runner::batch;
+use isobench::runner::watch::DeathWatch;
 use isobench::scenario::BackendKind;
-use isobench::watch::DeathWatch;
 use std::time::Instant;
 
 const SCENARIO: &str = "name = \"soak\"\nbackends = [\"container\"]\ncounts = [1]\nwarmup = 0\n\

@@ -19,7 +19,7 @@ fn skip_unless_qemu() -> bool {
     if skip_unless_root() {
         return true;
     }
-    if isobench::runner::which("qemu-system-x86_64").is_none()
+    if isobench::host::exec::which("qemu-system-x86_64").is_none()
         || isobench::image::kernel::find_guest_kernel(None).is_err()
     {
         eprintln!("skipped: needs qemu-system-x86_64 and a guest kernel (scripts/setup.sh)");

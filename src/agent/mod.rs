@@ -19,6 +19,11 @@ pub mod workload;
 
 use serde::{Deserialize, Serialize};
 
+/// Where the agent lives inside every instance. A directory of its own, so the agent layer
+/// never shadows the image's files (its libc, its /bin).
+pub const AGENT_DIR: &str = ".isobench";
+pub const AGENT_IN_ROOTFS: &str = "/.isobench/isobench";
+
 pub const READY_LINE: &str = "ready";
 pub const DONE_LINE: &str = "done";
 /// Prefix of the line that carries the `probe` workload's results.

@@ -170,7 +170,7 @@ fn pipe_roundtrip(budget: Duration) -> Option<OpCost> {
 /// the figure is a plain write. Each operation: open for writing, write one byte, close.
 fn first_write(budget: Duration) -> Option<OpCost> {
     let layer = std::path::Path::new("/")
-        .join(crate::image::AGENT_DIR)
+        .join(crate::agent::AGENT_DIR)
         .join(COPYUP_DIR);
     let dir = if layer.is_dir() {
         layer

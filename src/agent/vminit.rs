@@ -92,7 +92,7 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
     nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
 
-    let exe = CString::new(crate::image::AGENT_IN_ROOTFS).map_err(|e| e.to_string())?;
+    let exe = CString::new(crate::agent::AGENT_IN_ROOTFS).map_err(|e| e.to_string())?;
     let mut argv = vec![exe.clone()];
     argv.extend(args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
     let env = [
@@ -100,5 +100,5 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
         c"HOME=/root".to_owned(),
     ];
     let e = nix::unistd::execve(&exe, &argv, &env).err();
-    Err(format!("exec {}: {e:?}", crate::image::AGENT_IN_ROOTFS))
+    Err(format!("exec {}: {e:?}", crate::agent::AGENT_IN_ROOTFS))
 }

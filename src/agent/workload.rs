@@ -16,6 +16,12 @@ fn write_file_path() -> std::path::PathBuf {
     }
 }
 
+/// Most children the `fork` workload makes: enough to hit any sensible pids limit.
+pub const FORK_MAX: i64 = 4096;
+/// Time budget of each `syscalls` operation, ms: by default, and at most.
+pub const SYSCALLS_BUDGET_MS_DEFAULT: i64 = 100;
+pub const SYSCALLS_BUDGET_MS_MAX: i64 = 10_000;
+
 const MIB: usize = 1 << 20;
 
 /// Runs the agent with the workload named by `args` (`idle`, `touch-memory MIB`,
@@ -34,20 +40,12 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         Some("idle") | None => Plan::Idle,
         Some("probe") => Plan::Probe,
         Some("syscalls") => Plan::Syscalls(match workload.get(1) {
-            None => crate::scenario::SYSCALLS_BUDGET_MS_DEFAULT as usize,
-            v => number(
-                v,
-                crate::scenario::SYSCALLS_BUDGET_MS_MAX as usize,
-                "BUDGET_MS",
-            )?,
+            None => SYSCALLS_BUDGET_MS_DEFAULT as usize,
+            v => number(v, SYSCALLS_BUDGET_MS_MAX as usize, "BUDGET_MS")?,
         }),
         Some("touch-memory") => Plan::Touch(mib(workload.get(1))?),
         Some("write-file") => Plan::Write(mib(workload.get(1))?),
-        Some("fork") => Plan::Fork(number(
-            workload.get(1),
-            crate::scenario::FORK_MAX as usize,
-            "COUNT",
-        )?),
+        Some("fork") => Plan::Fork(number(workload.get(1), FORK_MAX as usize, "COUNT")?),
         Some(other) => {
             return Err(format!(
                 "agent: unknown workload {other:?}; allowed: idle, probe, syscalls [BUDGET_MS], touch-memory MIB, write-file MIB, fork COUNT"

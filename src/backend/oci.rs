@@ -218,7 +218,7 @@ impl OciBackend {
                 "an OCI container needs its mount namespace: set [namespaces] mount = true".into(),
             ));
         }
-        let exe = crate::runner::which(runtime).ok_or_else(|| {
+        let exe = crate::host::exec::which(runtime).ok_or_else(|| {
             err(format!(
                 "{runtime} not found on PATH: install it (scripts/setup.sh)"
             ))

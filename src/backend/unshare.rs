@@ -45,7 +45,7 @@ impl Backend for UnshareBackend {
         self.place.finish()
     }
     fn launch_files(&self) -> Vec<std::path::PathBuf> {
-        crate::runner::which("unshare").into_iter().collect()
+        crate::host::exec::which("unshare").into_iter().collect()
     }
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
         // --kill-child: the agent (PID 1 of the new namespace) dies when unshare does, so

@@ -1,7 +1,7 @@
 //! The figures `compare` compares: the per-instance columns of samples.csv, all lower-is-better,
 //! and how one group's values of each are taken from its samples.
 
-use crate::record::{DEFINITIONS, Sample};
+use crate::results::record::{DEFINITIONS, Sample};
 
 /// One compared column of samples.csv.
 #[derive(Debug, Clone, Copy)]

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cli::{CompareArgs, Format};
-use crate::record::Sample;
-use crate::report::load::{LoadError, RunData, load};
+use crate::cli::CompareArgs;
+use crate::results::load::{LoadError, RunData, load};
+use crate::results::record::Sample;
 use crate::stats;
 use metric::{METRICS, Metric};
 use tolerance::{ToleranceError, Tolerances};
@@ -155,23 +155,6 @@ pub struct Comparison {
 }
 
 const STATISTIC: &str = "ratio NEW/BASE of the medians (all metrics are lower-is-better: above 1 is worse), with a bootstrap percentile interval (Efron & Tibshirani 1993), each run resampled independently";
-
-/// Runs `isobench compare`, prints its results in `format`, returns the exit code.
-pub fn command(args: &CompareArgs, format: Format) -> i32 {
-    match compare(args) {
-        Ok(c) => {
-            match format {
-                Format::Text => print!("{}", render::text(&c)),
-                Format::Json => println!("{}", render::json(&c)),
-            }
-            c.exit_code
-        }
-        Err(e) => {
-            eprintln!("isobench compare: {e}");
-            crate::exit::BAD_INPUT
-        }
-    }
-}
 
 /// Checks the arguments, loads both runs and compares them.
 pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {

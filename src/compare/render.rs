@@ -2,8 +2,8 @@
 
 use super::verdict::{NoInterval, percent};
 use super::{Comparison, Group};
-use crate::report::table::{num, render};
 use crate::stats::Interval;
+use crate::text::table::{num, render};
 
 /// The ratio NEW/BASE as the table prints it: three decimals (a 10% tolerance needs more than
 /// the two of `num`), and words where it is not a finite number.

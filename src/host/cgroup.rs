@@ -5,10 +5,18 @@
 //! mount) as v1, and creates one cgroup per instance on the launch path, where cgroups-rs would
 //! create a directory in every mounted hierarchy.
 
-use crate::scenario::Limits;
 use crate::security::devices::{DeviceError, DeviceProgram, DeviceRule};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Resource limits applied to every instance; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub memory_mib: Option<u64>,
+    /// CPU time as a fraction of one CPU (0.5 = half a CPU).
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+}
 
 /// The directory under each hierarchy root that holds every isobench run.
 pub const TOP: &str = "isobench";

@@ -2,7 +2,8 @@
 //! dirs, safe removal.
 
 pub mod cgroup;
-pub mod meta;
+pub mod exec;
+pub mod facts;
 pub mod remove;
 pub mod run_id;
 pub mod state_dir;

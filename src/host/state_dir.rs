@@ -15,6 +15,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// Default root of the per-run state (overlays, image layers, markers).
+pub const DEFAULT_STATE_ROOT: &str = "/var/lib/isobench";
+/// Default cache of content-addressed artefacts (VM base disks), kept across runs.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/isobench";
+
 /// A state dir this process made for its run.
 #[derive(Debug)]
 pub struct Created {

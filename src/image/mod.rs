@@ -8,10 +8,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod vmdisk;
 
-/// Where the agent lives inside every instance. A directory of its own, so the agent layer
-/// never shadows the image's files (its libc, its /bin).
-pub const AGENT_DIR: &str = ".isobench";
-pub const AGENT_IN_ROOTFS: &str = "/.isobench/isobench";
+pub use crate::agent::{AGENT_DIR, AGENT_IN_ROOTFS};
 
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX_PATHS: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The host's KSM settings while a batch has KSM on, in the run's state dir: `clean`
+/// restores them after a killed run.
+pub const KSM_RECORD: &str = "ksm-saved";
+
 const KSM_DIR: &str = "/sys/kernel/mm/ksm";
 
 /// Pages ksmd scans per wake-up while a guard is active (the kernel's default is 100).

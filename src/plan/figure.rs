@@ -47,7 +47,7 @@ impl PlanFigure<'_> {
     }
 }
 
-impl super::super::report::plot::Figure for PlanFigure<'_> {
+impl crate::chart::plot::Figure for PlanFigure<'_> {
     fn size(&self) -> (u32, u32) {
         (960, 600)
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cli::{Format, PlanArgs};
-use crate::report::load::{LoadError, RunData, load};
+use crate::results::load::{LoadError, RunData, load};
 
 use capacity::{BreakEven, Capacity, Host, Placement, Resource};
 use model::CostModel;
@@ -66,7 +66,7 @@ pub enum PlanError {
     Write { path: PathBuf, message: String },
     /// The plot could not be drawn.
     #[error(transparent)]
-    Plot(#[from] crate::report::plot::PlotError),
+    Plot(#[from] crate::chart::plot::PlotError),
 }
 
 /// One backend's model and the answers drawn from it.
@@ -143,20 +143,6 @@ pub fn definition(name: &str) -> &'static str {
         .find(|(n, _)| *n == name)
         .map(|(_, d)| *d)
         .unwrap_or_else(|| panic!("no plan definition called {name}"))
-}
-
-/// Runs `isobench plan`, prints its results in `format`, returns the exit code.
-pub fn command(args: &PlanArgs, format: Format) -> i32 {
-    match run(args, format) {
-        Ok(()) => crate::exit::OK,
-        Err(e) => {
-            eprintln!("isobench: {e}");
-            match e {
-                PlanError::Write { .. } | PlanError::Plot(_) => crate::exit::MEASURED_FAILURE,
-                _ => crate::exit::BAD_INPUT,
-            }
-        }
-    }
 }
 
 /// The checked flags.
@@ -393,7 +379,7 @@ pub fn write(plan: &Plan, dir: &Path) -> Result<Written, PlanError> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, &e))?;
     let csv = dir.join("plan.csv");
     output::write_csv(plan, &csv).map_err(|e| err(&csv, &e))?;
-    let r = crate::report::plot::render(&figure::PlanFigure(plan), dir, "plan")?;
+    let r = crate::chart::plot::render(&figure::PlanFigure(plan), dir, "plan")?;
     Ok(Written {
         csv,
         svg: r.svg_path,
@@ -401,7 +387,7 @@ pub fn write(plan: &Plan, dir: &Path) -> Result<Written, PlanError> {
     })
 }
 
-fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
+pub fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
     let plan = build(args)?;
     let dir = args.out.clone().unwrap_or_else(|| args.run.clone());
     let written = write(&plan, &dir)?;

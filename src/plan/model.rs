@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use crate::record::Sample;
-use crate::report::load::RunData;
+use crate::results::load::RunData;
+use crate::results::record::Sample;
 
 use super::fit::{Fit, fit};
 

@@ -13,7 +13,7 @@ use super::{BackendPlan, Plan, Written};
 const MIB: f64 = 1024.0;
 
 /// Numbers in plan's tables follow the report's rule: three significant figures.
-use crate::report::format::sig as num;
+use crate::text::format::sig as num;
 
 fn mib(kib: f64) -> String {
     format!("{} MiB", num(kib / MIB))
@@ -57,7 +57,7 @@ fn allows(l: &ResourceLimit) -> String {
 /// An aligned table (header, rule, rows), every column left-aligned, as the run's own
 /// tables are drawn.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    crate::report::table::render(headers, &vec![false; headers.len()], rows)
+    crate::text::table::render(headers, &vec![false; headers.len()], rows)
 }
 
 fn n_values(b: &BackendPlan) -> String {

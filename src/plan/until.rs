@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::record::UntilRow;
+use crate::results::record::UntilRow;
 
 use super::capacity::{Range, Resource, limit};
 use super::model::CostModel;

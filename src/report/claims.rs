@@ -9,9 +9,9 @@
 
 use serde::Serialize;
 
-use crate::record::{KernelRow, SummaryRow};
-use crate::report::format::{mib, sig};
-use crate::report::load::RunData;
+use crate::results::load::RunData;
+use crate::results::record::{KernelRow, SummaryRow};
+use crate::text::format::{mib, sig};
 
 /// The backend every claim is measured against.
 pub const REFERENCE: &str = "container";
@@ -472,7 +472,7 @@ fn figure(run: &RunData, source: Source, side: &Side) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::load::RunData;
+    use crate::results::load::RunData;
 
     fn row(backend: &str, accel: &str, n: u32) -> SummaryRow {
         SummaryRow {

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::{Format, ReportArgs};
+use crate::chart::plot::{self, PlotError};
+use crate::cli::ReportArgs;
 use crate::exit;
 use crate::report::claims::{self, ClaimSet};
 use crate::report::document::{self, DrawnPlot};
 use crate::report::figures::{self, PlotSpec};
-use crate::report::load::{self, LoadError, RunData};
-use crate::report::plot::{self, PlotError};
 use crate::report::{html, markdown};
+use crate::results::load::{self, LoadError, RunData};
 
 /// Why `isobench report` failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,29 +70,6 @@ pub struct Report {
     pub plots: Vec<PlotSpec>,
     /// Every file written, report.html first.
     pub files: Vec<PathBuf>,
-}
-
-/// Runs `isobench report`, prints its results in `format`, returns the exit code.
-pub fn command(args: &ReportArgs, format: Format) -> i32 {
-    match report(args) {
-        Ok(r) => {
-            let printed = match format {
-                Format::Text => print_text(&r),
-                Format::Json => print_json(&r),
-            };
-            match printed {
-                Ok(()) => exit::OK,
-                Err(e) => {
-                    eprintln!("isobench report: writing to stdout: {e}");
-                    exit::MEASURED_FAILURE
-                }
-            }
-        }
-        Err(e) => {
-            eprintln!("isobench report: {e}");
-            e.exit_code()
-        }
-    }
 }
 
 /// Loads and checks every input, then writes the report.
@@ -212,7 +189,7 @@ fn write(path: &Path, text: &str) -> Result<(), ReportError> {
         })
 }
 
-fn print_text(r: &Report) -> std::io::Result<()> {
+pub fn print_text(r: &Report) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "report: {}", r.files[0].display())?;
     writeln!(out, "        {}", r.files[1].display())?;
@@ -239,7 +216,7 @@ fn print_text(r: &Report) -> std::io::Result<()> {
     Ok(())
 }
 
-fn print_json(r: &Report) -> std::io::Result<()> {
+pub fn print_json(r: &Report) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer(&mut out, r)?;
     writeln!(out)?;
@@ -249,8 +226,8 @@ fn print_json(r: &Report) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::meta::RunMeta;
-    use crate::record::{KernelRow, Sample};
+    use crate::results::meta::RunMeta;
+    use crate::results::record::{KernelRow, Sample};
 
     fn temp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::record::DEFINITIONS;
 use crate::report::claims::{ClaimSet, DERIVED_DEFINITIONS};
 use crate::report::figures::PlotSpec;
-use crate::report::format::{figure, gib, mib, opt, sig};
-use crate::report::load::RunData;
+use crate::results::load::RunData;
+use crate::results::record::DEFINITIONS;
+use crate::text::format::{figure, gib, mib, opt, sig};
 
 /// A piece of the report.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +66,7 @@ pub fn build(
         "Written by isobench {} ({}) from {}. Every figure is defined at the end of the \
          report; medians and percentiles are type 7 (R's and NumPy's default).",
         env!("CARGO_PKG_VERSION"),
-        crate::host::meta::GIT_REVISION,
+        crate::results::meta::GIT_REVISION,
         runs.iter()
             .map(|r| r.dir.display().to_string())
             .collect::<Vec<_>>()

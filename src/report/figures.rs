@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
-use crate::report::chart::{AxisSpec, Chart, HLine, LegendEntry, Marker, Panel, Series, Style};
-use crate::report::format::{gib, mib, sig};
-use crate::report::load::RunData;
-use crate::report::series::{self, ECDF_POINTS, Key};
+use crate::chart::series::{self, ECDF_POINTS, Key};
+use crate::chart::{AxisSpec, Chart, HLine, LegendEntry, Marker, Panel, Series, Style};
+use crate::results::load::RunData;
 use crate::stats;
+use crate::text::format::{gib, mib, sig};
 
 /// One plot of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +187,7 @@ fn startup(keys: &[Key<'_>]) -> PlotSpec {
     finish(spec, panels, None, Share { x: false, y: false })
 }
 
-type SummaryFigure = fn(&crate::record::SummaryRow) -> Option<f64>;
+type SummaryFigure = fn(&crate::results::record::SummaryRow) -> Option<f64>;
 
 fn memory(keys: &[Key<'_>]) -> PlotSpec {
     let title =
@@ -443,7 +443,7 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
         ],
     );
     let lin = |desc: &str| AxisSpec::linear(desc);
-    let build = |f: &dyn Fn(&crate::record::KernelRow) -> Option<f64>,
+    let build = |f: &dyn Fn(&crate::results::record::KernelRow) -> Option<f64>,
                  log: bool,
                  dropped: &mut Vec<String>| {
         keys.iter()

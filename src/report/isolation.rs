@@ -2,7 +2,7 @@
 //! samples.csv), and what their system calls cost (syscalls.csv): the tables the end of a run
 //! and the report show for the security profiles.
 
-use crate::record::{Sample, SyscallRow};
+use crate::results::record::{Sample, SyscallRow};
 use serde::Serialize;
 
 /// One backend's verified isolation: the values its rows with a read-back showed (one value
@@ -198,7 +198,7 @@ pub fn render_isolation(rows: &[IsolationRow]) -> String {
             ]
         })
         .collect();
-    super::table::render(&header, &[false; 9], &cells)
+    crate::text::table::render(&header, &[false; 9], &cells)
 }
 
 /// The system-call costs as aligned text: one line per backend, accel and N, one column per
@@ -235,11 +235,11 @@ pub fn render_syscalls(rows: &[SyscallSummary]) -> String {
                         Some(x) if r.backend != "process" => {
                             format!(
                                 "{} ({}x)",
-                                super::format::sig(r.ns_per_op_p50),
-                                super::format::sig(x)
+                                crate::text::format::sig(r.ns_per_op_p50),
+                                crate::text::format::sig(x)
                             )
                         }
-                        _ => super::format::sig(r.ns_per_op_p50),
+                        _ => crate::text::format::sig(r.ns_per_op_p50),
                     })
                     .unwrap_or_else(|| "-".into());
                 line.push(cell);
@@ -250,7 +250,7 @@ pub fn render_syscalls(rows: &[SyscallSummary]) -> String {
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut right = vec![false, false, true];
     right.extend(ops.iter().map(|_| true));
-    super::table::render(&header, &right, &cells)
+    crate::text::table::render(&header, &right, &cells)
 }
 
 #[cfg(test)]

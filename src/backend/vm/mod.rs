@@ -38,13 +38,13 @@ impl VmBackend {
             backend: "vm",
             what,
         };
-        let qemu = crate::runner::which(qemu::QEMU).ok_or_else(|| {
+        let qemu = crate::host::exec::which(qemu::QEMU).ok_or_else(|| {
             err(format!(
                 "{} not found: install qemu-system-x86 (scripts/setup.sh)",
                 qemu::QEMU
             ))
         })?;
-        crate::runner::which("qemu-img").ok_or_else(|| {
+        crate::host::exec::which("qemu-img").ok_or_else(|| {
             err("qemu-img not found: install qemu-utils (scripts/setup.sh)".into())
         })?;
         let cfg = ctx.scenario.vm.clone();

@@ -52,7 +52,7 @@ impl GuestBoot {
         let mut c = String::from("console=ttyS0 panic=-1 loglevel=6");
         if let Initrd::User(_) = self.initrd {
             c.push_str(" root=/dev/vda rw init=");
-            c.push_str(crate::image::AGENT_IN_ROOTFS);
+            c.push_str(crate::agent::AGENT_IN_ROOTFS);
         }
         c.push_str(" -- agent");
         for a in &self.workload {

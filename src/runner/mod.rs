@@ -3,27 +3,27 @@
 //! to the results as soon as its batch is over. Everything of the run is removed at its end,
 //! on error and on interruption alike.
 
+pub mod batch;
+pub mod interrupt;
+pub mod outdir;
+pub mod watch;
+
 use crate::backend::{self, Backend, PrepareError, RunContext};
-use crate::batch;
 use crate::fault::Boundary;
 use crate::host::cgroup::CgroupHost;
-use crate::host::meta::{GIT_REVISION, HostFacts, RunMeta};
+use crate::host::facts::HostFacts;
 use crate::host::run_id::RunId;
 use crate::host::state_dir;
-use crate::outdir::{OutDir, OutDirError};
-use crate::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
-use crate::report::csv::{CsvSink, ExportError, SampleSink, write_summary};
-use crate::report::summary::summarize;
+use crate::results::csv::{CsvSink, ExportError, SampleSink, write_summary};
+use crate::results::meta::{GIT_REVISION, RunMeta};
+use crate::results::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
+use crate::results::summary::summarize;
+use crate::runner::outdir::{OutDir, OutDirError};
 use crate::scenario::{BackendKind, Scenario};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// Default root of the per-run state (overlays, image layers, markers).
-pub const DEFAULT_STATE_ROOT: &str = "/var/lib/isobench";
-/// Default cache of content-addressed artefacts (VM base disks), kept across runs.
-pub const DEFAULT_CACHE_DIR: &str = "/var/cache/isobench";
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -124,7 +124,7 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
             ("qemu-img", "qemu-utils"),
             ("mkfs.ext4", "e2fsprogs"),
         ] {
-            if which(cmd).is_none() {
+            if crate::host::exec::which(cmd).is_none() {
                 return Err(RunError::Environment(format!(
                     "backend vm: {cmd} is not on PATH: install {pkg} (scripts/setup.sh)"
                 )));
@@ -144,23 +144,14 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
             .map_err(vm_err)?;
         }
     }
-    if scenario.backends.contains(&BackendKind::Unshare) && which("unshare").is_none() {
+    if scenario.backends.contains(&BackendKind::Unshare)
+        && crate::host::exec::which("unshare").is_none()
+    {
         return Err(RunError::Environment(
             "backend unshare: the unshare command (util-linux) is not on PATH".into(),
         ));
     }
     Ok(())
-}
-
-/// The first executable called `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or(None)
 }
 
 /// Runs a scenario to the end (or to an interruption) and returns what it measured.
@@ -305,7 +296,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
     meta.accelerators = state
         .accel
         .iter()
-        .map(|(b, a, why)| crate::host::meta::AccelNote {
+        .map(|(b, a, why)| crate::results::meta::AccelNote {
             backend: b.clone(),
             accel: a.clone(),
             why: why.clone(),
@@ -525,7 +516,7 @@ fn run_batch(
     let bar = progress_bar(opts.progress, n as u64, &format!("{label} N={n} rep {rep}"));
     let base = batch::baseline(ctx, backend, pool);
     let start = Instant::now();
-    let watch = crate::watch::DeathWatch::start(true);
+    let watch = crate::runner::watch::DeathWatch::start(true);
     let launched = batch::launch(ctx, backend, pool, (n, rep), 0..n, &bar, &watch);
     let all_ready = start.elapsed();
     bar.finish_and_clear();

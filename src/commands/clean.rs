@@ -437,7 +437,7 @@ fn remove_cgroups(id: &RunId, dirs: &[PathBuf], dry_run: bool, r: &mut CleanRepo
 
 /// Puts back the KSM settings the run recorded, if its record parses strictly.
 fn restore_ksm(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
-    let record = crate::batch::KSM_RECORD;
+    let record = crate::measure::ksm::KSM_RECORD;
     match state.read_file(record, 4096) {
         Ok(None) => {}
         Ok(Some(_)) if dry_run => r.ksm_restored = true,
@@ -522,4 +522,59 @@ fn wait_gone(targets: &[Proven], limit: Duration) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Runs `isobench clean` (and with `--cache` the VM disk cache's cleaning), prints what it did
+/// as text or JSON, and returns the exit code.
+pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 {
+    use crate::exit;
+    let r = clean(&args.state_dir, args.dry_run);
+    // Only what isobench writes in the cache (base disks, dead builds' work files), never the
+    // directory or anything else in it.
+    let c = args
+        .cache
+        .then(|| crate::image::vmdisk::clean_cache(&args.cache_dir, args.dry_run));
+    let code = if r.errors.is_empty() && c.as_ref().is_none_or(|c| c.errors.is_empty()) {
+        exit::OK
+    } else {
+        exit::MEASURED_FAILURE
+    };
+    if format == crate::cli::Format::Json {
+        let doc = serde_json::json!({
+            "dry_run": args.dry_run,
+            "cache": c,
+            "report": r,
+        });
+        match serde_json::to_string_pretty(&doc) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("isobench: clean: {e}");
+                return exit::MEASURED_FAILURE;
+            }
+        }
+        return code;
+    }
+    if let Some(c) = &c {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for p in &c.removed {
+            println!("{verb} from the cache: {}", p.display());
+        }
+        for p in &c.left {
+            println!(
+                "left in the cache (not isobench's, or a build still running): {}",
+                p.display()
+            );
+        }
+        for e in &c.errors {
+            eprintln!("isobench: clean --cache: {e}");
+        }
+    }
+    let (out, err) = r.render_text(args.dry_run);
+    print!("{out}");
+    eprint!("{err}");
+    code
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::host::meta::RunMeta;
-use crate::record::{KernelRow, Sample, SummaryRow, UntilRow};
-use crate::report::csv::{ExportError, read_rows};
+use crate::results::csv::{ExportError, read_rows};
+use crate::results::meta::RunMeta;
+use crate::results::record::{KernelRow, Sample, SummaryRow, UntilRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -42,7 +42,7 @@ pub struct RunData {
     pub kernel: Vec<KernelRow>,
     pub until: Vec<UntilRow>,
     /// syscalls.csv (workload `syscalls` only).
-    pub syscalls: Vec<crate::record::SyscallRow>,
+    pub syscalls: Vec<crate::results::record::SyscallRow>,
 }
 
 impl RunData {
@@ -87,7 +87,7 @@ pub fn load(dir: &Path, label: Option<String>) -> Result<RunData, LoadError> {
     let optional = |name: &str| dir.join(name).is_file().then(|| dir.join(name));
     let summary = match optional("summary.csv") {
         Some(p) => read_rows(&p)?,
-        None => crate::report::summary::summarize(&samples, &[]),
+        None => crate::results::summary::summarize(&samples, &[]),
     };
     let kernel = match optional("kernel.csv") {
         Some(p) => read_rows(&p)?,

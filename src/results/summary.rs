@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::record::{Sample, SummaryRow};
+use crate::results::record::{Sample, SummaryRow};
 use crate::stats;
 
 /// (backend, accel, n), borrowed from the samples.

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::record::{KernelRow, Sample, SummaryRow};
-use crate::report::chart::{LegendEntry, Panel, Series, Style};
-use crate::report::load::RunData;
+use crate::chart::{LegendEntry, Panel, Series, Style};
+use crate::results::load::RunData;
+use crate::results::record::{KernelRow, Sample, SummaryRow};
 use crate::stats;
 
 /// Points an ECDF keeps per series: a few hundred keep the curve's shape at any size while
@@ -195,7 +195,7 @@ pub fn keep_positive(
     for (n, v) in gone {
         dropped.push(format!(
             "{name} N={n} ({} {unit})",
-            crate::report::format::sig(v)
+            crate::text::format::sig(v)
         ));
     }
     keep

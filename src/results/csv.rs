@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::record::{Sample, SummaryRow};
+use crate::results::record::{Sample, SummaryRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -50,7 +50,7 @@ impl CsvRow for Sample {
     }
 }
 
-impl CsvRow for crate::record::KernelRow {
+impl CsvRow for crate::results::record::KernelRow {
     fn rounded(&self) -> Self {
         let mut r = self.clone();
         r.kernel_kib_per_kernel = round3(r.kernel_kib_per_kernel);
@@ -59,9 +59,9 @@ impl CsvRow for crate::record::KernelRow {
     }
 }
 
-impl CsvRow for crate::record::UntilRow {}
+impl CsvRow for crate::results::record::UntilRow {}
 
-impl CsvRow for crate::record::SyscallRow {
+impl CsvRow for crate::results::record::SyscallRow {
     fn rounded(&self) -> Self {
         let mut r = self.clone();
         r.ns_per_op = (r.ns_per_op * 10.0).round() / 10.0;

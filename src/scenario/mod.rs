@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The scenario used when the user gives none; `include_str!` keeps the binary self-contained.
-pub const DEFAULT_SCENARIO_TEXT: &str = include_str!("../scenarios/quick.toml");
+pub const DEFAULT_SCENARIO_TEXT: &str = include_str!("../../scenarios/quick.toml");
 /// Recorded as the origin of the embedded default, so meta.json says where the text came from.
 pub const DEFAULT_SCENARIO_ORIGIN: &str = "scenarios/quick.toml (embedded)";
 
@@ -112,11 +112,7 @@ pub enum Workload {
 /// Largest workload size, in MiB: large enough for any realistic test, small enough that a typo
 /// cannot ask every instance for terabytes.
 const WORKLOAD_MIB_MAX: i64 = 65536;
-/// Most children the `fork` workload makes: enough to hit any sensible pids limit.
-pub const FORK_MAX: i64 = 4096;
-/// Time budget of each `syscalls` operation, ms: by default, and at most.
-pub const SYSCALLS_BUDGET_MS_DEFAULT: i64 = 100;
-pub const SYSCALLS_BUDGET_MS_MAX: i64 = 10_000;
+use crate::agent::workload::{FORK_MAX, SYSCALLS_BUDGET_MS_DEFAULT, SYSCALLS_BUDGET_MS_MAX};
 
 impl Workload {
     /// Arguments for the agent: `["idle"]`, `["touch-memory", "64"]`, `["write-file", "16"]`.
@@ -146,14 +142,8 @@ impl Workload {
     }
 }
 
-/// Resource limits applied to every instance; `None` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Limits {
-    pub memory_mib: Option<u64>,
-    /// CPU time as a fraction of one CPU (0.5 = half a CPU).
-    pub cpus: Option<f64>,
-    pub pids: Option<u64>,
-}
+/// Resource limits applied to every instance (a cgroup's, defined with the cgroup code).
+pub use crate::host::cgroup::Limits;
 
 /// Which namespaces the isolating backends create. All on by default, so that turning one off
 /// is an explicit choice in the scenario file.
@@ -1223,7 +1213,7 @@ mod tests {
 
     #[test]
     fn startup_scenario_parses() {
-        let text = include_str!("../scenarios/startup.toml");
+        let text = include_str!("../../scenarios/startup.toml");
         let s = Scenario::parse(text, "scenarios/startup.toml", Path::new("scenarios")).unwrap();
         assert_eq!(s.name, "startup");
         assert_eq!(

@@ -214,7 +214,7 @@ pub fn run_checks() -> Vec<Check> {
             )
         }),
     ));
-    if root && crate::runner::which(crate::backend::vm::qemu::QEMU).is_some() {
+    if root && crate::host::exec::which(crate::backend::vm::qemu::QEMU).is_some() {
         v.extend(vm_checks());
     } else {
         v.push(check(
@@ -247,7 +247,7 @@ fn vm_checks() -> Vec<Check> {
     let created = crate::host::run_id::RunId::for_this_process("doctor")
         .map_err(|e| e.to_string())
         .and_then(|id| {
-            let root = Path::new(crate::runner::DEFAULT_STATE_ROOT);
+            let root = Path::new(crate::host::state_dir::DEFAULT_STATE_ROOT);
             crate::host::state_dir::create(root, &id, root)
                 .map(|c| (id, c))
                 .map_err(|e| e.to_string())
@@ -263,7 +263,7 @@ fn vm_checks() -> Vec<Check> {
         state_dir: state_dir.clone(),
         agent_exe,
         cancel: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        cache_dir: crate::runner::DEFAULT_CACHE_DIR.into(),
+        cache_dir: crate::host::state_dir::DEFAULT_CACHE_DIR.into(),
     };
     let out = match crate::backend::vm::VmBackend::new(ctx) {
         Ok(b) => {
@@ -313,4 +313,25 @@ pub fn render(checks: &[Check]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// Runs `isobench doctor`: exit 0 when every required check passed, 2 otherwise.
+pub fn command(format: crate::cli::Format) -> i32 {
+    let checks = run_checks();
+    if format == crate::cli::Format::Json {
+        match serde_json::to_string_pretty(&checks) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("isobench: doctor: {e}");
+                return crate::exit::MEASURED_FAILURE;
+            }
+        }
+    } else {
+        print!("{}", render(&checks));
+    }
+    if checks.iter().all(|c| c.ok || !c.required) {
+        crate::exit::OK
+    } else {
+        crate::exit::BAD_INPUT
+    }
 }

@@ -1,13 +1,17 @@
 //! A chart of the report: a title, one or more panels of series, and one legend, drawn by
-//! plotters onto any backend (see [`crate::report::plot::Figure`]).
+//! plotters onto any backend (see [`crate::chart::plot::Figure`]).
 //!
 //! The legend gets its own column at the right instead of plotters' in-chart series labels, which sit on top of the data.
+
+pub mod axis;
+pub mod plot;
+pub mod series;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::report::axis::Axis;
-use crate::report::plot::Figure;
+use crate::chart::axis::Axis;
+use crate::chart::plot::Figure;
 
 /// Marker shapes, one per run, so runs stay apart where colours (per backend) coincide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_readme_defines_every_figure_as_the_code_does() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         for (col, unit, def) in DEFINITIONS {
             let row = format!("| `{col}` | {unit} | {def} |");
             assert!(

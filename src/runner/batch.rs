@@ -5,9 +5,9 @@
 
 use crate::backend::{Backend, Instance, LaunchError, RunContext};
 use crate::measure::{self, memory::HostMem};
-use crate::record::{KernelRow, Sample, SyscallRow, UntilRow};
+use crate::results::record::{KernelRow, Sample, SyscallRow, UntilRow};
+use crate::runner::watch::{DeathWatch, Watched};
 use crate::scenario::{BackendKind, UntilConfig, Workload};
-use crate::watch::{DeathWatch, Watched};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -15,10 +15,6 @@ use std::time::{Duration, Instant};
 
 /// One launch of a batch: the instance index and what came of it.
 pub type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
-
-/// The host's KSM settings while a batch has KSM on, in the run's state dir: `clean`
-/// restores them after a killed run.
-pub const KSM_RECORD: &str = "ksm-saved";
 
 /// How long a host-memory reading may wait for MemAvailable to settle.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -248,7 +244,8 @@ pub fn measure_and_teardown(
     let mut ksm = None;
     let mut ksm_guard = None;
     if m.ksm && backend.kind() == BackendKind::Vm && !ctx.cancel.load(Ordering::Relaxed) {
-        match measure::ksm::KsmGuard::enable_recorded(&ctx.state_dir.join(KSM_RECORD)) {
+        match measure::ksm::KsmGuard::enable_recorded(&ctx.state_dir.join(measure::ksm::KSM_RECORD))
+        {
             Ok(g) => {
                 let limit = Duration::from_secs_f64(m.ksm_timeout_s);
                 let reading = g.wait_settled(limit, &ctx.cancel);
