@@ -30,6 +30,8 @@ fn main() {
         Command::Compare(args) => commands::compare::command(&args, format),
         Command::Plan(args) => commands::plan::command(&args, format),
         Command::Doctor => commands::doctor::command(format),
+        Command::Completions { shell } => commands::docs::completions(shell),
+        Command::Man => commands::docs::man(),
         Command::Agent { .. } => unreachable!("handled before argument parsing"),
     });
 }

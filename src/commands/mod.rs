@@ -4,6 +4,7 @@
 
 pub mod clean;
 pub mod compare;
+pub mod docs;
 pub mod doctor;
 pub mod plan;
 pub mod report;

@@ -13,13 +13,41 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cli::CompareArgs;
 use crate::results::load::{LoadError, RunData, load};
 use crate::results::record::Sample;
 use crate::stats;
 use metric::{METRICS, Metric};
 use tolerance::{ToleranceError, Tolerances};
 use verdict::{Method, NoInterval, Verdict};
+
+/// `isobench compare`'s arguments (clap derive; the command line includes them).
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline run directory.
+    pub base: PathBuf,
+    /// The run directory compared against the baseline.
+    pub new: PathBuf,
+    /// Relative tolerance for every metric: NEW/BASE up to 1 + TOL is not a regression
+    /// [default: the tolerance file's `default`, else 0.10].
+    #[arg(long, value_name = "TOL")]
+    pub tolerance: Option<f64>,
+    /// Tolerance of one metric, as METRIC=TOL (for example startup_ms=0.25); repeatable.
+    #[arg(long = "tolerance-for", value_name = "METRIC=TOL")]
+    pub tolerance_for: Vec<String>,
+    /// A TOML file of tolerances: `default = 0.1` and a `[metrics]` table of METRIC = TOL.
+    /// Flags given on the command line win over the file.
+    #[arg(long)]
+    pub tolerances: Option<PathBuf>,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Bootstrap resamples per interval.
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: u32,
+    /// Exit 1 when any metric is worse than BASE beyond its tolerance.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+}
 
 /// The most resamples `--resamples` accepts: a million per side already takes seconds per
 /// metric, and no interval gets meaningfully steadier beyond it.

@@ -22,12 +22,41 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::{Format, PlanArgs};
 use crate::results::load::{LoadError, RunData, load};
+use crate::text::Format;
 
 use capacity::{BreakEven, Capacity, Host, Placement, Resource};
 use model::CostModel;
 use until::UntilCheck;
+
+/// `isobench plan`'s arguments (clap derive; the command line includes them).
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// A density run directory (a sweep over N) to fit the cost models from.
+    pub run: PathBuf,
+    /// An `until` run directory whose reached N is set against the prediction (used
+    /// automatically when RUN itself holds an until.csv).
+    #[arg(long)]
+    pub until: Option<PathBuf>,
+    /// Host memory to plan for, with a binary unit: 64G, 512M, 1T (default: the run host's).
+    #[arg(long)]
+    pub host_mem: Option<String>,
+    /// Host CPU cores to plan for (default: the run host's).
+    #[arg(long)]
+    pub host_cpus: Option<f64>,
+    /// Share of memory and CPU kept free, 0 to <1.
+    #[arg(long, default_value_t = 0.10)]
+    pub headroom: f64,
+    /// Number of workloads W to place (answers how many hosts they need).
+    #[arg(long)]
+    pub workloads: Option<u64>,
+    /// Memory of one workload S, added to every instance's fitted cost (binary unit: 256M).
+    #[arg(long)]
+    pub workload_mem: Option<String>,
+    /// Where plan.csv and the plot go (default: the run directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
 
 /// Why `plan` could not answer; every message names the flag, file or directory.
 #[derive(Debug, thiserror::Error)]

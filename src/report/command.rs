@@ -7,13 +7,27 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::chart::plot::{self, PlotError};
-use crate::cli::ReportArgs;
 use crate::exit;
 use crate::report::claims::{self, ClaimSet};
 use crate::report::document::{self, DrawnPlot};
 use crate::report::figures::{self, PlotSpec};
 use crate::report::{html, markdown};
 use crate::results::load::{self, LoadError, RunData};
+
+/// `isobench report`'s arguments (clap derive; the command line includes them).
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Run directories (runs/<time>-<scenario>); several are shown side by side.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Where to write the report (default: the run directory, or with several runs the first
+    /// one's `report-<n>-runs` subdirectory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A label per run directory, in the same order (default: the directory's name).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+}
 
 /// Why `isobench report` failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! `samples.csv` (appended as measurements arrive) and `summary.csv` (written once, atomically).
 //!
 //! Headers are derived from the record structs through serde, so the files cannot drift from
-//! [`crate::record`]. Millisecond fields are rounded to 0.001 ms on a copy just before writing:
+//! [`crate::results::record`]. Millisecond fields are rounded to 0.001 ms on a copy just before writing:
 //! the clocks behind them do not resolve better than microseconds in practice, and the
 //! shortest-round-trip float formatting would otherwise print noise such as `12.300000000000001`.
 
