@@ -39,12 +39,23 @@ pub enum AgentError {
     Io(#[from] std::io::Error),
 }
 
+/// The last lines of the instance's output, each named by who said it: QEMU writes its own
+/// errors to the pipe that carries a guest's console, and those must not read as the agent's.
 fn output_suffix(output: &[String]) -> String {
     if output.is_empty() {
-        String::new()
-    } else {
-        format!(" (agent said: {})", output.join(" | "))
+        return String::new();
     }
+    let lines: Vec<String> = output
+        .iter()
+        .map(|l| {
+            if l.starts_with("qemu-system-") || l.starts_with("qemu-img:") {
+                format!("QEMU said: {l}")
+            } else {
+                format!("instance said: {l}")
+            }
+        })
+        .collect();
+    format!(" ({})", lines.join(" | "))
 }
 
 /// What a workload reported before `done`.
@@ -199,5 +210,23 @@ impl AgentReader {
                 Err(e) => return Err(AgentError::Io(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_lines_are_labelled_as_qemu_s() {
+        let s = output_suffix(&[
+            "qemu-system-x86_64: error: failed to set MSR 0x38d".into(),
+            "Kernel panic".into(),
+        ]);
+        assert_eq!(
+            s,
+            " (QEMU said: qemu-system-x86_64: error: failed to set MSR 0x38d | instance said: Kernel panic)"
+        );
+        assert_eq!(output_suffix(&[]), "");
     }
 }

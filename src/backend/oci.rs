@@ -413,9 +413,9 @@ fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
 }
 
 /// The runtime's own words from a failed launch's error: the lines it printed (which the
-/// agent reader keeps as "agent said"), followed by what the harness saw.
+/// agent reader keeps as "instance said"), followed by what the harness saw.
 fn runtime_message(what: &str) -> String {
-    const SAID: &str = " (agent said: ";
+    const SAID: &str = " (instance said: ";
     match what.find(SAID) {
         Some(i) if what.ends_with(')') => {
             let said = &what[i + SAID.len()..what.len() - 1];
