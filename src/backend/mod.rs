@@ -55,7 +55,7 @@ impl RunContext {
     }
 }
 
-/// Start-up of one instance, all durations measured from the same start (see record.rs).
+/// Start-up of one instance, all durations measured from the same start (see results::metrics).
 #[derive(Debug, Clone, Default)]
 pub struct Startup {
     pub startup: Duration,

@@ -14,9 +14,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::results::load::{LoadError, RunData, load};
+use crate::results::metrics::Metric;
 use crate::results::record::Sample;
 use crate::stats;
-use metric::{METRICS, Metric};
 use tolerance::{ToleranceError, Tolerances};
 use verdict::{Method, NoInterval, Verdict};
 
@@ -246,12 +246,12 @@ pub fn compare_runs(
         .iter()
         .filter(|g| new_groups.contains(g))
         .collect();
-    let mut jobs: Vec<(&Group, &Metric, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut jobs: Vec<(&Group, &'static Metric, Vec<f64>, Vec<f64>)> = Vec::new();
     let mut not_compared = Vec::new();
     for g in &both {
-        for m in &METRICS {
-            let b = m.values(base.samples.iter().filter(|s| g.holds(s)));
-            let n = m.values(new.samples.iter().filter(|s| g.holds(s)));
+        for m in metric::all() {
+            let b = metric::values(m, base.samples.iter().filter(|s| g.holds(s)));
+            let n = metric::values(m, new.samples.iter().filter(|s| g.holds(s)));
             match (b.is_empty(), n.is_empty()) {
                 (false, false) => jobs.push((g, m, b, n)),
                 (true, true) => {}
@@ -318,7 +318,7 @@ fn compare_metric(
 ) -> Row {
     let key = format!("{}/{}/{}/{}", g.backend, g.accel, g.n, m.name);
     let mut rng = fastrand::Rng::with_seed(verdict::seed_for(method.seed, &key));
-    // Both sides are non-empty and NaN-free (Metric::values), so the medians exist.
+    // Both sides are non-empty and NaN-free (metric::values), so the medians exist.
     let base_median = stats::median(base).unwrap_or(f64::NAN);
     let new_median = stats::median(new).unwrap_or(f64::NAN);
     let point = verdict::ratio(new_median, base_median);
@@ -336,7 +336,7 @@ fn compare_metric(
     Row {
         group: g.clone(),
         metric: m.name,
-        unit: m.unit(),
+        unit: m.unit.as_str(),
         base_samples: base.len(),
         new_samples: new.len(),
         base_median,

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::results::load::RunData;
+use crate::results::metrics::{HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, Metric, PSS_KIB};
 use crate::results::record::Sample;
 
 use super::fit::{Fit, fit};
@@ -37,12 +38,18 @@ pub enum View {
 }
 
 impl View {
-    /// Unit of the totals and of both coefficients.
-    pub fn unit(self) -> &'static str {
+    /// The per-instance metric whose total over a batch the view fits.
+    pub fn metric(self) -> &'static Metric {
         match self {
-            View::HostMem | View::Pss => "KiB",
-            View::IdleCpu => "ms/s",
+            View::HostMem => &HOST_AVAIL_KIB,
+            View::Pss => &PSS_KIB,
+            View::IdleCpu => &IDLE_CPU_MS_PER_S,
         }
+    }
+
+    /// Unit of the totals and of both coefficients: the metric's own.
+    pub fn unit(self) -> &'static str {
+        self.metric().unit.as_str()
     }
 
     fn total(self, b: &Batch) -> Option<f64> {
@@ -130,20 +137,24 @@ impl CostModel {
 /// batch's decrease divided by the instances that came up), so it is multiplied back.
 fn batch_of(n: u32, rep: u32, rows: &[&Sample]) -> Batch {
     let alive = rows.iter().filter(|s| s.startup_ms.is_some()).count() as u32;
-    let sum = |f: fn(&Sample) -> Option<f64>| -> Option<f64> {
-        let v: Vec<f64> = rows.iter().filter_map(|s| f(s)).collect();
+    let sum = |m: &Metric| -> Option<f64> {
+        let v: Vec<f64> = rows.iter().filter_map(|s| m.of_sample(s)).collect();
         (!v.is_empty()).then(|| v.iter().sum())
+    };
+    // A per-batch figure is the same on every row: one row's value, times the instances.
+    let per_batch = |m: &Metric| -> Option<f64> {
+        debug_assert!(m.per_batch);
+        rows.iter()
+            .find_map(|s| m.of_sample(s))
+            .map(|per| per * f64::from(alive))
     };
     Batch {
         n,
         rep,
         alive,
-        host_mem_kib: rows
-            .iter()
-            .find_map(|s| s.host_avail_kib)
-            .map(|per| per * f64::from(alive)),
-        pss_kib: sum(|s| s.pss_kib.map(|v| v as f64)),
-        idle_cpu_ms_per_s: sum(|s| s.idle_cpu_ms_per_s),
+        host_mem_kib: per_batch(View::HostMem.metric()),
+        pss_kib: sum(View::Pss.metric()),
+        idle_cpu_ms_per_s: sum(View::IdleCpu.metric()),
     }
 }
 

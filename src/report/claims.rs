@@ -10,7 +10,12 @@
 use serde::Serialize;
 
 use crate::results::load::RunData;
-use crate::results::record::{KernelRow, SummaryRow};
+use crate::results::metrics::{
+    CGROUP_MEM_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB, DISTINCT_KERNELS, GUEST_KERNEL_KIB,
+    GUEST_KTHREADS_TOTAL, HOST_AVAIL_KIB, HOST_KTHREADS_BEFORE, HOST_KTHREADS_WITH,
+    IDLE_CPU_MS_PER_S, KERNEL_KIB_PER_KERNEL, KSM_SHARED_KIB, KTHREADS_ADDED, Metric, PSS_KIB,
+    RSS_KIB, STARTUP_MS, Stat, USS_KIB, VMM_OVERHEAD_KIB,
+};
 use crate::text::format::{mib, sig};
 
 /// The backend every claim is measured against.
@@ -90,9 +95,8 @@ pub struct Claim {
     pub ratio: Ratio,
     pub ratio_text: String,
     pub unit: &'static str,
-    /// The columns of `record::DEFINITIONS` (or [`DERIVED_DEFINITIONS`]) the figure is
-    /// computed from, the figure's own first.
-    pub definitions: &'static [&'static str],
+    /// The metrics the figure is computed from, the figure's own first (named in JSON).
+    pub definitions: &'static [&'static Metric],
 }
 
 /// The claims of one run for one pair of backends.
@@ -131,18 +135,29 @@ impl ClaimSet {
 /// Where a figure is read from.
 #[derive(Clone, Copy)]
 enum Source {
-    Summary(fn(&SummaryRow) -> Option<f64>),
-    /// Mean over the repetitions of the batch's kernel.csv rows.
-    Kernel(fn(&KernelRow) -> Option<f64>),
+    /// A statistic of the figure's metric in summary.csv.
+    Summary(Stat),
+    /// The mean over the repetitions of the batch's kernel.csv rows.
+    Kernel,
+}
+
+/// How a claim shows its figure.
+#[derive(Clone, Copy)]
+enum Show {
+    /// In the metric's own unit.
+    AsIs,
+    /// A KiB figure in MiB.
+    Mib,
+    /// A count, with what it counts as the unit.
+    Count(&'static str),
 }
 
 struct Def {
     figure: &'static str,
     vm_claim: &'static str,
-    unit: &'static str,
-    definitions: &'static [&'static str],
-    /// KiB figures shown in MiB.
-    in_mib: bool,
+    /// The metric the figure is, then those it is computed from.
+    definitions: &'static [&'static Metric],
+    show: Show,
     /// A per-instance figure (compared in the each-largest-N set too); else per batch.
     per_instance: bool,
     /// Only VMs have it: the reference side is not looked up.
@@ -150,175 +165,169 @@ struct Def {
     source: Source,
 }
 
-/// Host kernel threads the batch added plus every guest's kernel threads.
-fn kthreads_added(k: &KernelRow) -> Option<f64> {
-    let host = f64::from(k.host_kthreads_with) - f64::from(k.host_kthreads_before);
-    Some(host + k.guest_kthreads_total.unwrap_or(0) as f64)
+impl Def {
+    fn metric(&self) -> &'static Metric {
+        self.definitions[0]
+    }
+
+    fn unit(&self) -> &'static str {
+        match self.show {
+            Show::AsIs => self.metric().unit.as_str(),
+            Show::Mib => "MiB",
+            Show::Count(what) => what,
+        }
+    }
+
+    fn scale(&self, x: f64) -> f64 {
+        match self.show {
+            Show::Mib => mib(x),
+            Show::AsIs | Show::Count(_) => x,
+        }
+    }
 }
 
 const DEFS: &[Def] = &[
     Def {
         figure: "start-up p50",
         vm_claim: "a container starts faster than a VM boots",
-        unit: "ms",
-        definitions: &["startup_ms"],
-        in_mib: false,
+        definitions: &[&STARTUP_MS],
+        show: Show::AsIs,
         per_instance: false,
         vm_only: false,
-        source: Source::Summary(|r| r.startup_ms_p50),
+        source: Source::Summary(Stat::P50),
     },
     Def {
         figure: "memory per instance: PSS",
         vm_claim: "a VM costs more memory than a container (PSS: shared pages split among sharers)",
-        unit: "MiB",
-        definitions: &["pss_kib"],
-        in_mib: true,
+        definitions: &[&PSS_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.pss_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "memory per instance: USS",
         vm_claim: "a VM costs more memory than a container (USS: memory only it uses)",
-        unit: "MiB",
-        definitions: &["uss_kib"],
-        in_mib: true,
+        definitions: &[&USS_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.uss_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "memory per instance: RSS",
         vm_claim: "a VM costs more memory than a container (RSS: shared pages counted in full)",
-        unit: "MiB",
-        definitions: &["rss_kib"],
-        in_mib: true,
+        definitions: &[&RSS_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.rss_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "memory per instance: cgroup",
         vm_claim: "a VM costs more memory than a container (its cgroup's charge)",
-        unit: "MiB",
-        definitions: &["cgroup_mem_kib"],
-        in_mib: true,
+        definitions: &[&CGROUP_MEM_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.cgroup_mem_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "memory per instance: host MemAvailable",
         vm_claim: "a VM costs the host more memory than a container (MemAvailable decrease / N)",
-        unit: "MiB",
-        definitions: &["host_avail_kib"],
-        in_mib: true,
+        definitions: &[&HOST_AVAIL_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.host_avail_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "VMM overhead per VM",
         vm_claim: "a VM pays for its VMM: qemu's own memory besides guest RAM",
-        unit: "MiB",
-        definitions: &["vmm_overhead_kib"],
-        in_mib: true,
+        definitions: &[&VMM_OVERHEAD_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: true,
-        source: Source::Summary(|r| r.vmm_overhead_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "guest kernel memory per VM",
         vm_claim: "a VM carries its own kernel's memory",
-        unit: "MiB",
-        definitions: &["guest_kernel_kib"],
-        in_mib: true,
+        definitions: &[&GUEST_KERNEL_KIB],
+        show: Show::Mib,
         per_instance: true,
         vm_only: true,
-        source: Source::Summary(|r| r.guest_kernel_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "disk per instance: private layer",
         vm_claim: "a VM's private disk layer is larger than a container's",
-        unit: "KiB",
-        definitions: &["disk_private_kib"],
-        in_mib: false,
+        definitions: &[&DISK_PRIVATE_KIB],
+        show: Show::AsIs,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.disk_private_kib_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "disk shared once",
         vm_claim: "the VM base disk against the container's image layers (counted once)",
-        unit: "MiB",
-        definitions: &["disk_shared_kib"],
-        in_mib: true,
+        definitions: &[&DISK_SHARED_KIB],
+        show: Show::Mib,
         per_instance: false,
         vm_only: false,
-        source: Source::Summary(|r| r.disk_shared_kib),
+        source: Source::Summary(Stat::Shared),
     },
     Def {
         figure: "idle CPU per instance",
         vm_claim: "an idle VM burns host CPU, an idle container does not",
-        unit: "ms/s",
-        definitions: &["idle_cpu_ms_per_s"],
-        in_mib: false,
+        definitions: &[&IDLE_CPU_MS_PER_S],
+        show: Show::AsIs,
         per_instance: true,
         vm_only: false,
-        source: Source::Summary(|r| r.idle_cpu_ms_per_s_mean),
+        source: Source::Summary(Stat::Mean),
     },
     Def {
         figure: "distinct kernels of the batch",
         vm_claim: "containers share the host kernel, VMs boot their own",
-        unit: "kernels",
-        definitions: &["distinct_kernels"],
-        in_mib: false,
+        definitions: &[&DISTINCT_KERNELS],
+        show: Show::Count("kernels"),
         per_instance: false,
         vm_only: false,
-        source: Source::Kernel(|k| Some(f64::from(k.distinct_kernels))),
+        source: Source::Kernel,
     },
     Def {
         figure: "kernel threads added by the batch",
         vm_claim: "every VM runs a guest kernel's threads; containers add none",
-        unit: "threads",
         definitions: &[
-            "kthreads_added",
-            "host_kthreads_before",
-            "guest_kthreads_total",
+            &KTHREADS_ADDED,
+            &HOST_KTHREADS_BEFORE,
+            &HOST_KTHREADS_WITH,
+            &GUEST_KTHREADS_TOTAL,
         ],
-        in_mib: false,
+        show: Show::Count("threads"),
         per_instance: false,
         vm_only: false,
-        source: Source::Kernel(kthreads_added),
+        source: Source::Kernel,
     },
     Def {
         figure: "kernel memory per instance",
         vm_claim: "a guest kernel per VM against the host kernel's growth per container",
-        unit: "MiB",
-        definitions: &["kernel_kib_per_kernel"],
-        in_mib: true,
+        definitions: &[&KERNEL_KIB_PER_KERNEL],
+        show: Show::Mib,
         per_instance: true,
         vm_only: false,
-        source: Source::Kernel(|k| k.kernel_kib_per_kernel),
+        source: Source::Kernel,
     },
     Def {
         figure: "identical memory KSM found",
         vm_claim: "VMs of one image hold identical pages that KSM can merge",
-        unit: "MiB",
-        definitions: &["ksm_shared_kib"],
-        in_mib: true,
+        definitions: &[&KSM_SHARED_KIB],
+        show: Show::Mib,
         per_instance: false,
         vm_only: true,
-        source: Source::Kernel(|k| k.ksm_shared_kib.map(|v| v as f64)),
+        source: Source::Kernel,
     },
 ];
-
-/// The definition of the one derived figure the claims use, in `record::DEFINITIONS`' shape.
-pub const DERIVED_DEFINITIONS: &[(&str, &str, &str)] = &[(
-    "kthreads_added",
-    "count",
-    "report: host_kthreads_with - host_kthreads_before + guest_kthreads_total of the batch (kernel.csv, mean over repetitions)",
-)];
 
 /// Every claim set of `run`: vm against container, and each oci-* backend against container.
 /// `notes` says why a pair has none.
@@ -409,8 +418,8 @@ fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet 
         .iter()
         .filter(|d| basis == Basis::LargestCommonN || d.per_instance)
         .filter_map(|d| {
-            let scale = |x: f64| if d.in_mib { mib(x) } else { x };
-            let s = figure(run, d.source, &subject).map(scale);
+            let scale = |x: f64| d.scale(x);
+            let s = figure(run, d, &subject).map(scale);
             if d.vm_only {
                 // Only shown where the subject has the figure: a VM that measured it.
                 return s.map(|s| Claim {
@@ -419,12 +428,12 @@ fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet 
                     subject: Some(s),
                     reference: None,
                     ratio: Ratio::SubjectOnly,
-                    ratio_text: Ratio::SubjectOnly.text(REFERENCE, None, d.unit),
-                    unit: d.unit,
+                    ratio_text: Ratio::SubjectOnly.text(REFERENCE, None, d.unit()),
+                    unit: d.unit(),
                     definitions: d.definitions,
                 });
             }
-            let r = figure(run, d.source, &reference).map(scale);
+            let r = figure(run, d, &reference).map(scale);
             if s.is_none() && r.is_none() {
                 return None;
             }
@@ -435,8 +444,8 @@ fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet 
                 subject: s,
                 reference: r,
                 ratio,
-                ratio_text: ratio.text(REFERENCE, r, d.unit),
-                unit: d.unit,
+                ratio_text: ratio.text(REFERENCE, r, d.unit()),
+                unit: d.unit(),
                 definitions: d.definitions,
             })
         })
@@ -450,19 +459,20 @@ fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet 
     }
 }
 
-fn figure(run: &RunData, source: Source, side: &Side) -> Option<f64> {
-    match source {
-        Source::Summary(f) => run
+fn figure(run: &RunData, d: &Def, side: &Side) -> Option<f64> {
+    let m = d.metric();
+    match d.source {
+        Source::Summary(stat) => run
             .summary
             .iter()
             .find(|r| r.backend == side.backend && r.accel == side.accel && r.n == side.n)
-            .and_then(f),
-        Source::Kernel(f) => {
+            .and_then(|r| m.of_summary(stat, r)),
+        Source::Kernel => {
             let v: Vec<f64> = run
                 .kernel
                 .iter()
                 .filter(|k| k.backend == side.backend && k.accel == side.accel && k.n == side.n)
-                .filter_map(f)
+                .filter_map(|k| m.of_batch(k))
                 .collect();
             crate::stats::mean(&v)
         }
@@ -473,6 +483,7 @@ fn figure(run: &RunData, source: Source, side: &Side) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::results::load::RunData;
+    use crate::results::record::{KernelRow, SummaryRow};
 
     fn row(backend: &str, accel: &str, n: u32) -> SummaryRow {
         SummaryRow {
@@ -668,6 +679,35 @@ mod tests {
         let host = find(&sets[0], "memory per instance: host MemAvailable");
         assert_eq!(host.ratio, Ratio::Negative);
         assert!(notes[0].contains("no vm backend"));
+    }
+
+    #[test]
+    fn every_claim_reads_a_figure_its_metric_has_in_its_unit() {
+        use crate::results::metrics::{Backends, File, Read, Unit};
+        for d in DEFS {
+            let m = d.metric();
+            match d.source {
+                Source::Summary(stat) => assert!(
+                    m.summary.iter().any(|(s, _)| *s == stat),
+                    "{}: summary.csv has no {stat:?} of {m:?}",
+                    d.figure
+                ),
+                Source::Kernel => assert!(
+                    matches!(m.read, Read::Batch(_))
+                        && matches!(m.file, File::Kernel | File::Report),
+                    "{}: {m:?} is not a kernel.csv figure",
+                    d.figure
+                ),
+            }
+            match d.show {
+                Show::Mib => assert_eq!(m.unit, Unit::Kib, "{}", d.figure),
+                Show::Count(_) => assert_eq!(m.unit, Unit::Count, "{}", d.figure),
+                Show::AsIs => {}
+            }
+            if m.backends == Backends::Vm {
+                assert!(d.vm_only, "{}: {m:?} is vm only", d.figure);
+            }
+        }
     }
 
     #[test]

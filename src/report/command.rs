@@ -241,6 +241,7 @@ pub fn print_json(r: &Report) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::results::meta::RunMeta;
+    use crate::results::metrics::Metric;
     use crate::results::record::{KernelRow, Sample};
 
     fn temp(name: &str) -> PathBuf {
@@ -351,21 +352,24 @@ mod tests {
             );
             assert!(html.contains(&format!("href=\"plots/{}.svg\"", p.stem)));
         }
-        let mut figures: Vec<&str> = drawn.iter().flat_map(|p| p.definitions.clone()).collect();
+        let mut figures: Vec<&Metric> = drawn.iter().flat_map(|p| p.definitions.clone()).collect();
         figures.extend(
             r.claims
                 .iter()
                 .flat_map(|s| s.claims.iter())
                 .flat_map(|c| c.definitions.iter().copied()),
         );
-        for f in figures {
-            let (_, unit, def) = document::definition(f).unwrap_or_else(|| panic!("{f} undefined"));
+        for m in figures {
+            let f = m.name;
             assert!(
-                md.contains(&format!("| {f} ")) && md.contains(def),
+                md.contains(&format!("| {f} ")) && md.contains(m.definition),
                 "{f} not defined in report.md"
             );
             assert!(
-                html.contains(&format!("<td>{f}</td><td>{}</td>", html::esc(unit))),
+                html.contains(&format!(
+                    "<td>{f}</td><td>{}</td>",
+                    html::esc(m.unit.as_str())
+                )),
                 "{f} not in report.html"
             );
         }

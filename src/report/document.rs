@@ -3,10 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use crate::report::claims::{ClaimSet, DERIVED_DEFINITIONS};
+use crate::report::claims::ClaimSet;
 use crate::report::figures::PlotSpec;
 use crate::results::load::RunData;
-use crate::results::record::DEFINITIONS;
+use crate::results::metrics::{
+    self, BATCH_READY_MS, CAP_AMB, CAP_BND, CAP_EFF, CAP_INH, CGROUP_MEM_KIB, DEVICES,
+    DISK_PRIVATE_KIB, HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, MEM_AVAILABLE_KIB_AT_STOP, Metric,
+    N_REACHED, NO_NEW_PRIVS, NS_PER_OP, NS_PRIVATE, PSS_KIB, SECCOMP, SECCOMP_FILTERS, SECURITY,
+    STARTUP_MS, TEARDOWN_MS,
+};
 use crate::text::format::{figure, gib, mib, opt, sig};
 
 /// A piece of the report.
@@ -74,7 +79,7 @@ pub fn build(
     )));
     b.push(Block::Heading(2, "Environment".into()));
     b.push(Block::Table(environment(runs)));
-    let mut used: BTreeSet<&'static str> = BTreeSet::new();
+    let mut used: BTreeSet<&'static Metric> = BTreeSet::new();
     claims(&mut b, sets, claim_notes, &mut used);
     b.push(Block::Heading(2, "Plots".into()));
     for p in plots {
@@ -87,7 +92,7 @@ pub fn build(
     }
     b.push(Block::Heading(2, "Definitions".into()));
     b.push(Block::Para(
-        "Every figure shown above, as isobench defines it (record::DEFINITIONS; derived \
+        "Every figure shown above, as isobench defines it (results::metrics; derived \
          figures marked \"report:\"). Per-instance figures in plots and claims are means over \
          the ok instances of all repetitions at one N."
             .into(),
@@ -194,7 +199,7 @@ pub fn claims_table(set: &ClaimSet) -> Table {
                     figure(c.reference, c.unit),
                     c.ratio_text.clone(),
                     c.unit.into(),
-                    c.definitions.first().copied().unwrap_or_default().into(),
+                    c.definitions.first().map_or("", |m| m.name).into(),
                 ]
             })
             .collect(),
@@ -205,7 +210,7 @@ fn claims(
     b: &mut Vec<Block>,
     sets: &[ClaimSet],
     notes: &[String],
-    used: &mut BTreeSet<&'static str>,
+    used: &mut BTreeSet<&'static Metric>,
 ) {
     b.push(Block::Heading(2, "Claims".into()));
     b.push(Block::Para(
@@ -228,7 +233,7 @@ fn claims(
     }
 }
 
-fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static str>) {
+fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static Metric>) {
     b.push(Block::Heading(3, p.spec.heading.into()));
     if let Some((svg_path, png_path, svg)) = &p.drawn {
         used.extend(p.spec.definitions.iter().copied());
@@ -256,7 +261,7 @@ fn text_table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> Table 
 
 /// The isolation each backend's instances were verified to have, and what their system calls
 /// cost, for the runs that measured them.
-fn isolation(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'static str>) {
+fn isolation(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'static Metric>) {
     use crate::report::isolation::{isolation_rows, syscall_summary};
     let with_iso: Vec<&RunData> = runs
         .iter()
@@ -269,12 +274,16 @@ fn isolation(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'static 
     b.push(Block::Heading(2, "Isolation and system-call cost".into()));
     if !with_iso.is_empty() {
         used.extend([
-            "security",
-            "cap_eff",
-            "no_new_privs",
-            "seccomp",
-            "ns_private",
-            "devices",
+            &SECURITY,
+            &CAP_EFF,
+            &CAP_BND,
+            &CAP_INH,
+            &CAP_AMB,
+            &NO_NEW_PRIVS,
+            &SECCOMP,
+            &SECCOMP_FILTERS,
+            &NS_PRIVATE,
+            &DEVICES,
         ]);
         b.push(Block::Para(
             "What each backend's instances were verified to run with, read from the host \
@@ -321,7 +330,7 @@ fn isolation(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'static 
         }
     }
     if !with_sys.is_empty() {
-        used.insert("ns_per_op");
+        used.insert(&NS_PER_OP);
         b.push(Block::Para(
             "System calls: the median over instances of ns per operation, each measured by \
              the agent inside its instance over a time budget, with the ratio to `process` at \
@@ -370,19 +379,19 @@ fn isolation(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'static 
     }
 }
 
-fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&'static str>) {
+fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&'static Metric>) {
     if several {
         b.push(Block::Heading(3, r.label.clone()));
     }
     used.extend([
-        "startup_ms",
-        "teardown_ms",
-        "pss_kib",
-        "cgroup_mem_kib",
-        "host_avail_kib",
-        "disk_private_kib",
-        "idle_cpu_ms_per_s",
-        "batch_ready_ms",
+        &STARTUP_MS,
+        &TEARDOWN_MS,
+        &PSS_KIB,
+        &CGROUP_MEM_KIB,
+        &HOST_AVAIL_KIB,
+        &DISK_PRIVATE_KIB,
+        &IDLE_CPU_MS_PER_S,
+        &BATCH_READY_MS,
     ]);
     let header = [
         "backend",
@@ -430,6 +439,7 @@ fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&
         rows,
     }));
     if !r.until.is_empty() {
+        used.extend([&N_REACHED, &MEM_AVAILABLE_KIB_AT_STOP]);
         b.push(Block::Para(format!(
             "{}: how far the open-ended sweep got (until.csv):",
             r.label
@@ -458,22 +468,18 @@ fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&
     }
 }
 
-/// Looks a column up in `record::DEFINITIONS` and the report's derived figures.
-pub fn definition(column: &str) -> Option<(&'static str, &'static str, &'static str)> {
-    DEFINITIONS
+fn definitions(used: &BTreeSet<&'static Metric>) -> Table {
+    // In the table's order (the README's), derived figures last.
+    let rows = metrics::METRICS
         .iter()
-        .chain(DERIVED_DEFINITIONS)
-        .find(|(c, _, _)| *c == column)
-        .copied()
-}
-
-fn definitions(used: &BTreeSet<&'static str>) -> Table {
-    // In DEFINITIONS' order (the README's), derived figures last.
-    let rows = DEFINITIONS
-        .iter()
-        .chain(DERIVED_DEFINITIONS)
-        .filter(|(c, _, _)| used.contains(c))
-        .map(|(c, u, d)| vec![c.to_string(), u.to_string(), d.to_string()])
+        .filter(|m| used.contains(*m))
+        .map(|m| {
+            vec![
+                m.name.to_string(),
+                m.unit.as_str().to_string(),
+                m.definition.to_string(),
+            ]
+        })
         .collect();
     Table {
         header: vec!["figure".into(), "unit".into(), "definition".into()],

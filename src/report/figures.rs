@@ -6,6 +6,12 @@ use serde::Serialize;
 use crate::chart::series::{self, ECDF_POINTS, Key};
 use crate::chart::{AxisSpec, Chart, HLine, LegendEntry, Marker, Panel, Series, Style};
 use crate::results::load::RunData;
+use crate::results::metrics::{
+    Backends, CGROUP_MEM_KIB, DISK_FULL_COPY_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB,
+    DISTINCT_KERNELS, GUEST_KERNEL_KIB, GUEST_KTHREADS_TOTAL, HOST_AVAIL_KIB, HOST_KTHREADS_BEFORE,
+    HOST_KTHREADS_WITH, IDLE_CPU_MS_PER_S, KERNEL_KIB_PER_KERNEL, KSM_SHARED_KIB, KTHREADS_ADDED,
+    Metric, PSS_KIB, RSS_KIB, STARTUP_MS, Stat, USS_KIB, VMM_OVERHEAD_KIB,
+};
 use crate::stats;
 use crate::text::format::{gib, mib, sig};
 
@@ -20,8 +26,8 @@ pub struct PlotSpec {
     pub title: String,
     /// How the plot is computed, for the text under it.
     pub about: String,
-    /// Columns of `record::DEFINITIONS` (or the report's derived ones) it draws.
-    pub definitions: Vec<&'static str>,
+    /// The metrics it draws (named in JSON).
+    pub definitions: Vec<&'static Metric>,
     /// Points left out, panels without data; or why the whole plot is left out.
     pub notes: Vec<String>,
     /// `None`: no run has data for it; the report says so in one line instead.
@@ -70,9 +76,10 @@ fn finish(
         }
     }
     if kept.is_empty() {
+        let names: Vec<&str> = spec.definitions.iter().map(|m| m.name).collect();
         spec.notes = vec![format!(
             "left out: no run has data for it ({})",
-            spec.definitions.join(", ")
+            names.join(", ")
         )];
         return spec;
     }
@@ -95,7 +102,7 @@ fn spec(
     (stem, heading): (&'static str, &'static str),
     title: &str,
     about: &str,
-    definitions: &[&'static str],
+    definitions: &[&'static Metric],
 ) -> PlotSpec {
     PlotSpec {
         stem,
@@ -141,7 +148,7 @@ fn startup(keys: &[Key<'_>]) -> PlotSpec {
              Right: the median per N, whiskers from p10 to p90 (type-7 percentiles over the ok \
              instances of every repetition)."
         ),
-        &["startup_ms"],
+        &[&STARTUP_MS],
     );
     let data = series::startups(keys);
     let mut ecdf = Vec::new();
@@ -187,35 +194,17 @@ fn startup(keys: &[Key<'_>]) -> PlotSpec {
     finish(spec, panels, None, Share { x: false, y: false })
 }
 
-type SummaryFigure = fn(&crate::results::record::SummaryRow) -> Option<f64>;
-
 fn memory(keys: &[Key<'_>]) -> PlotSpec {
     let title =
         "Memory per instance against N, one definition per panel (mean over the ok instances)";
-    let views: [(&str, &'static str, SummaryFigure); 7] = [
-        ("PSS: shared pages split among sharers", "pss_kib", |r| {
-            r.pss_kib_mean
-        }),
-        ("USS: pages only the instance uses", "uss_kib", |r| {
-            r.uss_kib_mean
-        }),
-        ("RSS: shared pages counted in full", "rss_kib", |r| {
-            r.rss_kib_mean
-        }),
-        ("cgroup: charged to its own cgroup", "cgroup_mem_kib", |r| {
-            r.cgroup_mem_kib_mean
-        }),
-        ("host MemAvailable decrease / N", "host_avail_kib", |r| {
-            r.host_avail_kib_mean
-        }),
-        (
-            "VMM overhead: qemu's own memory (VMs)",
-            "vmm_overhead_kib",
-            |r| r.vmm_overhead_kib_mean,
-        ),
-        ("guest kernel memory (VMs)", "guest_kernel_kib", |r| {
-            r.guest_kernel_kib_mean
-        }),
+    let views: [(&str, &'static Metric); 7] = [
+        ("PSS: shared pages split among sharers", &PSS_KIB),
+        ("USS: pages only the instance uses", &USS_KIB),
+        ("RSS: shared pages counted in full", &RSS_KIB),
+        ("cgroup: charged to its own cgroup", &CGROUP_MEM_KIB),
+        ("host MemAvailable decrease / N", &HOST_AVAIL_KIB),
+        ("VMM overhead: qemu's own memory", &VMM_OVERHEAD_KIB),
+        ("guest kernel memory", &GUEST_KERNEL_KIB),
     ];
     let mut spec = spec(
         ("memory", "Memory per instance"),
@@ -223,22 +212,27 @@ fn memory(keys: &[Key<'_>]) -> PlotSpec {
         "Each panel is one definition of an instance's memory, from summary.csv (the mean over \
          the ok instances of every repetition at that N), in MiB on a log scale. The views \
          differ by what they count: compare backends within a panel, not across panels.",
-        &views.iter().map(|v| v.1).collect::<Vec<_>>(),
+        &views.map(|v| v.1),
     );
     let mut panels = Vec::new();
-    for (ptitle, col, f) in views {
+    for (ptitle, m) in views {
         let mut dropped = Vec::new();
         let series: Vec<Series> = keys
             .iter()
             .map(|k| {
-                let pts = series::per_n(k, |r| f(r).map(mib));
+                let pts = series::per_n(k, |r| m.of_summary(Stat::Mean, r).map(mib));
                 k.series(series::keep_positive(&k.name, "MiB", pts, &mut dropped))
             })
             .filter(|s| !s.points.is_empty())
             .collect();
-        note_dropped(&mut spec, col, dropped);
+        note_dropped(&mut spec, m.name, dropped);
+        let only = if m.backends == Backends::Vm {
+            " (VMs)"
+        } else {
+            ""
+        };
         panels.push(panel(
-            &format!("{ptitle} ({col})"),
+            &format!("{ptitle}{only} ({})", m.name),
             AxisSpec::log(N_AXIS),
             AxisSpec::log("MiB per instance"),
             series,
@@ -256,14 +250,16 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
         "The host's MemAvailable decrease for a whole batch of N (host_avail_kib x N: the mean \
          over repetitions), in GiB, log-log; the dashed line is the host's MemTotal from \
          meta.json. Only measured batches are drawn; isobench plan extrapolates to the line.",
-        &["host_avail_kib"],
+        &[&HOST_AVAIL_KIB],
     );
     let mut dropped = Vec::new();
     let series: Vec<Series> = keys
         .iter()
         .map(|k| {
             let pts = series::per_n(k, |r| {
-                r.host_avail_kib_mean.map(|v| gib(v * f64::from(r.n)))
+                HOST_AVAIL_KIB
+                    .of_summary(Stat::Mean, r)
+                    .map(|v| gib(v * f64::from(r.n)))
             });
             k.series(series::keep_positive(&k.name, "GiB", pts, &mut dropped))
         })
@@ -308,7 +304,7 @@ fn disk(keys: &[Key<'_>]) -> PlotSpec {
          private layer per instance (disk_private_kib), what every instance shares, counted \
          once (disk_shared_kib), and what a full copy of the root filesystem per instance \
          would cost instead (disk_full_copy_kib), in KiB on a log scale.",
-        &["disk_private_kib", "disk_shared_kib", "disk_full_copy_kib"],
+        &[&DISK_PRIVATE_KIB, &DISK_SHARED_KIB, &DISK_FULL_COPY_KIB],
     );
     let shapes = [
         ("private layer per instance", Marker::Circle),
@@ -333,11 +329,11 @@ fn disk(keys: &[Key<'_>]) -> PlotSpec {
             .samples
             .iter()
             .filter(|s| s.ok && s.n == top.n && k.is(&s.backend, &s.accel))
-            .filter_map(|s| s.disk_full_copy_kib.map(|v| v as f64))
+            .filter_map(|s| DISK_FULL_COPY_KIB.of_sample(s))
             .collect();
         let values = [
-            top.disk_private_kib_mean,
-            top.disk_shared_kib,
+            DISK_PRIVATE_KIB.of_summary(Stat::Mean, top),
+            DISK_SHARED_KIB.of_summary(Stat::Shared, top),
             stats::mean(&full),
         ];
         if values.iter().all(Option::is_none) {
@@ -405,11 +401,15 @@ fn idle_cpu(keys: &[Key<'_>]) -> PlotSpec {
         "Host CPU time per second of the idle window, per instance (mean over the ok \
          instances at that N), in ms of CPU per s of wall time on a linear scale: 0 is drawn \
          as 0. 1000 ms/s is one core kept busy.",
-        &["idle_cpu_ms_per_s"],
+        &[&IDLE_CPU_MS_PER_S],
     );
     let series: Vec<Series> = keys
         .iter()
-        .map(|k| k.series(series::per_n(k, |r| r.idle_cpu_ms_per_s_mean)))
+        .map(|k| {
+            k.series(series::per_n(k, |r| {
+                IDLE_CPU_MS_PER_S.of_summary(Stat::Mean, r)
+            }))
+        })
         .filter(|s| !s.points.is_empty())
         .collect();
     let p = panel(
@@ -434,12 +434,13 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
          coincide on the first two panels (1 kernel, no threads added): their lines lie on top \
          of each other.",
         &[
-            "distinct_kernels",
-            "host_kthreads_before",
-            "guest_kthreads_total",
-            "kthreads_added",
-            "kernel_kib_per_kernel",
-            "ksm_shared_kib",
+            &DISTINCT_KERNELS,
+            &HOST_KTHREADS_BEFORE,
+            &HOST_KTHREADS_WITH,
+            &GUEST_KTHREADS_TOTAL,
+            &KTHREADS_ADDED,
+            &KERNEL_KIB_PER_KERNEL,
+            &KSM_SHARED_KIB,
         ],
     );
     let lin = |desc: &str| AxisSpec::linear(desc);
@@ -466,31 +467,20 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
             "distinct kernels of the batch (distinct_kernels)",
             AxisSpec::log(N_AXIS),
             lin("kernels running"),
-            build(
-                &|k| Some(f64::from(k.distinct_kernels)),
-                false,
-                &mut Vec::new(),
-            ),
+            build(&|k| DISTINCT_KERNELS.of_batch(k), false, &mut Vec::new()),
         ),
         panel(
             "kernel threads added by the batch (kthreads_added)",
             AxisSpec::log(N_AXIS),
             lin("kernel threads"),
-            build(
-                &|k| {
-                    let host = f64::from(k.host_kthreads_with) - f64::from(k.host_kthreads_before);
-                    Some(host + k.guest_kthreads_total.unwrap_or(0) as f64)
-                },
-                false,
-                &mut Vec::new(),
-            ),
+            build(&|k| KTHREADS_ADDED.of_batch(k), false, &mut Vec::new()),
         ),
         panel(
             "kernel memory per instance (kernel_kib_per_kernel)",
             AxisSpec::log(N_AXIS),
             AxisSpec::log("MiB per instance"),
             build(
-                &|k| k.kernel_kib_per_kernel.map(mib),
+                &|k| KERNEL_KIB_PER_KERNEL.of_batch(k).map(mib),
                 true,
                 &mut dropped_mem,
             ),
@@ -500,7 +490,7 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
             AxisSpec::log(N_AXIS),
             AxisSpec::log("MiB per batch"),
             build(
-                &|k| k.ksm_shared_kib.map(|v| mib(v as f64)),
+                &|k| KSM_SHARED_KIB.of_batch(k).map(mib),
                 true,
                 &mut dropped_ksm,
             ),

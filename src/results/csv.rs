@@ -1,9 +1,12 @@
 //! `samples.csv` (appended as measurements arrive) and `summary.csv` (written once, atomically).
 //!
 //! Headers are derived from the record structs through serde, so the files cannot drift from
-//! [`crate::results::record`]. Millisecond fields are rounded to 0.001 ms on a copy just before writing:
-//! the clocks behind them do not resolve better than microseconds in practice, and the
-//! shortest-round-trip float formatting would otherwise print noise such as `12.300000000000001`.
+//! [`crate::results::record`]. Figures are rounded to the decimals their row of
+//! [`crate::results::metrics`] gives (0.001 ms for the clocks, ...) on the way out: the clocks
+//! behind them do not resolve better than microseconds in practice, and the shortest-round-trip
+//! float formatting would otherwise print noise such as `12.300000000000001`. The rounding is
+//! applied to the row's serialised fields by column name, so a new metric is rounded by its row
+//! of the table alone.
 
 use std::fs::File;
 use std::io::Write;
@@ -11,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::results::record::{Sample, SummaryRow};
+use crate::results::metrics;
+use crate::results::record::{KernelRow, Sample, SummaryRow, SyscallRow, UntilRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -37,36 +41,29 @@ pub enum ExportError {
     Read { path: PathBuf, source: csv::Error },
 }
 
-/// A row type of an appended CSV file, with how it is rounded for writing.
-pub trait CsvRow: Serialize + Default + Clone {
-    fn rounded(&self) -> Self {
-        self.clone()
-    }
+/// A row type of one of the run's CSV files: which file, for the decimals of its columns.
+pub trait CsvRow: Serialize + Default {
+    const FILE: metrics::File;
 }
 
 impl CsvRow for Sample {
-    fn rounded(&self) -> Self {
-        rounded_sample(self)
-    }
+    const FILE: metrics::File = metrics::File::Samples;
 }
 
-impl CsvRow for crate::results::record::KernelRow {
-    fn rounded(&self) -> Self {
-        let mut r = self.clone();
-        r.kernel_kib_per_kernel = round3(r.kernel_kib_per_kernel);
-        r.measure_ms = round3(r.measure_ms);
-        r
-    }
+impl CsvRow for KernelRow {
+    const FILE: metrics::File = metrics::File::Kernel;
 }
 
-impl CsvRow for crate::results::record::UntilRow {}
+impl CsvRow for UntilRow {
+    const FILE: metrics::File = metrics::File::Until;
+}
 
-impl CsvRow for crate::results::record::SyscallRow {
-    fn rounded(&self) -> Self {
-        let mut r = self.clone();
-        r.ns_per_op = (r.ns_per_op * 10.0).round() / 10.0;
-        r
-    }
+impl CsvRow for SyscallRow {
+    const FILE: metrics::File = metrics::File::Syscalls;
+}
+
+impl CsvRow for SummaryRow {
+    const FILE: metrics::File = metrics::File::Summary;
 }
 
 /// samples.csv.
@@ -77,6 +74,7 @@ pub type SampleSink = CsvSink<Sample>;
 pub struct CsvSink<T> {
     path: PathBuf,
     writer: csv::Writer<File>,
+    rounding: Rounding,
     _row: std::marker::PhantomData<T>,
 }
 
@@ -92,18 +90,18 @@ impl<T: CsvRow> CsvSink<T> {
             path: path.to_path_buf(),
             source,
         })?;
+        let rounding = Rounding::of::<T>().map_err(write_err)?;
         // The header is written by hand, so the writer must not add its own before the first
         // row of the first append.
         let mut writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(file);
-        writer
-            .write_record(&header_of::<T>().map_err(write_err)?)
-            .map_err(write_err)?;
+        writer.write_record(&rounding.header).map_err(write_err)?;
         writer.flush().map_err(|e| write_err(csv::Error::from(e)))?;
         Ok(CsvSink {
             path: path.to_path_buf(),
             writer,
+            rounding,
             _row: std::marker::PhantomData,
         })
     }
@@ -115,7 +113,8 @@ impl<T: CsvRow> CsvSink<T> {
             source,
         };
         for row in rows {
-            self.writer.serialize(row.rounded()).map_err(write_err)?;
+            let fields = self.rounding.fields(row).map_err(write_err)?;
+            self.writer.serialize(fields).map_err(write_err)?;
         }
         self.writer
             .flush()
@@ -131,8 +130,7 @@ impl<T: CsvRow> CsvSink<T> {
 /// a reader never sees half a file and an old summary survives a failed rewrite. The header is
 /// included even when `rows` is empty.
 pub fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<(), ExportError> {
-    let rounded: Vec<SummaryRow> = rows.iter().map(rounded_summary).collect();
-    let bytes = to_csv(&rounded).map_err(|source| ExportError::Write {
+    let bytes = to_csv(rows).map_err(|source| ExportError::Write {
         path: path.to_path_buf(),
         source,
     })?;
@@ -169,56 +167,85 @@ pub fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, 
         .map_err(read_err)
 }
 
-/// Rounds to 0.001; see the module documentation for why.
-fn round3(x: Option<f64>) -> Option<f64> {
-    x.map(|v| (v * 1000.0).round() / 1000.0)
+/// The header of a file and the decimals each of its columns is written with.
+struct Rounding {
+    header: csv::StringRecord,
+    decimals: Vec<Option<u8>>,
 }
 
-fn rounded_sample(s: &Sample) -> Sample {
-    Sample {
-        startup_ms: round3(s.startup_ms),
-        teardown_ms: round3(s.teardown_ms),
-        spawn_ms: round3(s.spawn_ms),
-        first_output_ms: round3(s.first_output_ms),
-        host_avail_kib: round3(s.host_avail_kib),
-        host_slab_kib: round3(s.host_slab_kib),
-        host_anon_kib: round3(s.host_anon_kib),
-        idle_cpu_ms_per_s: round3(s.idle_cpu_ms_per_s),
-        setup_ms: round3(s.setup_ms),
-        exec_ms: round3(s.exec_ms),
-        ..s.clone()
+impl Rounding {
+    fn of<T: CsvRow>() -> Result<Rounding, csv::Error> {
+        let header = header_of::<T>()?;
+        let decimals = header
+            .iter()
+            .map(|column| metrics::decimals(T::FILE, column))
+            .collect();
+        Ok(Rounding { header, decimals })
+    }
+
+    /// `row`'s fields as serde and csv write them, with every figure that has decimals
+    /// rounded to them. Rounding the written text rather than the struct keeps it one loop
+    /// over the table instead of one line per field and file; a figure's text is csv's
+    /// shortest round-trip form, so parsing it back gives exactly the measured value.
+    fn fields<T: Serialize>(&self, row: &T) -> Result<Vec<Field>, csv::Error> {
+        let record = record_of(row)?;
+        Ok(record
+            .iter()
+            .zip(&self.decimals)
+            .map(|(text, decimals)| {
+                match decimals.and_then(|d| Some((text.parse::<f64>().ok()?, d))) {
+                    Some((v, d)) => Field::Number(round(v, d)),
+                    None => Field::Text(text.to_string()),
+                }
+            })
+            .collect())
     }
 }
 
-fn rounded_summary(r: &SummaryRow) -> SummaryRow {
-    SummaryRow {
-        startup_ms_mean: round3(r.startup_ms_mean),
-        startup_ms_sd: round3(r.startup_ms_sd),
-        startup_ms_p50: round3(r.startup_ms_p50),
-        startup_ms_p90: round3(r.startup_ms_p90),
-        startup_ms_p99: round3(r.startup_ms_p99),
-        startup_ms_min: round3(r.startup_ms_min),
-        startup_ms_max: round3(r.startup_ms_max),
-        teardown_ms_mean: round3(r.teardown_ms_mean),
-        teardown_ms_p50: round3(r.teardown_ms_p50),
-        batch_ready_ms_mean: round3(r.batch_ready_ms_mean),
-        pss_kib_mean: round3(r.pss_kib_mean),
-        uss_kib_mean: round3(r.uss_kib_mean),
-        rss_kib_mean: round3(r.rss_kib_mean),
-        cgroup_mem_kib_mean: round3(r.cgroup_mem_kib_mean),
-        host_avail_kib_mean: round3(r.host_avail_kib_mean),
-        vmm_overhead_kib_mean: round3(r.vmm_overhead_kib_mean),
-        guest_kernel_kib_mean: round3(r.guest_kernel_kib_mean),
-        disk_private_kib_mean: round3(r.disk_private_kib_mean),
-        disk_shared_kib: round3(r.disk_shared_kib),
-        idle_cpu_ms_per_s_mean: round3(r.idle_cpu_ms_per_s_mean),
-        ..r.clone()
+/// `v` rounded to `decimals` decimals (NaN stays NaN, as it was measured).
+fn round(v: f64, decimals: u8) -> f64 {
+    let scale = 10f64.powi(i32::from(decimals));
+    (v * scale).round() / scale
+}
+
+/// One field as written: a rounded figure goes back through csv's own float formatting, so it
+/// reads like any other.
+enum Field {
+    Text(String),
+    Number(f64),
+}
+
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Text(t) => s.serialize_str(t),
+            Field::Number(v) => s.serialize_f64(*v),
+        }
     }
+}
+
+/// `row` as csv writes it, field by field.
+fn record_of<T: Serialize>(row: &T) -> Result<csv::StringRecord, csv::Error> {
+    // csv's reader drops a UTF-8 byte-order mark at the very start of its input, as a file's
+    // BOM; an empty line first (which it skips) keeps one that begins the row's first field.
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(b"\n".to_vec());
+    w.serialize(row)?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice())
+        .records()
+        .next()
+        .unwrap_or_else(|| Ok(csv::StringRecord::new()))
 }
 
 /// The column names serde gives `T`, taken from csv's own header row for a default value and
 /// parsed back, so quoting rules are csv's rather than ours.
-fn header_of<T: Serialize + Default>() -> Result<csv::StringRecord, csv::Error> {
+pub(crate) fn header_of<T: Serialize + Default>() -> Result<csv::StringRecord, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.serialize(T::default())?;
     let bytes = w
@@ -230,14 +257,15 @@ fn header_of<T: Serialize + Default>() -> Result<csv::StringRecord, csv::Error> 
 }
 
 /// `rows` as CSV with a header line, even for no rows (csv only writes the header together
-/// with the first record).
-fn to_csv<T: Serialize + Default>(rows: &[T]) -> Result<Vec<u8>, csv::Error> {
+/// with the first record), figures rounded.
+fn to_csv<T: CsvRow>(rows: &[T]) -> Result<Vec<u8>, csv::Error> {
+    let rounding = Rounding::of::<T>()?;
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());
-    w.write_record(&header_of::<T>()?)?;
+    w.write_record(&rounding.header)?;
     for row in rows {
-        w.serialize(row)?;
+        w.serialize(rounding.fields(row)?)?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -338,7 +366,14 @@ mod tests {
         assert_eq!(back[0].teardown_ms, None);
         assert_eq!(back[0].agent_uptime_s, Some(0.123_456));
         assert_eq!(back[1].error, sample(1).error);
-        assert_eq!(back[1], rounded_sample(&sample(1)));
+        assert_eq!(
+            back[1],
+            Sample {
+                startup_ms: Some(123.457),
+                spawn_ms: Some(0.3),
+                ..sample(1)
+            }
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(",0.3,"), "{text}");
         drop(sink);
@@ -386,6 +421,42 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(names.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rounding_leaves_words_and_unrounded_figures_as_serde_writes_them() {
+        // A byte-order mark, quotes, commas and line breaks in text; NaN, infinities and
+        // huge values in rounded columns; full precision where the table gives no decimals.
+        let s = Sample {
+            run_id: "\u{feff}r".into(),
+            error: "\u{feff}a, \"b\"\r\nc".into(),
+            startup_ms: Some(f64::NAN),
+            teardown_ms: Some(f64::INFINITY),
+            spawn_ms: Some(-1e300),
+            exec_ms: Some(2.0004),
+            agent_uptime_s: Some(0.1 + 0.2),
+            pss_kib: Some(u64::MAX),
+            ..Sample::default()
+        };
+        let rounding = Rounding::of::<Sample>().unwrap();
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        w.serialize(rounding.fields(&s).unwrap()).unwrap();
+        let ours = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        w.serialize(Sample {
+            exec_ms: Some(2.0),
+            ..s.clone()
+        })
+        .unwrap();
+        let serde = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(ours, serde);
+        assert!(ours.starts_with("\u{feff}r,"), "{ours}");
+        assert!(ours.contains(",NaN,inf,-1e300,"), "{ours}");
+        assert!(ours.contains(",0.30000000000000004,"), "{ours}");
     }
 
     #[test]

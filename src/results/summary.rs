@@ -2,6 +2,11 @@
 
 use std::collections::HashMap;
 
+use crate::results::metrics::{
+    CGROUP_MEM_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB, GUEST_KERNEL_KIB, HOST_AVAIL_KIB,
+    IDLE_CPU_MS_PER_S, Metric, PSS_KIB, RSS_KIB, STARTUP_MS, TEARDOWN_MS, USS_KIB,
+    VMM_OVERHEAD_KIB,
+};
 use crate::results::record::{Sample, SummaryRow};
 use crate::stats;
 
@@ -41,9 +46,12 @@ pub fn summarize(
             let startup: Vec<f64> = rows
                 .iter()
                 .filter(|s| s.ok)
-                .filter_map(|s| s.startup_ms)
+                .filter_map(|s| STARTUP_MS.of_sample(s))
                 .collect();
-            let teardown: Vec<f64> = rows.iter().filter_map(|s| s.teardown_ms).collect();
+            let teardown: Vec<f64> = rows
+                .iter()
+                .filter_map(|s| TEARDOWN_MS.of_sample(s))
+                .collect();
             let batch: Vec<f64> = batch_ready_ms
                 .iter()
                 .filter(|(b, a, bn, _)| b == backend && a == accel && *bn == n)
@@ -66,16 +74,16 @@ pub fn summarize(
                 teardown_ms_mean: stats::mean(&teardown),
                 teardown_ms_p50: stats::percentile(&teardown, 50.0),
                 batch_ready_ms_mean: stats::mean(&batch),
-                pss_kib_mean: mean_of(&rows, |s| s.pss_kib.map(|v| v as f64)),
-                uss_kib_mean: mean_of(&rows, |s| s.uss_kib.map(|v| v as f64)),
-                rss_kib_mean: mean_of(&rows, |s| s.rss_kib.map(|v| v as f64)),
-                cgroup_mem_kib_mean: mean_of(&rows, |s| s.cgroup_mem_kib.map(|v| v as f64)),
-                host_avail_kib_mean: mean_of(&rows, |s| s.host_avail_kib),
-                vmm_overhead_kib_mean: mean_of(&rows, |s| s.vmm_overhead_kib.map(|v| v as f64)),
-                guest_kernel_kib_mean: mean_of(&rows, |s| s.guest_kernel_kib.map(|v| v as f64)),
-                disk_private_kib_mean: mean_of(&rows, |s| s.disk_private_kib.map(|v| v as f64)),
-                disk_shared_kib: mean_of(&rows, |s| s.disk_shared_kib.map(|v| v as f64)),
-                idle_cpu_ms_per_s_mean: mean_of(&rows, |s| s.idle_cpu_ms_per_s),
+                pss_kib_mean: mean_of(&rows, &PSS_KIB),
+                uss_kib_mean: mean_of(&rows, &USS_KIB),
+                rss_kib_mean: mean_of(&rows, &RSS_KIB),
+                cgroup_mem_kib_mean: mean_of(&rows, &CGROUP_MEM_KIB),
+                host_avail_kib_mean: mean_of(&rows, &HOST_AVAIL_KIB),
+                vmm_overhead_kib_mean: mean_of(&rows, &VMM_OVERHEAD_KIB),
+                guest_kernel_kib_mean: mean_of(&rows, &GUEST_KERNEL_KIB),
+                disk_private_kib_mean: mean_of(&rows, &DISK_PRIVATE_KIB),
+                disk_shared_kib: mean_of(&rows, &DISK_SHARED_KIB),
+                idle_cpu_ms_per_s_mean: mean_of(&rows, &IDLE_CPU_MS_PER_S),
             }
         })
         .collect()
@@ -83,8 +91,12 @@ pub fn summarize(
 
 /// Mean of one per-instance figure over the rows that have it (the `ok` rows: a failed
 /// instance was not measured).
-fn mean_of(rows: &[&Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = rows.iter().filter(|s| s.ok).filter_map(|s| f(s)).collect();
+fn mean_of(rows: &[&Sample], m: &Metric) -> Option<f64> {
+    let v: Vec<f64> = rows
+        .iter()
+        .filter(|s| s.ok)
+        .filter_map(|s| m.of_sample(s))
+        .collect();
     stats::mean(&v)
 }
 
@@ -187,6 +199,38 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].batch_ready_ms_mean, Some(400.0));
         assert_eq!(rows[1].batch_ready_ms_mean, Some(7000.0));
+    }
+
+    #[test]
+    fn every_statistic_the_table_gives_summary_csv_is_computed() {
+        use crate::results::metrics::{METRICS, Read, row_with};
+        // Two ok rows with every per-instance figure set, and one batch.
+        let numbers = |value: &'static str| {
+            move |c: &str| {
+                if c == "ok" {
+                    Some("true")
+                } else {
+                    METRICS
+                        .iter()
+                        .any(|m| m.name == c && matches!(m.read, Read::Sample(_)))
+                        .then_some(value)
+                }
+            }
+        };
+        let rows: Vec<Sample> = vec![row_with(&numbers("2")), row_with(&numbers("4"))];
+        let r = &summarize(&rows, &[(String::new(), String::new(), 0, 5.0)])[0];
+        for m in METRICS {
+            for (stat, _) in m.summary {
+                assert!(
+                    m.of_summary(*stat, r).is_some(),
+                    "{m:?} {stat:?} not computed"
+                );
+            }
+        }
+        assert_eq!(
+            PSS_KIB.of_summary(crate::results::metrics::Stat::Mean, r),
+            Some(3.0)
+        );
     }
 
     #[test]
