@@ -63,8 +63,12 @@ fn prior_instance_s(kind: BackendKind) -> f64 {
     }
 }
 
-/// The prior of one settled memory reading (two per batch when memory is measured).
-const PRIOR_SETTLE_S: f64 = 1.0;
+/// The prior of one settled memory reading (two per batch when memory is measured): waiting
+/// for MemAvailable to hold still takes a few seconds after a page-cache drop (3-4 s on the
+/// development host), about one without.
+fn prior_settle_s(drop_caches: bool) -> f64 {
+    if drop_caches { 3.0 } else { 1.0 }
+}
 
 /// Time observed for a peer or a kind: the per-instance phases and the rest, apart.
 #[derive(Debug, Default, Clone, Copy)]
@@ -138,7 +142,11 @@ impl Eta {
             }
         }
         let m = &scenario.measure;
-        let settles = if m.memory { 2.0 * PRIOR_SETTLE_S } else { 0.0 };
+        let settles = if m.memory {
+            2.0 * prior_settle_s(m.drop_caches)
+        } else {
+            0.0
+        };
         Eta {
             items,
             parallelism: f64::from(scenario.parallelism.max(1)),
@@ -580,8 +588,8 @@ mod tests {
             "name = \"t\"\nbackends = [\"vm\"]\ncounts = [4]\nwarmup = 0\nparallelism = 2\n[measure]\nmemory = true\nidle_window_s = 0\n",
         );
         let eta = Eta::new(&Plan::of(&s), &s);
-        // Two settles of 1 s, 4 boots of 5 s two at a time.
-        assert!(close(eta.estimate(0), 2.0 + 4.0 * 2.5));
+        // Two settles of 3 s (with a cache drop), 4 boots of 5 s two at a time.
+        assert!(close(eta.estimate(0), 6.0 + 4.0 * 2.5));
     }
 
     #[test]
