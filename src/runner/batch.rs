@@ -72,13 +72,14 @@ pub struct Live {
 }
 
 impl Live {
-    /// A batch with nothing launched yet, its watch started.
-    pub fn new(id: BatchId, base: Baseline) -> Live {
+    /// A batch with nothing launched yet, its watch started (saying deaths through the
+    /// progress display, so they print above it).
+    pub fn new(env: &Env, id: BatchId, base: Baseline) -> Live {
         Live {
             id,
             base,
             launched: Vec::new(),
-            watch: DeathWatch::start(true),
+            watch: DeathWatch::start_with(Some(env.progress.announcer())),
             all_ready: None,
         }
     }
@@ -148,7 +149,7 @@ fn warm(path: &std::path::Path) {
 
 /// A batch of `id.n`: the baseline, then all N launched; `all_ready` is set when all came up.
 pub fn launch_all(env: &Env, id: BatchId) -> Live {
-    let mut live = Live::new(id, baseline(env));
+    let mut live = Live::new(env, id, baseline(env));
     let start = Instant::now();
     launch(env, &mut live, 0..id.n);
     if live.up() == id.n as usize {

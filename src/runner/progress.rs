@@ -489,6 +489,12 @@ impl Progress {
         }
     }
 
+    /// [`Progress::warn`] as the death watch takes it.
+    pub fn announcer(&self) -> crate::runner::watch::Announce {
+        let p = self.clone();
+        Box::new(move |line| p.warn(line))
+    }
+
     /// Removes the display at the end of the run.
     pub fn finish(&self) {
         self.done();

@@ -15,7 +15,7 @@ pub fn sweep(env: &Env, cfg: &UntilConfig) -> (BatchOutcome, UntilRow) {
     // Read after the baseline's own launch and teardown, so it is what the floor is held
     // against from the first step on: `plan` predicts the reached N from this budget.
     let avail_at_start = measure::memory::host_mem().mem_available_kib;
-    let mut live = Live::new(BatchId { n: 0, rep: 0 }, base);
+    let mut live = Live::new(env, BatchId { n: 0, rep: 0 }, base);
     let reason = grow(env, &mut live, cfg);
     let reached = live.up() as u32;
     let row = UntilRow {
