@@ -11,7 +11,6 @@ mod host;
 use common::{TestRun, skip_or_fail};
 use isobench::results::record::Sample;
 use isobench::runner::batch;
-use isobench::runner::watch::DeathWatch;
 use isobench::scenario::BackendKind;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -60,12 +59,9 @@ fn batch_of_one(run: TestRun, kill_it: bool, wait_for_death: Duration) -> Seen {
         .num_threads(1)
         .build()
         .unwrap();
-    let backend = run.backend();
-    let base = batch::baseline(&run.ctx, backend, &pool);
-    let watch = DeathWatch::start(true);
-    let bar = indicatif::ProgressBar::hidden();
-    let launched = batch::launch(&run.ctx, backend, &pool, (1, 0), 0..1, &bar, &watch);
-    let pid = match &launched[0].1 {
+    let env = batch::Env::new(&run.ctx, run.backend(), &pool);
+    let live = batch::launch_all(&env, batch::BatchId { n: 1, rep: 0 });
+    let pid = match &live.launched[0].1 {
         Ok(inst) => inst.pid(),
         Err(e) => panic!("launch failed: {e}"),
     };
@@ -74,13 +70,15 @@ fn batch_of_one(run: TestRun, kill_it: bool, wait_for_death: Duration) -> Seen {
         Instant::now()
     });
     let start = Instant::now();
-    while !watch.is_dead(0) && start.elapsed() < wait_for_death {
+    while !live.watch.is_dead(0) && start.elapsed() < wait_for_death {
         std::thread::sleep(Duration::from_millis(2));
     }
-    let noticed_after = killed_at.filter(|_| watch.is_dead(0)).map(|t| t.elapsed());
-    let died_before_teardown = watch.is_dead(0);
+    let noticed_after = killed_at
+        .filter(|_| live.watch.is_dead(0))
+        .map(|t| t.elapsed());
+    let died_before_teardown = live.watch.is_dead(0);
     let t = Instant::now();
-    let out = batch::measure_and_teardown(&run.ctx, backend, &pool, launched, watch, 1, 0, &base);
+    let out = batch::measure_and_teardown(&env, live);
     assert!(
         t.elapsed() < Duration::from_secs(20),
         "the batch took {:?} with a dead instance",

@@ -13,7 +13,6 @@ mod host;
 
 use common::{TestRun, skip_or_fail};
 use isobench::runner::batch;
-use isobench::runner::watch::DeathWatch;
 use isobench::scenario::BackendKind;
 use std::time::Instant;
 
@@ -69,14 +68,16 @@ fn launch_and_teardown_cycles_leak_nothing() {
         .num_threads(1)
         .build()
         .unwrap();
-    let bar = indicatif::ProgressBar::hidden();
-    let backend = run.backend();
+    let env = batch::Env::new(&run.ctx, run.backend(), &pool);
     let cycle = |k: usize| {
-        let base = batch::baseline(&run.ctx, backend, &pool);
-        let watch = DeathWatch::start(true);
-        let launched = batch::launch(&run.ctx, backend, &pool, (1, k as u32), 0..1, &bar, &watch);
-        let out =
-            batch::measure_and_teardown(&run.ctx, backend, &pool, launched, watch, 1, 0, &base);
+        let live = batch::launch_all(
+            &env,
+            batch::BatchId {
+                n: 1,
+                rep: k as u32,
+            },
+        );
+        let out = batch::measure_and_teardown(&env, live);
         let row = &out.rows[0];
         assert!(row.ok && row.teardown_ms.is_some(), "cycle {k}: {row:?}");
     };

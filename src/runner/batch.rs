@@ -1,13 +1,17 @@
-//! One batch: launch N instances with the run's parallelism, keep all N alive while they are
-//! measured (memory views, disk, idle CPU, kernel redundancy, KSM), tear them down, and turn
-//! what was seen into sample rows and a kernel.csv row. Also the open-ended `until` sweep,
-//! which grows one batch step by step.
+//! One batch, in steps: [`baseline`] (the host before), [`launch`] (N instances with the run's
+//! parallelism, each under the death watch once ready), [`measure`] (workloads, isolation,
+//! KSM, memory views, idle CPU, all while every instance is alive), and [`teardown`], which
+//! turns what was seen into one [`BatchOutcome`]: sample rows, a kernel.csv row and
+//! syscalls.csv rows. What differs per backend kind is asked of runner::kind.
 
 use crate::backend::{Backend, Instance, LaunchError, RunContext};
+use crate::measure::ksm::{KsmGuard, KsmReading};
 use crate::measure::{self, memory::HostMem};
-use crate::results::record::{KernelRow, Sample, SyscallRow, UntilRow};
-use crate::runner::watch::{DeathWatch, Watched};
-use crate::scenario::{BackendKind, UntilConfig, Workload};
+use crate::results::record::{KernelRow, Sample, SyscallRow};
+use crate::runner::kind;
+use crate::runner::progress::{Phase, Progress};
+use crate::runner::watch::{Death, DeathWatch, Watched};
+use crate::scenario::Workload;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -17,22 +21,83 @@ use std::time::{Duration, Instant};
 pub type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
 
 /// How long a host-memory reading may wait for MemAvailable to settle.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a batch produced.
-pub struct BatchOutcome {
-    pub rows: Vec<Sample>,
-    pub kernel: KernelRow,
-    /// syscalls.csv rows of the `syscalls` workload (empty for other workloads).
-    pub syscalls: Vec<SyscallRow>,
-    /// Wall time until all N were ready, when all N were.
-    pub all_ready_ms: Option<f64>,
+/// What every step of a batch works with.
+pub struct Env<'a> {
+    pub ctx: &'a RunContext,
+    pub backend: &'a dyn Backend,
+    /// The run's launching threads (see runner::measure_plan for why there is one pool).
+    pub pool: &'a rayon::ThreadPool,
+    pub progress: Progress,
+}
+
+impl<'a> Env<'a> {
+    /// Steps without a progress display (tests, tools).
+    pub fn new(ctx: &'a RunContext, backend: &'a dyn Backend, pool: &'a rayon::ThreadPool) -> Self {
+        Env {
+            ctx,
+            backend,
+            pool,
+            progress: Progress::hidden(),
+        }
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.ctx.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// A batch as its rows record it: N (for `until`, the N reached) and the repetition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchId {
+    pub n: u32,
+    pub rep: u32,
 }
 
 /// Host readings taken before a batch launches.
 pub struct Baseline {
     host: Option<HostMem>,
     kthreads: u32,
+}
+
+/// A batch whose instances are up: what launched, the watch over them, the baseline.
+pub struct Live {
+    pub id: BatchId,
+    pub base: Baseline,
+    pub launched: Vec<Launched>,
+    pub watch: DeathWatch,
+    /// Wall time from the first launch until all N were ready, when all N were.
+    pub all_ready: Option<Duration>,
+}
+
+impl Live {
+    /// A batch with nothing launched yet, its watch started (saying deaths through the
+    /// progress display, so they print above it).
+    pub fn new(env: &Env, id: BatchId, base: Baseline) -> Live {
+        Live {
+            id,
+            base,
+            launched: Vec::new(),
+            watch: DeathWatch::start_with(Some(env.progress.announcer())),
+            all_ready: None,
+        }
+    }
+
+    /// How many launches came up.
+    pub fn up(&self) -> usize {
+        self.launched.iter().filter(|(_, r)| r.is_ok()).count()
+    }
+}
+
+/// What a batch produced: the one record the sinks take.
+pub struct BatchOutcome {
+    pub rows: Vec<Sample>,
+    pub kernel: KernelRow,
+    /// syscalls.csv rows of the `syscalls` workload (empty for other workloads).
+    pub syscalls: Vec<SyscallRow>,
+    /// Wall time until all N were ready, ms, when all N were (summary's batch_ready_ms).
+    pub all_ready_ms: Option<f64>,
 }
 
 /// Host readings before a batch. Dropping the page cache for the reading would make the
@@ -44,22 +109,25 @@ pub struct Baseline {
 /// the next few launches of a host-kernel backend by milliseconds (measured here: a container
 /// at N = 1 took 9-10 ms right after a settle against 4 ms without). So one launch, torn
 /// down at once and not recorded, re-warms the host, as the scenario's warmup does at the
-/// start. Not for VMs: their seconds-long boots do not notice, and a re-warm costs a boot.
-pub fn baseline(ctx: &RunContext, backend: &dyn Backend, pool: &rayon::ThreadPool) -> Baseline {
-    let m = &ctx.scenario.measure;
+/// start (not for kinds that runner::kind says gain nothing from it).
+pub fn baseline(env: &Env) -> Baseline {
+    let m = &env.ctx.scenario.measure;
+    env.progress.phase(Phase::Settle);
     let host = m
         .memory
         .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
     if m.memory {
-        let mut files = backend.launch_files();
-        files.push(ctx.agent_exe.clone());
+        let mut files = env.backend.launch_files();
+        files.push(env.ctx.agent_exe.clone());
         for f in files {
             warm(&f);
         }
-        if backend.kind() != BackendKind::Vm
-            && !ctx.cancel.load(Ordering::Relaxed)
-            && let Ok(inst) =
-                pool.install(|| backend.launch(&format!("{}-rewarm", backend.label())))
+        let label = env.backend.label();
+        if kind::rewarm_after_settle(env.backend.kind())
+            && !env.cancelled()
+            && let Ok(inst) = env
+                .pool
+                .install(|| env.backend.launch(&format!("{label}-rewarm")))
         {
             let _ = inst.teardown();
         }
@@ -79,57 +147,58 @@ fn warm(path: &std::path::Path) {
     }
 }
 
-/// Launches instances `first..first + count` of a batch named by `n` and `rep`, and puts each
-/// one under `watch` as soon as it is ready.
-pub fn launch(
-    ctx: &RunContext,
-    backend: &dyn Backend,
-    pool: &rayon::ThreadPool,
-    names: (u32, u32),
-    range: std::ops::Range<u32>,
-    bar: &indicatif::ProgressBar,
-    watch: &DeathWatch,
-) -> Vec<Launched> {
-    let (n, rep) = names;
-    let label = backend.label();
-    pool.install(|| {
+/// A batch of `id.n`: the baseline, then all N launched; `all_ready` is set when all came up.
+pub fn launch_all(env: &Env, id: BatchId) -> Live {
+    let mut live = Live::new(env, id, baseline(env));
+    let start = Instant::now();
+    launch(env, &mut live, 0..id.n);
+    if live.up() == id.n as usize {
+        live.all_ready = Some(start.elapsed());
+    }
+    live
+}
+
+/// Launches instances `range` of `live`'s batch and puts each one under its watch as soon as
+/// it is ready.
+pub fn launch(env: &Env, live: &mut Live, range: std::ops::Range<u32>) {
+    env.progress.phase(Phase::Launch);
+    let BatchId { n, rep } = live.id;
+    let label = env.backend.label();
+    let watch = &live.watch;
+    let new: Vec<Launched> = env.pool.install(|| {
         range
             .into_par_iter()
             .filter_map(|i| {
-                if ctx.cancel.load(Ordering::Relaxed) {
+                if env.cancelled() {
                     return None;
                 }
-                let r = backend.launch(&format!("{label}-n{n}-r{rep}-i{i}"));
+                let r = env.backend.launch(&format!("{label}-n{n}-r{rep}-i{i}"));
                 if let Ok(inst) = &r {
                     crate::fault::point(crate::fault::Boundary::Launched);
-                    watch_instance(watch, backend.kind(), i, inst.as_ref());
+                    watch_instance(env, watch, i, inst.as_ref());
                 }
-                bar.inc(1);
+                env.progress.launched();
                 Some((i, r))
             })
             .collect()
-    })
+    });
+    live.launched.extend(new);
 }
 
 /// Puts a ready instance under the death watch; the process watched is its first host
 /// process, named in the error as what it is.
-fn watch_instance(watch: &DeathWatch, kind: BackendKind, index: u32, inst: &dyn Instance) {
-    let what = match kind {
-        BackendKind::Vm => "qemu",
-        BackendKind::Unshare => "unshare",
-        _ => "agent",
-    };
+fn watch_instance(env: &Env, watch: &DeathWatch, index: u32, inst: &dyn Instance) {
     let w = Watched {
         index,
         name: inst.name(),
-        what,
+        what: kind::watched_process(env.backend.kind()),
         pid: inst.pid(),
         startup: inst.startup().startup,
         memory_dir: inst.cgroup().and_then(|c| c.dir_for("memory")),
     };
     if let Err(e) = watch.add(&w) {
         // The instance still runs and is measured; its death would show at teardown only.
-        eprintln!("isobench: death watch: {e}");
+        env.progress.warn(&format!("isobench: death watch: {e}"));
     }
 }
 
@@ -147,21 +216,149 @@ struct Seen {
     isolation: Option<measure::isolation::Isolation>,
 }
 
-/// The host pid of the instance's agent, whose isolation is read back: unshare's agent is its
-/// child; a VM's agent runs behind the hypervisor, where the host cannot look.
-fn agent_pid(kind: BackendKind, inst: &dyn Instance) -> Option<i32> {
-    match kind {
-        BackendKind::Vm => None,
-        BackendKind::Unshare => crate::host::with_descendants(inst.pid())
-            .into_iter()
-            .find(|p| *p != inst.pid()),
-        _ => Some(inst.pid()),
-    }
+/// What [`measure`] saw: per instance (in launch order) and of the host.
+pub struct Readings {
+    seen: Vec<Seen>,
+    host_after: Option<HostMem>,
+    kthreads_with: u32,
+    ksm: Option<KsmReading>,
+    /// How long reading the memory views of the whole batch took.
+    measure_ms: Option<f64>,
 }
 
 /// The instance of a launch, if it came up.
-fn live(r: &Result<Box<dyn Instance>, LaunchError>) -> Option<&dyn Instance> {
+fn instance(r: &Result<Box<dyn Instance>, LaunchError>) -> Option<&dyn Instance> {
     r.as_ref().ok().map(|b| b.as_ref())
+}
+
+/// The instance of a launch if it came up and the watch has not seen it die: a dead one is
+/// not measured (its pids are gone or zombies).
+fn alive<'a>(batch: &'a Live, (i, r): &'a Launched) -> Option<&'a dyn Instance> {
+    instance(r).filter(|_| !batch.watch.is_dead(*i))
+}
+
+/// Measures the live batch: the workload first (memory and disk are measured after it did its
+/// work), the isolation in force, KSM merging (its guard unmerges on drop, so it lives until
+/// the memory views are read), the memory views and the host's reading, then idle CPU.
+pub fn measure(env: &Env, live: &mut Live) -> Readings {
+    env.progress.phase(Phase::Measure);
+    let mut seen = vec![Seen::default(); live.launched.len()];
+    if env.ctx.scenario.workload != Workload::Idle {
+        wait_workloads(env, &mut live.launched, &mut seen);
+    }
+    read_isolation(env, live, &mut seen);
+    let (ksm, ksm_guard) = merge_pages(env);
+    let measure_ms = read_memory(env, live, &mut seen);
+    let m = &env.ctx.scenario.measure;
+    env.progress.phase(Phase::Settle);
+    let host_after = m
+        .memory
+        .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
+    let kthreads_with = measure::host_kthreads();
+    crate::fault::point(crate::fault::Boundary::Measure);
+    // ksmd's own CPU would land in the idle window: merging ends here.
+    drop(ksm_guard);
+    idle_cpu(env, live, &mut seen);
+    Readings {
+        seen,
+        host_after,
+        kthreads_with,
+        ksm,
+        measure_ms,
+    }
+}
+
+/// Waits for every live instance's workload to say `done`, and keeps what it reported.
+fn wait_workloads(env: &Env, launched: &mut [Launched], seen: &mut [Seen]) {
+    let deadline = env.ctx.ready_limit().from_now();
+    let cancel = &env.ctx.cancel;
+    let reports: Vec<Option<Result<_, String>>> = env.pool.install(|| {
+        launched
+            .par_iter_mut()
+            .map(|(_, r)| match r {
+                Ok(inst) => Some(
+                    inst.wait_done(deadline, cancel)
+                        .map_err(|e| format!("workload: {e}")),
+                ),
+                Err(_) => None,
+            })
+            .collect()
+    });
+    for (sn, r) in seen.iter_mut().zip(reports) {
+        match r {
+            Some(Ok(report)) => {
+                sn.probe = report.probe;
+                sn.syscalls = report.syscalls;
+            }
+            Some(Err(e)) => sn.workload_error = Some(e),
+            None => {}
+        }
+    }
+}
+
+/// What each instance really runs with, read from the host while it is alive.
+fn read_isolation(env: &Env, batch: &Live, seen: &mut [Seen]) {
+    let cgroups = crate::host::cgroup::CgroupHost::detect().ok();
+    for ((_, r), sn) in batch.launched.iter().zip(seen.iter_mut()) {
+        if let Some(inst) = instance(r)
+            && let Some(pid) = kind::agent_pid(env.backend.kind(), inst)
+        {
+            sn.isolation = Some(measure::isolation::read(
+                pid,
+                cgroups.as_ref(),
+                env.backend.device_program(),
+            ));
+        }
+    }
+}
+
+/// Merges identical pages across the batch when the scenario asks and the kind gains from it;
+/// returns the settled reading and the guard that restores the host's KSM settings.
+fn merge_pages(env: &Env) -> (Option<KsmReading>, Option<KsmGuard>) {
+    let m = &env.ctx.scenario.measure;
+    if !m.ksm || !kind::merges_pages(env.backend.kind()) || env.cancelled() {
+        return (None, None);
+    }
+    let record = env.ctx.state_dir.join(measure::ksm::KSM_RECORD);
+    match KsmGuard::enable_recorded(&record) {
+        Ok(g) => {
+            let limit = Duration::from_secs_f64(m.ksm_timeout_s);
+            let reading = g.wait_settled(limit, &env.ctx.cancel);
+            if !reading.settled && !env.cancelled() {
+                env.progress.warn(&format!(
+                    "isobench: ksm: pages_sharing still moving after {} (measure.ksm_timeout_s); kept as read, with ksm_settled = false",
+                    crate::deadline::seconds(limit)
+                ));
+            }
+            (Some(reading), Some(g))
+        }
+        Err(e) => {
+            env.progress
+                .warn(&format!("isobench: ksm: {e}; identical pages not measured"));
+            (None, None)
+        }
+    }
+}
+
+/// The per-instance memory views and private disk; returns how long reading them took (ms).
+fn read_memory(env: &Env, live: &Live, seen: &mut [Seen]) -> Option<f64> {
+    if !env.ctx.scenario.measure.memory {
+        return None;
+    }
+    let start = Instant::now();
+    let kind = env.backend.kind();
+    for (launched, sn) in live.launched.iter().zip(seen.iter_mut()) {
+        let Some(inst) = alive(live, launched) else {
+            continue;
+        };
+        let pm = measure::memory::rollup(&inst.pids());
+        sn.mem = Some(pm);
+        sn.cgroup_mem_kib = inst.cgroup().and_then(measure::memory::cgroup_mem_kib);
+        sn.vmm_overhead_kib =
+            kind::vmm_overhead_kib(kind, inst, env.ctx.scenario.vm.memory_mib, pm.uss_kib);
+        sn.disk_private_kib = inst.private_dir().map(|p| measure::disk::allocated_kib(&p));
+    }
+    Some(start.elapsed().as_secs_f64() * 1e3)
 }
 
 fn cpu_ns(inst: &dyn Instance) -> Option<u64> {
@@ -171,320 +368,89 @@ fn cpu_ns(inst: &dyn Instance) -> Option<u64> {
     }
 }
 
-/// Measures the live batch, tears it down, and returns its rows. `n` is the batch's N as
-/// recorded (for `until`, the N reached).
-///
-/// An instance the watch saw die is not measured from then on; its row is not ok and its
-/// `error` says how it died (the watch is stopped before teardown, whose kills are no deaths).
-#[allow(clippy::too_many_arguments)]
-pub fn measure_and_teardown(
-    ctx: &RunContext,
-    backend: &dyn Backend,
-    pool: &rayon::ThreadPool,
-    mut launched: Vec<Launched>,
-    watch: DeathWatch,
-    n: u32,
-    rep: u32,
-    base: &Baseline,
-) -> BatchOutcome {
-    let s = &ctx.scenario;
-    let m = &s.measure;
-    let label = backend.label();
-    let accel = backend.accel().to_string();
-    let security = backend
-        .security()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let mut seen = vec![Seen::default(); launched.len()];
-
-    // The workload first: memory and disk are measured after it did its work.
-    if s.workload != Workload::Idle {
-        let deadline = ctx.ready_limit().from_now();
-        let reports: Vec<Option<Result<_, String>>> = pool.install(|| {
-            launched
-                .par_iter_mut()
-                .map(|(_, r)| match r {
-                    Ok(inst) => Some(
-                        inst.wait_done(deadline, &ctx.cancel)
-                            .map_err(|e| format!("workload: {e}")),
-                    ),
-                    Err(_) => None,
-                })
-                .collect()
-        });
-        for (sn, r) in seen.iter_mut().zip(reports) {
-            match r {
-                Some(Ok(report)) => {
-                    sn.probe = report.probe;
-                    sn.syscalls = report.syscalls;
-                }
-                Some(Err(e)) => sn.workload_error = Some(e),
-                None => {}
-            }
+/// Idle CPU over the scenario's window: each instance's CPU time before and after, per second.
+fn idle_cpu(env: &Env, live: &Live, seen: &mut [Seen]) {
+    let window_s = env.ctx.scenario.measure.idle_window_s;
+    if window_s <= 0.0 || env.cancelled() {
+        return;
+    }
+    env.progress.phase(Phase::Idle);
+    let window = Duration::from_secs_f64(window_s);
+    let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
+    let before: Vec<Option<u64>> = live.launched.iter().map(cpu).collect();
+    let start = Instant::now();
+    // In short sleeps, so an interruption ends the window at once.
+    while start.elapsed() < window && !env.cancelled() {
+        std::thread::sleep((window - start.elapsed().min(window)).min(Duration::from_millis(100)));
+    }
+    let took = start.elapsed();
+    for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(before) {
+        if let (Some(b), Some(a)) = (b, cpu(l)) {
+            sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
         }
     }
+}
 
-    // What each instance really runs with, read from the host while it is alive.
-    let cgroups = crate::host::cgroup::CgroupHost::detect().ok();
-    for ((_, r), sn) in launched.iter().zip(seen.iter_mut()) {
-        if let Some(inst) = live(r)
-            && let Some(pid) = agent_pid(backend.kind(), inst)
-        {
-            sn.isolation = Some(measure::isolation::read(
-                pid,
-                cgroups.as_ref(),
-                backend.device_program(),
-            ));
+/// What every row of a batch shares: the host view per instance (MemAvailable's decrease,
+/// Slab's and AnonPages' increase over the batch, each shared out over the instances that
+/// came up), the backend's shared disk, the security profile.
+struct Common {
+    host_avail: Option<f64>,
+    host_slab: Option<f64>,
+    host_anon: Option<f64>,
+    /// (allocated KiB, apparent KiB), see Backend::shared_disk.
+    shared_disk: Option<(u64, u64)>,
+    security: String,
+}
+
+impl Common {
+    fn of(env: &Env, before: Option<HostMem>, after: Option<HostMem>, up: usize) -> Common {
+        let per = |f: fn(&HostMem) -> u64| -> Option<f64> {
+            let (b, a) = (before?, after?);
+            (up > 0).then(|| (f(&b) as f64 - f(&a) as f64) / up as f64)
+        };
+        Common {
+            host_avail: per(|h| h.mem_available_kib),
+            host_slab: per(|h| h.slab_kib).map(|v| -v),
+            host_anon: per(|h| h.anon_pages_kib).map(|v| -v),
+            shared_disk: env.backend.shared_disk(),
+            security: security_name(env),
         }
     }
+}
 
-    // KSM merges while the batch is alive. The guard restores the host's settings on drop,
-    // which unmerges the pages: it lives until the memory views below have been read, so
-    // they show what merging saved.
-    let mut ksm = None;
-    let mut ksm_guard = None;
-    if m.ksm && backend.kind() == BackendKind::Vm && !ctx.cancel.load(Ordering::Relaxed) {
-        match measure::ksm::KsmGuard::enable_recorded(&ctx.state_dir.join(measure::ksm::KSM_RECORD))
-        {
-            Ok(g) => {
-                let limit = Duration::from_secs_f64(m.ksm_timeout_s);
-                let reading = g.wait_settled(limit, &ctx.cancel);
-                if !reading.settled && !ctx.cancel.load(Ordering::Relaxed) {
-                    eprintln!(
-                        "isobench: ksm: pages_sharing still moving after {} (measure.ksm_timeout_s); kept as read, with ksm_settled = false",
-                        crate::deadline::seconds(limit)
-                    );
-                }
-                ksm = Some(reading);
-                ksm_guard = Some(g);
-            }
-            Err(e) => eprintln!("isobench: ksm: {e}; identical pages not measured"),
-        }
-    }
-
-    // An instance that died is not measured: its pids are gone or zombies.
-    let alive = |i: u32, r| live(r).filter(|_| !watch.is_dead(i));
-    let measure_start = Instant::now();
-    if m.memory {
-        for ((i, r), sn) in launched.iter().zip(seen.iter_mut()) {
-            let Some(inst) = alive(*i, r) else { continue };
-            let pm = measure::memory::rollup(&inst.pids());
-            sn.mem = Some(pm);
-            sn.cgroup_mem_kib = inst.cgroup().and_then(measure::memory::cgroup_mem_kib);
-            if backend.kind() == BackendKind::Vm {
-                sn.vmm_overhead_kib =
-                    measure::memory::guest_ram_resident_kib(inst.pid(), s.vm.memory_mib)
-                        .map(|g| pm.uss_kib.saturating_sub(g));
-            }
-            sn.disk_private_kib = inst.private_dir().map(|p| measure::disk::allocated_kib(&p));
-        }
-    }
-    let measure_ms = m
-        .memory
-        .then(|| measure_start.elapsed().as_secs_f64() * 1e3);
-    let host_after = m
-        .memory
-        .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
-    let kthreads_with = measure::host_kthreads();
-    crate::fault::point(crate::fault::Boundary::Measure);
-    // ksmd's own CPU would land in the idle window: merging ends here.
-    drop(ksm_guard);
-
-    if m.idle_window_s > 0.0 && !ctx.cancel.load(Ordering::Relaxed) {
-        let window = Duration::from_secs_f64(m.idle_window_s);
-        let before: Vec<Option<u64>> = launched
-            .iter()
-            .map(|(i, r)| alive(*i, r).and_then(cpu_ns))
-            .collect();
-        let start = Instant::now();
-        while start.elapsed() < window && !ctx.cancel.load(Ordering::Relaxed) {
-            std::thread::sleep(
-                (window - start.elapsed().min(window)).min(Duration::from_millis(100)),
-            );
-        }
-        let took = start.elapsed();
-        for (((i, r), sn), b) in launched.iter().zip(seen.iter_mut()).zip(before) {
-            if let (Some(b), Some(a)) = (b, alive(*i, r).and_then(cpu_ns)) {
-                sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
-            }
-        }
-    }
-
-    let shared = backend.shared_disk();
-    let host_boot_id = crate::host::boot_id();
-    let per_instance = |f: fn(&HostMem) -> u64| -> Option<f64> {
-        let (b, a) = (base.host?, host_after?);
-        let ok = launched.iter().filter(|(_, r)| r.is_ok()).count();
-        (ok > 0).then(|| (f(&b) as f64 - f(&a) as f64) / ok as f64)
-    };
-    // MemAvailable decreases; Slab and AnonPages increase: both reported as per-instance cost.
-    let host_avail = per_instance(|h| h.mem_available_kib);
-    let host_slab = per_instance(|h| h.slab_kib).map(|v| -v);
-    let host_anon = per_instance(|h| h.anon_pages_kib).map(|v| -v);
-
-    let mut kernel = KernelRow {
-        run_id: ctx.run_id.clone(),
-        backend: label.clone(),
-        accel: accel.clone(),
-        n,
-        rep,
-        host_kthreads_before: base.kthreads,
-        host_kthreads_with: kthreads_with,
-        measure_ms,
-        ..KernelRow::default()
-    };
-    let mut boot_ids: BTreeSet<String> = BTreeSet::from([host_boot_id]);
-    let mut guest_kthreads: Option<u64> = None;
-    let mut guest_kernel: Option<u64> = None;
-    for (_, r) in &launched {
-        if let Some(inst) = live(r) {
-            let f = &inst.startup().facts;
-            boot_ids.insert(f.boot_id.clone());
-            if backend.kind() == BackendKind::Vm {
-                guest_kthreads =
-                    Some(guest_kthreads.unwrap_or(0) + u64::from(f.kthreads.unwrap_or(0)));
-                guest_kernel = Some(guest_kernel.unwrap_or(0) + f.kernel_kib().unwrap_or(0));
-            }
-        }
-    }
-    kernel.distinct_kernels = boot_ids.len() as u32;
-    kernel.guest_kthreads_total = guest_kthreads;
-    kernel.guest_kernel_kib_total = guest_kernel;
-    let kernel_mem = |h: &HostMem| (h.slab_kib + h.kernel_stack_kib + h.page_tables_kib) as i64;
-    kernel.host_kernel_kib_delta = base
-        .host
-        .zip(host_after)
-        .map(|(b, a)| kernel_mem(&a) - kernel_mem(&b));
-    kernel.host_avail_kib_delta = base
-        .host
-        .zip(host_after)
-        .map(|(b, a)| b.mem_available_kib as i64 - a.mem_available_kib as i64);
-    let alive = launched.iter().filter(|(_, r)| r.is_ok()).count();
-    kernel.kernel_kib_per_kernel = match (backend.kind(), guest_kernel) {
-        (BackendKind::Vm, Some(g)) if alive > 0 => Some(g as f64 / alive as f64),
-        (BackendKind::Vm, _) => None,
-        _ if alive > 0 => kernel
-            .host_kernel_kib_delta
-            .map(|d| d as f64 / alive as f64),
-        _ => None,
-    };
-    kernel.pss_kib_sum = m
-        .memory
-        .then(|| seen.iter().filter_map(|s| s.mem.map(|m| m.pss_kib)).sum());
-    if let Some(k) = ksm {
-        kernel.ksm_pages_sharing = Some(k.pages_sharing);
-        kernel.ksm_shared_kib = Some(k.pages_sharing * page_size_kib());
-        kernel.ksm_settled = Some(k.settled);
-    }
-
-    let mut syscalls = Vec::new();
-    for ((i, _), sn) in launched.iter().zip(seen.iter_mut()) {
-        for (op, cost) in sn.syscalls.take().unwrap_or_default() {
-            syscalls.push(SyscallRow {
-                run_id: ctx.run_id.clone(),
-                backend: label.clone(),
-                accel: accel.clone(),
-                security: security.clone(),
-                n,
-                rep,
-                instance: *i,
-                op,
-                ns_per_op: cost.ns_per_op,
-                ops: cost.ops,
-            });
-        }
-    }
-
-    // Every death up to here is in; teardown's kills are not deaths.
+/// Tears the batch down and makes its record. Every death up to the watch's stop is in the
+/// rows; teardown's kills are not deaths.
+pub fn teardown(env: &Env, live: Live, readings: Readings) -> BatchOutcome {
+    let kernel = kernel_row(env, &live, &readings);
+    let Readings {
+        mut seen,
+        host_after,
+        ..
+    } = readings;
+    let syscalls = syscall_rows(env, &live, &mut seen);
+    let common = Common::of(env, live.base.host, host_after, live.up());
+    let Live {
+        id,
+        launched,
+        watch,
+        all_ready,
+        ..
+    } = live;
     let deaths = watch.stop();
-    let rows: Vec<Sample> = pool.install(|| {
+    env.progress.phase(Phase::Teardown);
+    let rows: Vec<Sample> = env.pool.install(|| {
         launched
             .into_par_iter()
             .zip(seen.into_par_iter())
             .map(|((i, r), sn)| {
-                let mut row = Sample {
-                    run_id: ctx.run_id.clone(),
-                    scenario: s.name.clone(),
-                    backend: label.clone(),
-                    accel: accel.clone(),
-                    n,
-                    rep,
-                    instance: i,
-                    ..Sample::default()
-                };
-                let inst = match r {
-                    Err(e) => {
-                        row.error = e.what;
-                        return row;
-                    }
-                    Ok(inst) => inst,
-                };
-                let st = inst.startup().clone();
-                let ms = |d: Duration| d.as_secs_f64() * 1e3;
-                row.ok = sn.workload_error.is_none();
-                row.error = sn.workload_error.unwrap_or_default();
-                // A death explains a workload that never said `done`: it is the error.
+                let mut row = sample_row(env, id, i, r.as_deref(), sn, &common);
                 if let Some(d) = deaths.get(&i) {
-                    row.ok = false;
-                    row.error = d.to_string();
+                    died(&mut row, d);
                 }
-                row.startup_ms = Some(ms(st.startup));
-                row.spawn_ms = st.spawn.map(ms);
-                row.first_output_ms = st.first_output.map(ms);
-                row.setup_ms = st.setup.map(ms);
-                row.exec_ms = st.exec.map(ms);
-                row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
-                row.kernel_release = st.facts.kernel_release.clone();
-                row.boot_id = st.facts.boot_id.clone();
-                row.hostname = st.facts.hostname.clone();
-                row.pid = Some(inst.pid());
-                if backend.kind() == BackendKind::Vm {
-                    let f = &st.facts;
-                    row.guest_mem_total_kib = f.mem_total_kib;
-                    row.guest_mem_used_kib = f
-                        .mem_total_kib
-                        .zip(f.mem_available_kib)
-                        .map(|(t, a)| t.saturating_sub(a));
-                    row.guest_kernel_kib = f.kernel_kib();
-                    row.guest_kthreads = f.kthreads;
-                }
-                if let Some(pm) = sn.mem {
-                    (row.pss_kib, row.uss_kib, row.rss_kib) =
-                        (Some(pm.pss_kib), Some(pm.uss_kib), Some(pm.rss_kib));
-                }
-                row.cgroup_mem_kib = sn.cgroup_mem_kib;
-                row.vmm_overhead_kib = sn.vmm_overhead_kib;
-                row.host_avail_kib = host_avail;
-                row.host_slab_kib = host_slab;
-                row.host_anon_kib = host_anon;
-                row.disk_private_kib = sn.disk_private_kib;
-                row.disk_shared_kib = shared.map(|(alloc, _)| alloc);
-                row.disk_full_copy_kib = shared.map(|(_, apparent)| apparent);
-                row.idle_cpu_ms_per_s = sn.idle_cpu_ms_per_s;
-                row.security = security.clone();
-                row.probe = sn.probe.unwrap_or_default();
-                if let Some(iso) = sn.isolation {
-                    row.cap_eff = iso.cap_eff;
-                    row.cap_bnd = iso.cap_bnd;
-                    row.cap_inh = iso.cap_inh;
-                    row.cap_amb = iso.cap_amb;
-                    row.no_new_privs = iso.no_new_privs;
-                    row.seccomp = iso.seccomp;
-                    row.seccomp_filters = iso.seccomp_filters;
-                    row.ns_private = iso.ns_private;
-                    row.devices = iso.devices;
-                }
-                let torn = inst.teardown();
-                crate::fault::point(crate::fault::Boundary::Teardown);
-                match torn {
-                    Ok(d) => row.teardown_ms = Some(ms(d)),
-                    Err(e) => {
-                        row.error = if row.error.is_empty() {
-                            e
-                        } else {
-                            format!("{}; {e}", row.error)
-                        }
-                    }
+                match r {
+                    Ok(inst) => tear_down(inst, &mut row),
+                    Err(e) => row.error = e.what,
                 }
                 row
             })
@@ -494,7 +460,194 @@ pub fn measure_and_teardown(
         rows,
         kernel,
         syscalls,
-        all_ready_ms: None,
+        all_ready_ms: all_ready.map(|d| d.as_secs_f64() * 1e3),
+    }
+}
+
+/// [`measure`] then [`teardown`]: a launched batch to its record.
+pub fn measure_and_teardown(env: &Env, mut live: Live) -> BatchOutcome {
+    let readings = measure(env, &mut live);
+    teardown(env, live, readings)
+}
+
+/// The batch's kernel.csv row: distinct kernels, kernel threads, kernel memory, KSM, the
+/// summed PSS and the host's MemAvailable decrease.
+fn kernel_row(env: &Env, live: &Live, r: &Readings) -> KernelRow {
+    let kind = env.backend.kind();
+    let facts = || {
+        live.launched
+            .iter()
+            .filter_map(|(_, l)| instance(l))
+            .map(|i| &i.startup().facts)
+    };
+    let mut boot_ids: BTreeSet<&str> = facts().map(|f| f.boot_id.as_str()).collect();
+    let host_boot_id = crate::host::boot_id();
+    boot_ids.insert(&host_boot_id);
+    let (guest_kthreads, guest_kernel) = kind::guest_totals(kind, facts());
+    let before_after = live.base.host.zip(r.host_after);
+    let kernel_mem = |h: &HostMem| (h.slab_kib + h.kernel_stack_kib + h.page_tables_kib) as i64;
+    let host_kernel_kib_delta = before_after.map(|(b, a)| kernel_mem(&a) - kernel_mem(&b));
+    let ksm = r.ksm.as_ref();
+    KernelRow {
+        run_id: env.ctx.run_id.clone(),
+        backend: env.backend.label(),
+        accel: env.backend.accel().to_string(),
+        n: live.id.n,
+        rep: live.id.rep,
+        distinct_kernels: boot_ids.len() as u32,
+        host_kthreads_before: live.base.kthreads,
+        host_kthreads_with: r.kthreads_with,
+        guest_kthreads_total: guest_kthreads,
+        guest_kernel_kib_total: guest_kernel,
+        host_kernel_kib_delta,
+        kernel_kib_per_kernel: kind::kernel_kib_per_kernel(
+            kind,
+            guest_kernel,
+            host_kernel_kib_delta,
+            live.up(),
+        ),
+        host_avail_kib_delta: before_after
+            .map(|(b, a)| b.mem_available_kib as i64 - a.mem_available_kib as i64),
+        pss_kib_sum: env
+            .ctx
+            .scenario
+            .measure
+            .memory
+            .then(|| r.seen.iter().filter_map(|s| s.mem.map(|m| m.pss_kib)).sum()),
+        ksm_pages_sharing: ksm.map(|k| k.pages_sharing),
+        ksm_shared_kib: ksm.map(|k| k.pages_sharing * page_size_kib()),
+        ksm_settled: ksm.map(|k| k.settled),
+        measure_ms: r.measure_ms,
+    }
+}
+
+/// The `syscalls` workload's costs, one row per instance and operation.
+fn syscall_rows(env: &Env, live: &Live, seen: &mut [Seen]) -> Vec<SyscallRow> {
+    let security = security_name(env);
+    let mut rows = Vec::new();
+    for ((i, _), sn) in live.launched.iter().zip(seen.iter_mut()) {
+        for (op, cost) in sn.syscalls.take().unwrap_or_default() {
+            rows.push(SyscallRow {
+                run_id: env.ctx.run_id.clone(),
+                backend: env.backend.label(),
+                accel: env.backend.accel().to_string(),
+                security: security.clone(),
+                n: live.id.n,
+                rep: live.id.rep,
+                instance: *i,
+                op,
+                ns_per_op: cost.ns_per_op,
+                ops: cost.ops,
+            });
+        }
+    }
+    rows
+}
+
+fn security_name(env: &Env) -> String {
+    env.backend
+        .security()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// An instance's sample row from what was seen of it (its launch error is set by the caller).
+fn sample_row(
+    env: &Env,
+    id: BatchId,
+    index: u32,
+    inst: Result<&dyn Instance, &LaunchError>,
+    sn: Seen,
+    common: &Common,
+) -> Sample {
+    let mut row = Sample {
+        run_id: env.ctx.run_id.clone(),
+        scenario: env.ctx.scenario.name.clone(),
+        backend: env.backend.label(),
+        accel: env.backend.accel().to_string(),
+        n: id.n,
+        rep: id.rep,
+        instance: index,
+        ..Sample::default()
+    };
+    let Ok(inst) = inst else {
+        return row;
+    };
+    row.ok = sn.workload_error.is_none();
+    row.error = sn.workload_error.clone().unwrap_or_default();
+    startup_columns(&mut row, inst);
+    kind::guest_columns(env.backend.kind(), &mut row, &inst.startup().facts);
+    cost_columns(&mut row, &sn, common);
+    row.security = common.security.clone();
+    row.probe = sn.probe.unwrap_or_default();
+    if let Some(iso) = sn.isolation {
+        isolation_columns(&mut row, iso);
+    }
+    row
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Start-up phases and the agent's facts.
+fn startup_columns(row: &mut Sample, inst: &dyn Instance) {
+    let st = inst.startup();
+    row.startup_ms = Some(ms(st.startup));
+    row.spawn_ms = st.spawn.map(ms);
+    row.first_output_ms = st.first_output.map(ms);
+    row.setup_ms = st.setup.map(ms);
+    row.exec_ms = st.exec.map(ms);
+    row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
+    row.kernel_release = st.facts.kernel_release.clone();
+    row.boot_id = st.facts.boot_id.clone();
+    row.hostname = st.facts.hostname.clone();
+    row.pid = Some(inst.pid());
+}
+
+/// Memory, disk and idle-CPU columns.
+fn cost_columns(row: &mut Sample, sn: &Seen, common: &Common) {
+    if let Some(pm) = sn.mem {
+        (row.pss_kib, row.uss_kib, row.rss_kib) =
+            (Some(pm.pss_kib), Some(pm.uss_kib), Some(pm.rss_kib));
+    }
+    row.cgroup_mem_kib = sn.cgroup_mem_kib;
+    row.vmm_overhead_kib = sn.vmm_overhead_kib;
+    row.host_avail_kib = common.host_avail;
+    row.host_slab_kib = common.host_slab;
+    row.host_anon_kib = common.host_anon;
+    row.disk_private_kib = sn.disk_private_kib;
+    row.disk_shared_kib = common.shared_disk.map(|(alloc, _)| alloc);
+    row.disk_full_copy_kib = common.shared_disk.map(|(_, apparent)| apparent);
+    row.idle_cpu_ms_per_s = sn.idle_cpu_ms_per_s;
+}
+
+fn isolation_columns(row: &mut Sample, iso: measure::isolation::Isolation) {
+    row.cap_eff = iso.cap_eff;
+    row.cap_bnd = iso.cap_bnd;
+    row.cap_inh = iso.cap_inh;
+    row.cap_amb = iso.cap_amb;
+    row.no_new_privs = iso.no_new_privs;
+    row.seccomp = iso.seccomp;
+    row.seccomp_filters = iso.seccomp_filters;
+    row.ns_private = iso.ns_private;
+    row.devices = iso.devices;
+}
+
+/// A death explains a workload that never said `done`: it is the error.
+fn died(row: &mut Sample, d: &Death) {
+    row.ok = false;
+    row.error = d.to_string();
+}
+
+/// Tears one instance down; its time, or the failure appended to the row's error.
+fn tear_down(inst: Box<dyn Instance>, row: &mut Sample) {
+    let torn = inst.teardown();
+    crate::fault::point(crate::fault::Boundary::Teardown);
+    match torn {
+        Ok(d) => row.teardown_ms = Some(ms(d)),
+        Err(e) if row.error.is_empty() => row.error = e,
+        Err(e) => row.error = format!("{}; {e}", row.error),
     }
 }
 
@@ -504,67 +657,4 @@ fn page_size_kib() -> u64 {
         .flatten()
         .map(|p| p as u64 / 1024)
         .unwrap_or(4)
-}
-
-/// Grows one batch `step` instances at a time, all kept alive, until MemAvailable falls
-/// below the floor, a launch fails, `max` is reached, or the run is interrupted; then
-/// measures and tears down the whole batch like any other.
-pub fn until(
-    ctx: &RunContext,
-    backend: &dyn Backend,
-    pool: &rayon::ThreadPool,
-    cfg: &UntilConfig,
-    bar: &indicatif::ProgressBar,
-) -> (BatchOutcome, UntilRow) {
-    let base = baseline(ctx, backend, pool);
-    let mut launched: Vec<Launched> = Vec::new();
-    let floor_kib = cfg.mem_available_floor_mib * 1024;
-    // Read after the baseline's own launch and teardown, so it is what the floor is held
-    // against from the first step on: `plan` predicts the reached N from this budget.
-    let avail_at_start = measure::memory::host_mem().mem_available_kib;
-    let watch = DeathWatch::start(true);
-    let reason = loop {
-        let have = launched.len() as u32;
-        if ctx.cancel.load(Ordering::Relaxed) {
-            break "interrupted".to_string();
-        }
-        if let Some((i, d)) = watch.deaths().into_iter().next() {
-            break format!("instance {i} died: {d}");
-        }
-        if have >= cfg.max {
-            break format!("reached max = {}", cfg.max);
-        }
-        let next = (have + cfg.step).min(cfg.max);
-        launched.extend(launch(ctx, backend, pool, (0, 0), have..next, bar, &watch));
-        if let Some((_, Err(e))) = launched.iter().find(|(_, r)| r.is_err()) {
-            break format!("a launch failed: {}", e.what);
-        }
-        // Instances report ready before their workload runs: a reading taken at once would
-        // miss the memory the last ones are still touching, and the batch would overshoot
-        // the floor. Waiting until MemAvailable holds still (no cache drop: launches must
-        // not re-read their files) makes each step's reading see what the step costs.
-        let avail = measure::memory::settle(false, SETTLE_TIMEOUT).mem_available_kib;
-        if avail < floor_kib {
-            break format!(
-                "MemAvailable {} MiB fell below the floor of {} MiB",
-                avail / 1024,
-                cfg.mem_available_floor_mib
-            );
-        }
-    };
-    let reached = launched.iter().filter(|(_, r)| r.is_ok()).count() as u32;
-    let avail = measure::memory::host_mem().mem_available_kib;
-    let row = UntilRow {
-        run_id: ctx.run_id.clone(),
-        backend: backend.label(),
-        accel: backend.accel().to_string(),
-        n_reached: reached,
-        stop_reason: reason,
-        mem_available_kib_at_stop: avail,
-        step: Some(cfg.step),
-        mem_available_kib_at_start: Some(avail_at_start),
-        mem_available_floor_kib: Some(floor_kib),
-    };
-    let out = measure_and_teardown(ctx, backend, pool, launched, watch, reached, 0, &base);
-    (out, row)
 }

@@ -72,69 +72,21 @@ impl OutDir {
             path: path.to_path_buf(),
             source,
         })?;
-        let undo = |e: OutDirError| {
-            crate::host::remove_made(&created);
+        let dir = open_locked(path).map_err(|e| {
+            // Another run holds it (it may even have made it a moment ago): not ours to
+            // remove.
+            if !matches!(e, OutDirError::Locked(_)) {
+                crate::host::remove_made(&created);
+            }
             e
-        };
-        // O_DIRECTORY: a FIFO or a device given as --out is refused at once instead of
-        // blocking the open.
-        let dir = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
-                .open(path)
-        }
-        .map_err(|source| {
-            if source.raw_os_error() == Some(libc::ENOTDIR) {
-                undo(OutDirError::NotADirectory(path.to_path_buf()))
-            } else {
-                undo(OutDirError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
         })?;
-        if !dir.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(undo(OutDirError::NotADirectory(path.to_path_buf())));
-        }
-        match dir.try_lock() {
-            Ok(()) => {}
-            // Another run has it (it may even have made it a moment ago): not ours to remove.
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(OutDirError::Locked(path.to_path_buf()));
-            }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(undo(OutDirError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                }));
-            }
-        }
         let mut out = OutDir {
             path: path.to_path_buf(),
             dir,
             created,
             to_clear: false,
         };
-        let holds = entries(out.dir.as_fd())
-            .map_err(|e| OutDirError::Open {
-                path: path.to_path_buf(),
-                source: e.into(),
-            })
-            .map_err(|e| out.undo(e))?;
-        if !holds.is_empty() {
-            if !overwrite {
-                return Err(out.undo(OutDirError::NotEmpty(path.to_path_buf())));
-            }
-            out.check_no_mount().map_err(|what| {
-                out.undo(OutDirError::Empty {
-                    path: path.to_path_buf(),
-                    what,
-                })
-            })?;
-            out.to_clear = true;
-        }
+        out.accept_contents(overwrite).map_err(|e| out.undo(e))?;
         out.probe_writable().map_err(|source| {
             out.undo(OutDirError::Unwritable {
                 path: path.to_path_buf(),
@@ -142,6 +94,27 @@ impl OutDir {
             })
         })?;
         Ok(out)
+    }
+
+    /// An empty directory is taken as is; one that holds something only with `overwrite`
+    /// and no mount point below it, to be emptied by [`OutDir::clear`].
+    fn accept_contents(&mut self, overwrite: bool) -> Result<(), OutDirError> {
+        let holds = entries(self.dir.as_fd()).map_err(|e| OutDirError::Open {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
+        if holds.is_empty() {
+            return Ok(());
+        }
+        if !overwrite {
+            return Err(OutDirError::NotEmpty(self.path.clone()));
+        }
+        self.check_no_mount().map_err(|what| OutDirError::Empty {
+            path: self.path.clone(),
+            what,
+        })?;
+        self.to_clear = true;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -227,6 +200,35 @@ impl OutDir {
         drop(fd);
         unlinkat(self.dir.as_fd(), name.as_str(), AtFlags::empty())?;
         Ok(())
+    }
+}
+
+/// Opens `path` as a directory and takes its lock. O_DIRECTORY: a FIFO or a device given as
+/// --out is refused at once instead of blocking the open.
+fn open_locked(path: &Path) -> Result<File, OutDirError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open_err = |source| OutDirError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ENOTDIR) {
+                OutDirError::NotADirectory(path.to_path_buf())
+            } else {
+                open_err(source)
+            }
+        })?;
+    if !dir.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(OutDirError::NotADirectory(path.to_path_buf()));
+    }
+    match dir.try_lock() {
+        Ok(()) => Ok(dir),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OutDirError::Locked(path.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(open_err(source)),
     }
 }
 

@@ -121,9 +121,12 @@ struct Shared {
     pending: Mutex<Vec<Entry>>,
     deaths: Mutex<BTreeMap<u32, Death>>,
     stop: AtomicBool,
-    /// Also print each death on stderr the moment it is seen.
-    announce: bool,
+    /// Says each death the moment it is seen.
+    announce: Option<Announce>,
 }
+
+/// Where the watch says a death the moment it sees one (a line without its newline).
+pub type Announce = Box<dyn Fn(&str) + Send + Sync>;
 
 /// The watch over one batch's ready instances; [`DeathWatch::stop`] it before teardown, whose
 /// kills are not deaths.
@@ -138,6 +141,13 @@ impl DeathWatch {
     /// Without a thread (no pipe or thread to be had) deaths are still found, by
     /// [`DeathWatch::stop`], only not at once.
     pub fn start(announce: bool) -> DeathWatch {
+        let on_stderr: Announce = Box::new(|line| eprintln!("{line}"));
+        DeathWatch::start_with(announce.then_some(on_stderr))
+    }
+
+    /// [`DeathWatch::start`] with deaths said through `announce` (the run's progress display
+    /// prints them above itself).
+    pub fn start_with(announce: Option<Announce>) -> DeathWatch {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Vec::new()),
             deaths: Mutex::new(BTreeMap::new()),
@@ -312,8 +322,8 @@ fn record(shared: &Shared, e: Entry) {
         after_start,
         oom,
     };
-    if shared.announce {
-        eprintln!("isobench: {} died: {death}", e.name);
+    if let Some(say) = &shared.announce {
+        say(&format!("isobench: {} died: {death}", e.name));
     }
     lock(&shared.deaths).insert(e.index, death);
 }
