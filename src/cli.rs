@@ -71,7 +71,7 @@ pub struct RunArgs {
     /// Cache of VM base disks, kept across runs (built once per image content).
     #[arg(long, env = "ISOBENCH_CACHE_DIR", default_value = crate::host::state_dir::DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,
-    /// No progress bars or per-batch lines on stderr.
+    /// No progress display and no per-batch lines on stderr (warnings and deaths still print).
     #[arg(long, short)]
     pub quiet: bool,
     /// At the end, write report.html, report.md and the plots into the run directory
