@@ -215,21 +215,25 @@ fn bad_input_exits_2_with_one_line_naming_what_is_wrong() {
         &["compare", run, run, "--resamples", "0"],
         &["--resamples 0", "allowed: 1 to"],
     );
-    assert_bad_input(
-        &["compare", run, run, "--tolerance", "lots"],
-        &[
-            "--tolerance lots",
-            "a number >= 0 or a percentage (0.1 or 10%)",
-        ],
-    );
-    assert_bad_input(
-        &["compare", run, run, "--tolerance", "-10%"],
-        &["--tolerance -10%", "not allowed"],
-    );
-    assert_bad_input(
-        &["compare", run, run, "--tolerance-for", "startup_ms=%"],
-        &["--tolerance-for startup_ms=%", "`%` is not"],
-    );
+    // Tolerances as ratios or percentages: what is neither is refused.
+    for (flag, value, fragments) in [
+        (
+            "--tolerance",
+            "lots",
+            &[
+                "--tolerance lots",
+                "a number >= 0 or a percentage (0.1 or 10%)",
+            ][..],
+        ),
+        ("--tolerance", "-10%", &["--tolerance -10%", "not allowed"]),
+        (
+            "--tolerance-for",
+            "startup_ms=%",
+            &["--tolerance-for startup_ms=%", "`%` is not"],
+        ),
+    ] {
+        assert_bad_input(&["compare", run, run, flag, value], fragments);
+    }
     let bad_percent = dir.write("bad-percent.toml", "[metrics]\nstartup_ms = \"2O%\"\n");
     assert_bad_input(
         &["compare", run, run, "--tolerances", as_str(&bad_percent)],

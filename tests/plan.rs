@@ -234,6 +234,15 @@ fn known_costs_give_exact_answers_and_the_until_comparison() {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
     assert!(out.join("plan.svg").is_file() && out.join("plan.png").is_file());
+    // The plot's legend gives the answers: instances per host, what bounds them, the hosts.
+    let svg = std::fs::read_to_string(out.join("plan.svg")).unwrap();
+    for needle in [
+        "container (none): 65.0 MiB each; 756 per host (memory-bound, extrapolated",
+        "6 host(s) for 1000 x 191 MiB",
+        "budget 48.0 GiB: 64.0 GiB less 25% headroom",
+    ] {
+        assert!(svg.contains(needle), "plan.svg has no {needle:?}");
+    }
     // The run directories themselves were only read.
     assert!(!run.join("plan.csv").exists() && !until.join("plan.csv").exists());
 
@@ -390,21 +399,19 @@ fn a_negative_fixed_cost_is_clamped_and_said() {
 fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
     let t = TempDir::new("warn");
     let (run, out) = (t.0.join("run"), t.0.join("out"));
-    write_backend_run(
-        &run,
-        &[1, 2, 4, 8],
-        40.0 * MIB,
-        126.0 * MIB,
-        &Sample {
+    // VMs at 40 MiB + 126 MiB x N, their guests reporting `guest_total` KiB of MemTotal.
+    let write_vm_run = |guest_total: Option<u64>, scenario: &str| {
+        let vm = Sample {
             backend: "vm".into(),
             accel: "tcg".into(),
-            guest_mem_total_kib: Some(94_820),
+            guest_mem_total_kib: guest_total,
             ..Sample::default()
-        },
-    );
-    write_meta_text(
-        &run,
-        "vm",
+        };
+        write_backend_run(&run, &[1, 2, 4, 8], 40.0 * MIB, 126.0 * MIB, &vm);
+        write_meta_text(&run, "vm", scenario);
+    };
+    write_vm_run(
+        Some(94_820),
         "name = \"vm\"\nbackends = [\"vm\"]\n[vm]\nmemory_mib = 128\n",
     );
     let r = run.to_str().unwrap();
@@ -459,20 +466,8 @@ fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
 
     // Without the guests' MemTotal: the scenario's [vm] memory_mib, plus the run's own
     // touch-memory.
-    write_backend_run(
-        &run,
-        &[1, 2, 4, 8],
-        40.0 * MIB,
-        126.0 * MIB,
-        &Sample {
-            backend: "vm".into(),
-            accel: "tcg".into(),
-            ..Sample::default()
-        },
-    );
-    write_meta_text(
-        &run,
-        "vm",
+    write_vm_run(
+        None,
         "name = \"vm\"\nworkload = { touch-memory = 100 }\n[vm]\nmemory_mib = 256\n",
     );
     let (w, _) = warnings(&["--host-cpus", "64", "--workload-mem", "200M"]);
@@ -482,41 +477,6 @@ fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
             "vm (tcg): the workload's memory, 300 MiB (100 MiB of the run's touch-memory + 200 MiB of --workload-mem), exceeds the guest's RAM, 256 MiB ([vm] memory_mib of the run's scenario): such a VM needs a larger guest, which this run did not measure, so its answers are too optimistic"
         ]
     );
-}
-
-/// The plot's legend gives the answer for each backend: instances per host, what bounds it,
-/// and the hosts W workloads need.
-#[test]
-fn the_plot_legend_gives_the_answer() {
-    let t = TempDir::new("legend");
-    let (run, out) = (t.0.join("run"), t.0.join("out"));
-    write_density_run(&run, &[1, 10, 50, 100], 10.0 * MIB, 65.0 * MIB);
-    let o = isobench(&[
-        "plan",
-        run.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--host-mem",
-        "64G",
-        "--host-cpus",
-        "16",
-        "--headroom",
-        "0.25",
-        "--workloads",
-        "1000",
-        "--workload-mem",
-        "191M",
-    ]);
-    assert!(o.status.success(), "{}", show(&o));
-    let svg = std::fs::read_to_string(out.join("plan.svg")).unwrap();
-    // The numbers of known_costs_give_exact_answers_and_the_until_comparison.
-    for needle in [
-        "container (none): 65.0 MiB each; 756 per host (memory-bound, extrapolated",
-        "6 host(s) for 1000 x 191 MiB",
-        "budget 48.0 GiB: 64.0 GiB less 25% headroom",
-    ] {
-        assert!(svg.contains(needle), "plan.svg has no {needle:?}");
-    }
 }
 
 // ---- a real run ----------------------------------------------------------------------------

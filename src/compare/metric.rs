@@ -88,16 +88,9 @@ mod tests {
 
     #[test]
     fn the_readme_lists_the_built_in_tolerances_as_the_table_does() {
-        let readme = include_str!("../../README.md");
-        let head = "| metric | built-in tolerance | floor |\n|---|---|---|\n";
-        let at = readme
-            .find(head)
-            .expect("README.md has the table of built-in tolerances")
-            + head.len();
-        let rows: Vec<&str> = readme[at..]
-            .lines()
-            .take_while(|l| l.starts_with('|'))
-            .collect();
+        let rows = crate::results::metrics::tests::readme_table(
+            "| metric | built-in tolerance | floor |\n|---|---|---|\n",
+        );
         let want: Vec<String> = all().map(gate_row).collect();
         assert_eq!(
             rows,

@@ -1083,7 +1083,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::results::csv::header_of;
     use crate::results::record::{SyscallRow, UntilRow};
@@ -1288,18 +1288,22 @@ mod tests {
         assert_eq!(summary_column("startup_ms"), None);
     }
 
-    #[test]
-    fn the_readme_defines_every_figure_as_the_table_does() {
+    /// The rows of the README's table whose header and rule are `head`.
+    pub(crate) fn readme_table(head: &str) -> Vec<&'static str> {
         let readme = include_str!("../../README.md");
-        let head = "| column | unit | definition |\n|---|---|---|\n";
         let at = readme
             .find(head)
-            .expect("README.md has a Definitions table")
+            .unwrap_or_else(|| panic!("README.md has no table {head:?}"))
             + head.len();
-        let rows: Vec<&str> = readme[at..]
+        readme[at..]
             .lines()
             .take_while(|l| l.starts_with('|'))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_defines_every_figure_as_the_table_does() {
+        let rows = readme_table("| column | unit | definition |\n|---|---|---|\n");
         let want: Vec<String> = METRICS.iter().map(|m| m.markdown_row()).collect();
         for w in &want {
             assert!(
