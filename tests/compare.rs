@@ -1,12 +1,18 @@
 //! `isobench compare` with the real binary: on two real runs of the `oci` backend, BASE with the
-//! host's runc and NEW with a runc slowed by a wrapper first in PATH, the self-comparison passes,
-//! the slowed one fails `--fail-on-regression` naming start-up, tolerances from flags and a file
-//! apply with flags first, and the JSON document carries the verdicts. Bad input (no run dir, a
-//! bad tolerance, a bad tolerance file, a bad confidence) exits 2 with one line and no output.
+//! host's runc and NEW with a runc slowed by a wrapper first in PATH, the self-comparison passes
+//! and says it is one run, the slowed one fails `--fail-on-regression` naming start-up,
+//! tolerances from flags and a file apply with flags first, and the JSON document carries the
+//! verdicts. Two runs of the same build, back to back, pass the default gate (the shipped
+//! gate-oci scenario, and a process scenario measuring memory and idle CPU). Runs of different
+//! scenarios are refused unless `--allow-different-scenarios`. Bad input (no run dir, a bad
+//! tolerance, a bad tolerance file, a bad confidence) exits 2 with one line and no output.
 //!
 //! The statistics themselves are unit-tested in src/stats.rs and src/compare/*.rs on synthetic
-//! data; this file checks the command end to end.
+//! data; this file checks the command end to end. Tests that run instances need root (and
+//! runc): without it they fail, unless ISOBENCH_ALLOW_SKIP=1.
 
+#[path = "common/bin.rs"]
+mod bin;
 #[path = "common/host.rs"]
 mod host;
 
@@ -98,7 +104,7 @@ fn as_str(p: &Path) -> &str {
 // ---- bad input -----------------------------------------------------------------------------
 
 /// A run directory with a samples.csv of synthetic rows: what `compare` reads, without
-/// running anything.
+/// running anything. No meta.json: the scenario is unknown.
 fn synthetic_run(dir: &TempDir, name: &str, startup: &[f64]) -> PathBuf {
     let run = dir.path(name);
     std::fs::create_dir_all(&run).unwrap();
@@ -209,6 +215,170 @@ fn bad_input_exits_2_with_one_line_naming_what_is_wrong() {
         &["compare", run, run, "--resamples", "0"],
         &["--resamples 0", "allowed: 1 to"],
     );
+    // Tolerances as ratios or percentages: what is neither is refused.
+    for (flag, value, fragments) in [
+        (
+            "--tolerance",
+            "lots",
+            &[
+                "--tolerance lots",
+                "a number >= 0 or a percentage (0.1 or 10%)",
+            ][..],
+        ),
+        ("--tolerance", "-10%", &["--tolerance -10%", "not allowed"]),
+        (
+            "--tolerance-for",
+            "startup_ms=%",
+            &["--tolerance-for startup_ms=%", "`%` is not"],
+        ),
+    ] {
+        assert_bad_input(&["compare", run, run, flag, value], fragments);
+    }
+    let bad_percent = dir.write("bad-percent.toml", "[metrics]\nstartup_ms = \"2O%\"\n");
+    assert_bad_input(
+        &["compare", run, run, "--tolerances", as_str(&bad_percent)],
+        &[as_str(&bad_percent), "metrics.startup_ms", "`2O%` is not"],
+    );
+}
+
+/// Writes meta.json with `scenario` as the run's recorded scenario text.
+fn with_scenario(run: &Path, id: &str, scenario: &str) {
+    let meta = isobench::results::meta::RunMeta {
+        run_id: id.into(),
+        scenario_text: scenario.into(),
+        ..Default::default()
+    };
+    std::fs::write(
+        run.join("meta.json"),
+        serde_json::to_string_pretty(&meta).unwrap(),
+    )
+    .unwrap();
+}
+
+const STEADY: [f64; 8] = [10.0, 10.2, 10.1, 9.9, 10.3, 10.0, 9.8, 10.1];
+
+/// Two runs whose recorded scenarios differ in two keys: refused with one line naming both,
+/// nothing on stdout; with the flag, compared with a warning. Comments and layout do not count.
+#[test]
+fn runs_of_different_scenarios_are_refused_unless_allowed() {
+    let dir = TempDir::new("scenarios");
+    let base = synthetic_run(&dir, "base", &STEADY);
+    let new = synthetic_run(&dir, "new", &STEADY);
+    let scenario = "name = \"s\"\nbackends = [\"process\"]\ncounts = [1]\nrepetitions = 8\n";
+    with_scenario(&base, "20261202T000000Z-s-p1t1", scenario);
+    with_scenario(
+        &new,
+        "20261202T000100Z-s-p2t2",
+        &scenario
+            .replace("repetitions = 8", "repetitions = 9")
+            .replace("counts = [1]", "counts = [1, 2]"),
+    );
+    let (b, n) = (as_str(&base), as_str(&new));
+    assert_bad_input(
+        &["compare", b, n, "--fail-on-regression"],
+        &[
+            "ran different scenarios (counts: [1] in BASE, [1, 2] in NEW; repetitions: 8 in BASE, 9 in NEW)",
+            "--allow-different-scenarios",
+            b,
+            n,
+        ],
+    );
+    let o = isobench(&["compare", b, n, "--allow-different-scenarios"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("\nwarning: BASE and NEW ran different scenarios (counts: [1] in BASE"),
+        "{out}"
+    );
+    let o = isobench(
+        &[
+            "--format",
+            "json",
+            "compare",
+            b,
+            n,
+            "--allow-different-scenarios",
+        ],
+        None,
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["scenario_differences"].as_array().unwrap().len(), 2);
+
+    // The same scenario written differently is the same scenario.
+    with_scenario(
+        &new,
+        "20261202T000100Z-s-p2t2",
+        "# the same, reordered\nrepetitions = 8\ncounts = [ 1 ]\nname = \"s\"\n\
+         description = \"prose does not count\"\nbackends = [\"process\"]\n",
+    );
+    let o = isobench(&["compare", b, n, "--fail-on-regression"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(!text(&o.stdout).contains("warning:"), "{}", show(&o));
+}
+
+/// The summary comes first; a percentage is a tolerance; BASE given twice is said to be one run.
+#[test]
+fn the_summary_comes_first_and_the_same_run_is_named() {
+    let dir = TempDir::new("summary");
+    let base = synthetic_run(&dir, "base", &STEADY);
+    let slow: Vec<f64> = STEADY.iter().map(|t| t * 3.0).collect();
+    let new = synthetic_run(&dir, "new", &slow);
+    let (b, n) = (as_str(&base), as_str(&new));
+    let o = isobench(&["compare", b, n, "--fail-on-regression"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let out = text(&o.stdout);
+    assert_eq!(
+        out.lines().next(),
+        Some(
+            "1 regression, 0 improvements, 0 within noise (0 ok, 0 inconclusive); --fail-on-regression: exit 1"
+        ),
+        "{out}"
+    );
+    // 3x is within a 250% tolerance, given as a flag or in a file.
+    let o = isobench(
+        &[
+            "compare",
+            b,
+            n,
+            "--fail-on-regression",
+            "--tolerance",
+            "250%",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        text(&o.stdout).contains("tolerances: default 2.5 (from --tolerance)"),
+        "{}",
+        show(&o)
+    );
+    let file = dir.write("pct.toml", "[metrics]\nstartup_ms = \"250%\"\n");
+    let o = isobench(
+        &[
+            "compare",
+            b,
+            n,
+            "--fail-on-regression",
+            "--tolerances",
+            as_str(&file),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+
+    let o = isobench(&["compare", b, b, "--fail-on-regression"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains(&format!(
+            "\nwarning: BASE and NEW are the same run (directory {b}): every ratio is 1"
+        )),
+        "{out}"
+    );
+    let o = isobench(&["--format", "json", "compare", b, n], None);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["same_run"], false);
+    assert!(doc["summary"].as_str().unwrap().starts_with("1 regression"));
 }
 
 /// Synthetic runs, no instances: 1 sample gives no interval (inconclusive, never a
@@ -219,20 +389,24 @@ fn synthetic_runs_follow_the_verdict_rules() {
     let base = synthetic_run(
         &dir,
         "base",
-        &[10.0, 10.2, 10.1, 9.9, 10.3, 10.0, 9.8, 10.1],
+        &[40.0, 40.2, 40.1, 39.9, 40.3, 40.0, 39.8, 40.1],
     );
     let slow = synthetic_run(
         &dir,
         "slow",
-        &[15.0, 15.2, 15.1, 14.9, 15.3, 15.0, 14.8, 15.1],
+        &[60.0, 60.2, 60.1, 59.9, 60.3, 60.0, 59.8, 60.1],
     );
     let one = synthetic_run(&dir, "one", &[10.0]);
     let one_slow = synthetic_run(&dir, "one-slow", &[50.0]);
     let (base, slow) = (as_str(&base), as_str(&slow));
 
+    // 1.5 times as slow is within start-up's built-in tolerance (1: twice as slow), beyond 10%.
     let o = isobench(&["compare", base, slow, "--fail-on-regression"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let tight = ["--fail-on-regression", "--tolerance", "10%"];
+    let o = isobench(&[&["compare", base, slow][..], &tight].concat(), None);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    let o = isobench(&["compare", slow, base, "--fail-on-regression"], None);
+    let o = isobench(&[&["compare", slow, base][..], &tight].concat(), None);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
         text(&o.stdout).contains("0 regressions, 1 improvement"),
@@ -288,14 +462,46 @@ fn run_id(out: &Path) -> String {
     meta["run_id"].as_str().unwrap().to_string()
 }
 
+/// runc's path, or `None` when the test may skip without it (ISOBENCH_ALLOW_SKIP=1); without
+/// root or runc the test fails otherwise, since a skip is never a pass.
+fn root_and_runc() -> Option<PathBuf> {
+    if !bin::require_root() {
+        return None;
+    }
+    let runc = isobench::host::exec::which("runc");
+    if runc.is_none() {
+        assert!(
+            std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1"),
+            "runc is not installed (scripts/setup.sh installs it); set ISOBENCH_ALLOW_SKIP=1 to skip"
+        );
+        eprintln!("skipped: runc is not installed (ISOBENCH_ALLOW_SKIP=1)");
+    }
+    runc
+}
+
+/// Runs `scenario` into `dir/name` with `dir/state` as state dir; returns the run id.
+fn run_into(dir: &TempDir, scenario: &Path, name: &str, path: Option<&str>) -> String {
+    let out = dir.path(name);
+    let state = dir.path("state");
+    let o = isobench(
+        &[
+            "run",
+            as_str(scenario),
+            "--out",
+            as_str(&out),
+            "--state-dir",
+            as_str(&state),
+            "-q",
+        ],
+        path,
+    );
+    assert_eq!(o.status.code(), Some(0), "run {name}: {}", show(&o));
+    run_id(&out)
+}
+
 #[test]
 fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (namespaces, mounts, cgroups)");
-        return;
-    }
-    let Some(runc) = isobench::host::exec::which("runc") else {
-        eprintln!("skipped: runc is not installed (scripts/setup.sh installs it)");
+    let Some(runc) = root_and_runc() else {
         return;
     };
     let _lock = host::host_lock();
@@ -321,24 +527,10 @@ fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
     );
     let state = dir.path("state");
     let before = host::snapshot();
-    let mut run_ids = Vec::new();
-    for (name, path) in [("base", None), ("new", Some(slow_path.as_str()))] {
-        let out = dir.path(name);
-        let o = isobench(
-            &[
-                "run",
-                as_str(&scenario),
-                "--out",
-                as_str(&out),
-                "--state-dir",
-                as_str(&state),
-                "-q",
-            ],
-            path,
-        );
-        assert_eq!(o.status.code(), Some(0), "run {name}: {}", show(&o));
-        run_ids.push(run_id(&out));
-    }
+    let run_ids = vec![
+        run_into(&dir, &scenario, "base", None),
+        run_into(&dir, &scenario, "new", Some(slow_path.as_str())),
+    ];
     host::assert_clean_since(&before, &state, &run_ids);
     let (base, new) = (dir.path("base"), dir.path("new"));
     let (base, new) = (as_str(&base), as_str(&new));
@@ -347,8 +539,15 @@ fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
     let o = isobench(&["compare", base, base, "--fail-on-regression"], None);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let out = text(&o.stdout);
-    assert!(out.contains("0 regressions"), "{out}");
+    assert!(out.starts_with("0 regressions"), "{out}");
     assert!(out.contains("--fail-on-regression: exit 0"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "warning: BASE and NEW are the same run (run id {})",
+            run_ids[0]
+        )),
+        "{out}"
+    );
     for metric in ["startup_ms", "teardown_ms"] {
         let line = verdict_line(&out, metric).unwrap_or_else(|| panic!("no {metric}: {out}"));
         assert!(
@@ -357,10 +556,17 @@ fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
         );
     }
 
-    // Against the slowed runc: start-up of oci-runc is a regression, and the gate fails.
+    // Against the slowed runc: start-up of oci-runc is a regression even at its built-in
+    // tolerance, and the gate fails; regressions lead the table.
     let o = isobench(&["compare", base, new, "--fail-on-regression"], None);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let out = text(&o.stdout);
+    assert!(!out.contains("warning:"), "{out}");
+    let first_row = out
+        .lines()
+        .find(|l| l.starts_with("oci-runc "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(first_row.trim_end().ends_with("regression"), "{out}");
     let line = verdict_line(&out, "startup_ms").unwrap_or_else(|| panic!("{out}"));
     assert!(line.trim_end().ends_with("regression"), "{line}");
     assert!(out.contains("--fail-on-regression: exit 1"), "{out}");
@@ -466,5 +672,88 @@ fn a_slowed_runc_fails_the_gate_and_the_run_itself_passes() {
         text(&o.stderr).contains("defaults: unknown key"),
         "{}",
         show(&o)
+    );
+}
+
+/// A process scenario measuring memory and idle CPU at two N: every compared metric but the
+/// vm-only ones, in about 20 s a run.
+const PROCESS_SCENARIO: &str = r#"name = "gate-process"
+image = "busybox"
+workload = "idle"
+backends = ["process"]
+counts = [1, 4]
+parallelism = 4
+repetitions = 8
+warmup = 1
+[measure]
+memory = true
+idle_window_s = 0.5
+"#;
+
+/// The default gate does not fail on noise: two runs of the same build, back to back, pass
+/// `--fail-on-regression` without a tolerance given, for the shipped gate scenario and for a
+/// process scenario that measures memory (whose host view moves by MiBs between runs) and idle
+/// CPU. Runs of the two scenarios are refused as different.
+#[test]
+fn two_runs_of_the_same_build_pass_the_default_gate() {
+    if root_and_runc().is_none() {
+        return;
+    }
+    let _lock = host::host_lock();
+    let dir = TempDir::new("default-gate");
+    let gate = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/gate-oci.toml");
+    let process = dir.write("process.toml", PROCESS_SCENARIO);
+    let state = dir.path("state");
+    let before = host::snapshot();
+    let run_ids = vec![
+        run_into(&dir, &gate, "gate-a", None),
+        run_into(&dir, &gate, "gate-b", None),
+        run_into(&dir, &process, "process-a", None),
+        run_into(&dir, &process, "process-b", None),
+    ];
+    host::assert_clean_since(&before, &state, &run_ids);
+    let p = |name: &str| dir.path(name).to_str().unwrap().to_string();
+
+    for (a, b, rows) in [("gate-a", "gate-b", 2), ("process-a", "process-b", 18)] {
+        let o = isobench(
+            &[
+                "--format",
+                "json",
+                "compare",
+                &p(a),
+                &p(b),
+                "--fail-on-regression",
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{a} {b}: {}", show(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["rows"].as_array().unwrap().len(), rows, "{doc}");
+        assert_eq!(doc["totals"]["regression"], 0, "{doc}");
+        assert_eq!(doc["same_run"], false);
+        assert_eq!(doc["warnings"].as_array().unwrap().len(), 0, "{doc}");
+        assert!(doc["notes"].as_array().unwrap().is_empty(), "{doc}");
+        assert_eq!(doc["tolerances"]["default"], serde_json::Value::Null);
+        let o = isobench(&["compare", &p(a), &p(b), "--fail-on-regression"], None);
+        let out = text(&o.stdout);
+        assert!(
+            out.lines()
+                .next()
+                .is_some_and(|l| l.starts_with("0 regressions, ")
+                    && l.ends_with("--fail-on-regression: exit 0")),
+            "{out}"
+        );
+        eprintln!("{a} against {b}:\n{out}");
+    }
+
+    // Real runs of two scenarios: refused, one line naming what differs.
+    let o = isobench(&["compare", &p("gate-a"), &p("process-a")], None);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    let err = text(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("ran different scenarios (backends: [\"oci\"] in BASE, [\"process\"] in NEW;"),
+        "{err}"
     );
 }

@@ -6,6 +6,8 @@
 //! The real run launches containers, so it holds `host::host_lock()` like every test that
 //! does. The synthetic runs launch nothing and take no lock.
 
+#[path = "common/bin.rs"]
+mod bin;
 #[path = "common/host.rs"]
 mod host;
 
@@ -86,13 +88,27 @@ fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
 /// Writes a run directory whose batches cost exactly `fixed + per x N` KiB on the host
 /// (per instance: that / N), with a PSS of `per` each and no idle CPU.
 fn write_density_run(dir: &Path, ns: &[u32], fixed: f64, per: f64) {
+    write_backend_run(
+        dir,
+        ns,
+        fixed,
+        per,
+        &Sample {
+            backend: "container".into(),
+            accel: "none".into(),
+            ..Sample::default()
+        },
+    );
+    write_meta(dir, "capacity");
+}
+
+/// The rows of [`write_density_run`], each starting from `like` (backend, accel, VM fields).
+fn write_backend_run(dir: &Path, ns: &[u32], fixed: f64, per: f64, like: &Sample) {
     std::fs::create_dir_all(dir).unwrap();
     let mut w = csv::Writer::from_path(dir.join("samples.csv")).unwrap();
     for &n in ns {
         for i in 0..n {
             w.serialize(Sample {
-                backend: "container".into(),
-                accel: "none".into(),
                 n,
                 rep: 0,
                 instance: i,
@@ -101,19 +117,26 @@ fn write_density_run(dir: &Path, ns: &[u32], fixed: f64, per: f64) {
                 host_avail_kib: Some((fixed + per * f64::from(n)) / f64::from(n)),
                 pss_kib: Some(per as u64),
                 idle_cpu_ms_per_s: Some(0.0),
-                ..Sample::default()
+                ..like.clone()
             })
             .unwrap();
         }
     }
     w.flush().unwrap();
-    write_meta(dir, "capacity");
 }
 
 fn write_meta(dir: &Path, scenario: &str) {
+    write_meta_text(
+        dir,
+        scenario,
+        &format!("name = \"{scenario}\"\nworkload = {{ touch-memory = 64 }}\n"),
+    );
+}
+
+fn write_meta_text(dir: &Path, scenario: &str, text: &str) {
     let meta = RunMeta {
         scenario: scenario.into(),
-        scenario_text: format!("name = \"{scenario}\"\nworkload = {{ touch-memory = 64 }}\n"),
+        scenario_text: text.into(),
         hostname: "testhost".into(),
         cpu_cores: 4,
         mem_total_kib: 16 * 1024 * 1024,
@@ -211,6 +234,15 @@ fn known_costs_give_exact_answers_and_the_until_comparison() {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
     assert!(out.join("plan.svg").is_file() && out.join("plan.png").is_file());
+    // The plot's legend gives the answers: instances per host, what bounds them, the hosts.
+    let svg = std::fs::read_to_string(out.join("plan.svg")).unwrap();
+    for needle in [
+        "container (none): 65.0 MiB each; 756 per host (memory-bound, extrapolated",
+        "6 host(s) for 1000 x 191 MiB",
+        "budget 48.0 GiB: 64.0 GiB less 25% headroom",
+    ] {
+        assert!(svg.contains(needle), "plan.svg has no {needle:?}");
+    }
     // The run directories themselves were only read.
     assert!(!run.join("plan.csv").exists() && !until.join("plan.csv").exists());
 
@@ -308,6 +340,145 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     }
 }
 
+/// A density run whose exact line has a fixed cost below 0: the line is refitted through 0, and
+/// the text, plan.csv and the JSON say so, with what least squares gave.
+#[test]
+fn a_negative_fixed_cost_is_clamped_and_said() {
+    let t = TempDir::new("clamp");
+    let (run, out) = (t.0.join("run"), t.0.join("out"));
+    // -20 MiB + 65 MiB x N: least squares finds -20 MiB exactly.
+    write_density_run(&run, &[1, 10, 50, 100], -20.0 * MIB, 65.0 * MIB);
+    let r = run.to_str().unwrap();
+    let o_arg = out.to_str().unwrap();
+    let o = isobench(&["plan", r, "--out", o_arg, "--host-cpus", "8"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("0 MiB (clamped, see note)"), "{text}");
+    assert!(
+        text.contains(
+            "note: container (none) memory: fixed cost clamped to 0: least squares gave -20.0 "
+        ),
+        "{text}"
+    );
+    let row = &plan_rows(&out.join("plan.csv"))[0];
+    assert_eq!(num(row, "mem_fixed_kib"), 0.0);
+    assert_eq!(row["mem_fixed_clamped"], "true");
+    assert!(
+        (num(row, "mem_fixed_unclamped_kib") + 20.0 * MIB).abs() < 1e-6,
+        "{row:?}"
+    );
+    // The PSS line (65 MiB each, no fixed cost) is not clamped.
+    assert_eq!(row["pss_fixed_clamped"], "false");
+    assert_eq!(row["pss_fixed_unclamped_kib"], "");
+    // Through 0, the slope is sum(xy)/sum(x²), a little below 65 MiB; every answer uses it.
+    let (xs, ys): (Vec<f64>, Vec<f64>) = [1.0, 10.0, 50.0, 100.0]
+        .iter()
+        .map(|&n: &f64| (n, -20.0 * MIB + 65.0 * MIB * n))
+        .unzip();
+    let slope =
+        xs.iter().zip(&ys).map(|(x, y)| x * y).sum::<f64>() / xs.iter().map(|x| x * x).sum::<f64>();
+    assert!(
+        (num(row, "mem_per_instance_kib") - slope).abs() < 1e-6,
+        "{row:?}"
+    );
+    assert_eq!(
+        num(row, "max_n"),
+        (num(row, "mem_budget_kib") / slope).floor(),
+        "{row:?}"
+    );
+    let o = isobench(&["plan", r, "--out", o_arg, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fit = &v["backends"][0]["model"]["memory"]["fit"];
+    assert_eq!(fit["intercept"], 0.0);
+    assert!((fit["clamped"]["intercept"].as_f64().unwrap() + 20.0 * MIB).abs() < 1e-6);
+}
+
+/// The warnings: a CPU budget from the measuring host (stronger when --host-mem is given),
+/// and a workload larger than a VM's guest RAM, measured or configured.
+#[test]
+fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
+    let t = TempDir::new("warn");
+    let (run, out) = (t.0.join("run"), t.0.join("out"));
+    // VMs at 40 MiB + 126 MiB x N, their guests reporting `guest_total` KiB of MemTotal.
+    let write_vm_run = |guest_total: Option<u64>, scenario: &str| {
+        let vm = Sample {
+            backend: "vm".into(),
+            accel: "tcg".into(),
+            guest_mem_total_kib: guest_total,
+            ..Sample::default()
+        };
+        write_backend_run(&run, &[1, 2, 4, 8], 40.0 * MIB, 126.0 * MIB, &vm);
+        write_meta_text(&run, "vm", scenario);
+    };
+    write_vm_run(
+        Some(94_820),
+        "name = \"vm\"\nbackends = [\"vm\"]\n[vm]\nmemory_mib = 128\n",
+    );
+    let r = run.to_str().unwrap();
+    let o_arg = out.to_str().unwrap();
+    let warnings = |args: &[&str]| -> (Vec<String>, String) {
+        let mut all = vec!["plan", r, "--out", o_arg];
+        all.extend(args);
+        let o = isobench(&all);
+        assert!(o.status.success(), "{}", show(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        all.extend(["--format", "json"]);
+        let o = isobench(&all);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let w = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect();
+        (w, text)
+    };
+    let (w, text) = warnings(&[]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("the CPU budget is the measuring host's 4 cores")
+            && w[0].ends_with("give --host-cpus for the host you plan for"),
+        "{w:?}"
+    );
+    assert!(text.contains(&format!("\nwarning: {}\n", w[0])), "{text}");
+    let (w, _) = warnings(&["--host-mem", "256G"]);
+    assert!(w[0].contains(", although --host-mem was given:"), "{w:?}");
+    // 64 MiB fits a guest reporting 92.6 MiB; 100 MiB does not.
+    let (w, _) = warnings(&["--host-cpus", "64", "--workload-mem", "64M"]);
+    assert!(w.is_empty(), "{w:?}");
+    let (w, text) = warnings(&[
+        "--host-cpus",
+        "64",
+        "--workload-mem",
+        "100M",
+        "--workloads",
+        "10",
+    ]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(
+        w[0],
+        "vm (tcg): the workload's memory, 100 MiB (100 MiB of --workload-mem), exceeds the guest's RAM, 92.6 MiB (MemTotal the guests reported): such a VM needs a larger guest, which this run did not measure, so its answers are too optimistic"
+    );
+    assert!(
+        text.contains("warning: vm (tcg): the workload's memory"),
+        "{text}"
+    );
+
+    // Without the guests' MemTotal: the scenario's [vm] memory_mib, plus the run's own
+    // touch-memory.
+    write_vm_run(
+        None,
+        "name = \"vm\"\nworkload = { touch-memory = 100 }\n[vm]\nmemory_mib = 256\n",
+    );
+    let (w, _) = warnings(&["--host-cpus", "64", "--workload-mem", "200M"]);
+    assert_eq!(
+        w,
+        [
+            "vm (tcg): the workload's memory, 300 MiB (100 MiB of the run's touch-memory + 200 MiB of --workload-mem), exceeds the guest's RAM, 256 MiB ([vm] memory_mib of the run's scenario): such a VM needs a larger guest, which this run did not measure, so its answers are too optimistic"
+        ]
+    );
+}
+
 // ---- a real run ----------------------------------------------------------------------------
 
 /// Containers touching 32 MiB each at N = 1, 4, 8: the PSS model must find about 32 MiB per
@@ -315,8 +486,7 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 /// answers must follow from the fit.
 #[test]
 fn plan_fits_a_real_density_run() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (containers)");
+    if !bin::require_root() {
         return;
     }
     let _lock = host::host_lock();
@@ -446,8 +616,7 @@ idle_window_s = 0.5
 /// and the floor. A floor above any host's memory stops it after the first step.
 #[test]
 fn until_csv_records_the_budget() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (containers)");
+    if !bin::require_root() {
         return;
     }
     let _lock = host::host_lock();

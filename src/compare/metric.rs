@@ -15,6 +15,18 @@ pub fn find(name: &str) -> Option<&'static Metric> {
     all().find(|m| m.name == name)
 }
 
+/// The README's row of `m` in the table of built-in tolerances and floors.
+pub fn gate_row(m: &Metric) -> String {
+    let g = super::tolerance::gate(m);
+    format!(
+        "| `{}` | {} | {} {} |",
+        m.name,
+        super::verdict::tolerance_text(g.tolerance),
+        g.floor,
+        m.unit
+    )
+}
+
 /// Every compared metric's name, comma-separated: what error messages list as allowed.
 pub fn names() -> String {
     all().map(|m| m.name).collect::<Vec<_>>().join(", ")
@@ -71,6 +83,20 @@ mod tests {
         assert!(
             readme.contains(&format!("`ok = true` only: {listed} (definitions")),
             "README.md's \"What is compared\" does not list {listed}"
+        );
+    }
+
+    #[test]
+    fn the_readme_lists_the_built_in_tolerances_as_the_table_does() {
+        let rows = crate::results::metrics::tests::readme_table(
+            "| metric | built-in tolerance | floor |\n|---|---|---|\n",
+        );
+        let want: Vec<String> = all().map(gate_row).collect();
+        assert_eq!(
+            rows,
+            want,
+            "README.md's built-in tolerances differ from results::metrics::METRICS; want:\n{}",
+            want.join("\n")
         );
     }
 

@@ -1,10 +1,12 @@
 //! `isobench compare BASE NEW`: for every group (backend, accelerator, N) measured by both
 //! runs and every metric both hold, the ratio NEW/BASE of the medians with a bootstrap
 //! confidence interval, and a verdict against a tolerance; `--fail-on-regression` turns any
-//! regression into exit code 1, for CI.
+//! regression into exit code 1, for CI. Two runs of different scenarios are refused (unless
+//! `--allow-different-scenarios`); a run compared with itself is said to be one.
 
 pub mod metric;
 pub mod render;
+pub mod scenario;
 pub mod tolerance;
 pub mod verdict;
 
@@ -17,6 +19,7 @@ use crate::results::load::{LoadError, RunData, load};
 use crate::results::metrics::Metric;
 use crate::results::record::Sample;
 use crate::stats;
+use scenario::ScenarioCheck;
 use tolerance::{ToleranceError, Tolerances};
 use verdict::{Method, NoInterval, Verdict};
 
@@ -27,15 +30,17 @@ pub struct CompareArgs {
     pub base: PathBuf,
     /// The run directory compared against the baseline.
     pub new: PathBuf,
-    /// Relative tolerance for every metric: NEW/BASE up to 1 + TOL is not a regression
-    /// [default: the tolerance file's `default`, else 0.10].
-    #[arg(long, value_name = "TOL")]
-    pub tolerance: Option<f64>,
-    /// Tolerance of one metric, as METRIC=TOL (for example startup_ms=0.25); repeatable.
+    /// Relative tolerance for every metric, a ratio or a percentage (0.1 or 10%): NEW/BASE up
+    /// to 1 + TOL is not a regression [default: the tolerance file's `default`, else each
+    /// metric's built-in tolerance, sized to the drift between runs of a busy host].
+    #[arg(long, value_name = "TOL", allow_hyphen_values = true)]
+    pub tolerance: Option<String>,
+    /// Tolerance of one metric, as METRIC=TOL (for example startup_ms=0.25 or startup_ms=25%);
+    /// repeatable.
     #[arg(long = "tolerance-for", value_name = "METRIC=TOL")]
     pub tolerance_for: Vec<String>,
-    /// A TOML file of tolerances: `default = 0.1` and a `[metrics]` table of METRIC = TOL.
-    /// Flags given on the command line win over the file.
+    /// A TOML file of tolerances: `default = 0.1` and a `[metrics]` table of METRIC = TOL
+    /// (a number, or a string such as "10%"). Flags given on the command line win over the file.
     #[arg(long)]
     pub tolerances: Option<PathBuf>,
     /// Confidence level of the intervals.
@@ -47,6 +52,10 @@ pub struct CompareArgs {
     /// Exit 1 when any metric is worse than BASE beyond its tolerance.
     #[arg(long)]
     pub fail_on_regression: bool,
+    /// Compare runs of different scenarios anyway (the differences are printed as a warning);
+    /// without it, such runs are refused (exit 2).
+    #[arg(long)]
+    pub allow_different_scenarios: bool,
 }
 
 /// The most resamples `--resamples` accepts: a million per side already takes seconds per
@@ -67,6 +76,14 @@ pub enum CompareError {
     Confidence(f64),
     #[error("--resamples {0}: allowed: 1 to {MAX_RESAMPLES}")]
     Resamples(u32),
+    #[error(
+        "BASE {base} and NEW {new} ran different scenarios ({differences}): compare two runs of one scenario, or give --allow-different-scenarios"
+    )]
+    DifferentScenarios {
+        base: PathBuf,
+        new: PathBuf,
+        differences: String,
+    },
 }
 
 /// A group of samples: one backend (with its accelerator) at one N.
@@ -138,7 +155,15 @@ pub struct Row {
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
     pub ci_text: String,
+    /// The metric's relative tolerance (flag, file or built-in).
     pub tolerance: f64,
+    /// The metric's floor, in `unit`: a change no larger is noise whatever the ratio.
+    pub floor: f64,
+    /// The relative tolerance the verdict used: `tolerance`, or wider where the floor is the
+    /// larger share of BASE's median; null when the floor alone decided (`reason` says so).
+    pub allowed: Option<f64>,
+    /// Whether the floor, not the tolerance, set `allowed`.
+    pub by_floor: bool,
     pub verdict: Verdict,
     pub reason: String,
 }
@@ -162,15 +187,33 @@ pub struct Totals {
     pub inconclusive: usize,
 }
 
+impl Totals {
+    /// Rows not shown to differ beyond the noise: `ok` and `inconclusive`.
+    pub fn within_noise(&self) -> usize {
+        self.ok + self.inconclusive
+    }
+}
+
 /// The whole comparison: what `--format json` prints as one document.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
+    /// The verdicts in one line, what the text prints first.
+    pub summary: String,
     pub base: RunInfo,
     pub new: RunInfo,
+    /// BASE and NEW are one run (the same run id or directory): every ratio is 1.
+    pub same_run: bool,
+    /// Keys in which the runs' scenarios differ (empty when the same, or when unknown: then a
+    /// note says why it could not be checked).
+    pub scenario_differences: Vec<String>,
+    /// What makes the comparison itself doubtful: the same run twice, different scenarios.
+    pub warnings: Vec<String>,
     /// "ratio of medians NEW/BASE; bootstrap percentile interval (Efron & Tibshirani 1993)".
     pub statistic: &'static str,
     pub method: Method,
     pub tolerances: Tolerances,
+    /// Regressions first, then improvements, then the rest; within each, the largest effect
+    /// (|ln ratio|) first.
     pub rows: Vec<Row>,
     pub only_in_base: Vec<Group>,
     pub only_in_new: Vec<Group>,
@@ -193,7 +236,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
         return Err(CompareError::Resamples(args.resamples));
     }
     let tolerances = Tolerances::resolve(
-        args.tolerance,
+        args.tolerance.as_deref(),
         &args.tolerance_for,
         args.tolerances.as_deref(),
     )?;
@@ -205,6 +248,15 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
         which: "NEW",
         source,
     })?;
+    if let ScenarioCheck::Differ(d) = scenario_check(&base, &new)
+        && !args.allow_different_scenarios
+    {
+        return Err(CompareError::DifferentScenarios {
+            base: args.base.clone(),
+            new: args.new.clone(),
+            differences: scenario::summary(&d),
+        });
+    }
     let method = Method {
         resamples: args.resamples,
         confidence: args.confidence,
@@ -264,10 +316,11 @@ pub fn compare_runs(
         }
     }
     // Each job draws from its own seeded generator, so the parallel order does not matter.
-    let rows: Vec<Row> = jobs
+    let mut rows: Vec<Row> = jobs
         .par_iter()
-        .map(|(g, m, b, n)| compare_metric(g, m, b, n, tolerances.of(m.name), method))
+        .map(|(g, m, b, n)| compare_metric(g, m, b, n, tolerances.of(m), method))
         .collect();
+    sort_by_effect(&mut rows);
     let mut totals = Totals::default();
     for r in &rows {
         match r.verdict {
@@ -282,9 +335,38 @@ pub fn compare_runs(
     } else {
         crate::exit::OK
     };
+    let same = same_run(base, new);
+    let mut warnings = Vec::new();
+    if let Some(why) = &same {
+        warnings.push(format!(
+            "BASE and NEW are the same run ({why}): every ratio is 1 by construction, so this checks nothing; compare two runs"
+        ));
+    }
+    let mut notes = notes(base, new, &both);
+    let scenario_differences = match scenario_check(base, new) {
+        ScenarioCheck::Same => Vec::new(),
+        ScenarioCheck::Differ(d) => {
+            warnings.push(format!(
+                "BASE and NEW ran different scenarios ({}): the ratios include that difference",
+                scenario::summary(&d)
+            ));
+            d
+        }
+        ScenarioCheck::Unknown(why) => {
+            notes.insert(
+                0,
+                format!("{why}: whether both runs ran the same scenario is not checked"),
+            );
+            Vec::new()
+        }
+    };
     Comparison {
+        summary: render::summary(&totals, fail_on_regression, exit_code),
         base: RunInfo::of(base),
         new: RunInfo::of(new),
+        same_run: same.is_some(),
+        scenario_differences,
+        warnings,
         statistic: STATISTIC,
         method: *method,
         tolerances: tolerances.clone(),
@@ -292,7 +374,7 @@ pub fn compare_runs(
         only_in_base: only_in(&base_groups, &new_groups),
         only_in_new: only_in(&new_groups, &base_groups),
         not_compared,
-        notes: notes(base, new, &both),
+        notes,
         totals,
         fail_on_regression,
         exit_code,
@@ -327,7 +409,15 @@ fn compare_metric(
         None => Err(NoInterval::NoRatio),
         Some(_) => verdict::ratio_interval(base, new, method, &mut rng),
     };
-    let (verdict, reason) = verdict::judge(&interval, tol, method);
+    let floor = tolerance::gate(m).floor;
+    let judged = verdict::judge_row(
+        &interval,
+        tol,
+        floor,
+        (base_median, new_median),
+        m.unit.as_str(),
+        method,
+    );
     let finite = |x: f64| x.is_finite().then_some(x);
     let (ci_low, ci_high) = match &interval {
         Ok(iv) => (finite(iv.lo), finite(iv.hi)),
@@ -347,9 +437,53 @@ fn compare_metric(
         ci_high,
         ci_text: render::interval_text(&interval),
         tolerance: tol,
-        verdict,
-        reason,
+        floor,
+        allowed: finite(judged.allowed),
+        by_floor: judged.by_floor,
+        verdict: judged.verdict,
+        reason: judged.reason,
     }
+}
+
+/// Regressions, then improvements, then the rest (ok, inconclusive); within each, the largest
+/// effect first: |ln ratio|, so that halving and doubling weigh the same. A ratio of 0, below
+/// 0 or infinite is the largest effect; a row without a ratio the smallest. Stable: equal
+/// effects keep the group and metric order.
+fn sort_by_effect(rows: &mut [Row]) {
+    let class = |v: Verdict| match v {
+        Verdict::Regression => 0,
+        Verdict::Improvement => 1,
+        Verdict::Ok | Verdict::Inconclusive => 2,
+    };
+    rows.sort_by(|a, b| {
+        class(a.verdict)
+            .cmp(&class(b.verdict))
+            .then_with(|| effect(b).total_cmp(&effect(a)))
+    });
+}
+
+/// |ln ratio| of a row (see [`sort_by_effect`]).
+fn effect(r: &Row) -> f64 {
+    // From the medians rather than `r.ratio`, which is null for an infinite ratio.
+    match verdict::ratio(r.new_median, r.base_median) {
+        Some(x) if x > 0.0 => x.ln().abs(),
+        Some(_) => f64::INFINITY,
+        None => -1.0,
+    }
+}
+
+/// The scenarios the two runs recorded, compared.
+fn scenario_check(base: &RunData, new: &RunData) -> ScenarioCheck {
+    scenario::check(&base.meta.scenario_text, &new.meta.scenario_text)
+}
+
+/// Why BASE and NEW are one run, if they are: the same run id, or the same directory.
+fn same_run(base: &RunData, new: &RunData) -> Option<String> {
+    if !base.meta.run_id.is_empty() && base.meta.run_id == new.meta.run_id {
+        return Some(format!("run id {}", base.meta.run_id));
+    }
+    let dir = |r: &RunData| r.dir.canonicalize().unwrap_or_else(|_| r.dir.clone());
+    (dir(base) == dir(new)).then(|| format!("directory {}", base.dir.display()))
 }
 
 /// What qualifies the ratios: runs on different hosts or kernels, failed instances.
@@ -427,20 +561,21 @@ mod tests {
         Tolerances::resolve(None, &[], None).unwrap()
     }
 
-    /// BASE: backends a and b at N=1, 12 repetitions each; NEW: a 50% slower, b unchanged
-    /// without pss, and a group c that BASE lacks.
+    /// BASE: backends a and b at N=1, 12 repetitions each; NEW: a 2.5 times slower (beyond
+    /// the built-in tolerance of start-up, 1), b unchanged without pss, and a group c that
+    /// BASE lacks.
     fn runs() -> (RunData, RunData) {
         let base: Vec<Sample> = (0..12)
             .flat_map(|i| {
-                let t = 10.0 + f64::from(i % 4) * 0.1;
+                let t = 20.0 + f64::from(i % 4) * 0.1;
                 [sample("a", 1, i, t, true), sample("b", 1, i, t, true)]
             })
             .collect();
         let mut new: Vec<Sample> = (0..12)
             .flat_map(|i| {
-                let t = 10.0 + f64::from(i % 4) * 0.1;
+                let t = 20.0 + f64::from(i % 4) * 0.1;
                 [
-                    sample("a", 1, i, t * 1.5, true),
+                    sample("a", 1, i, t * 2.5, true),
                     Sample {
                         pss_kib: Some(900),
                         ..sample("b", 1, i, t, true)
@@ -465,11 +600,15 @@ mod tests {
         };
         let a = find("a", "startup_ms");
         assert_eq!(a.verdict, Verdict::Regression, "{a:?}");
-        assert!((a.ratio.unwrap() - 1.5).abs() < 1e-9, "{a:?}");
+        assert!((a.ratio.unwrap() - 2.5).abs() < 1e-9, "{a:?}");
         assert_eq!(
             (a.base_samples, a.new_samples),
             (12, 12),
             "failed row left out"
+        );
+        assert_eq!(
+            (a.tolerance, a.allowed, a.by_floor),
+            (1.0, Some(1.0), false)
         );
         assert_eq!(find("b", "startup_ms").verdict, Verdict::Ok);
         assert_eq!(find("a", "pss_kib").verdict, Verdict::Ok);
@@ -491,15 +630,16 @@ mod tests {
             "{:?}",
             c.notes
         );
+        assert!(!c.same_run && c.warnings.is_empty(), "{:?}", c.warnings);
+        let summary = "1 regression, 0 improvements, 2 within noise (2 ok, 0 inconclusive); \
+                       --fail-on-regression: exit 1";
+        assert_eq!(c.summary, summary);
         let text = render::text(&c);
-        assert!(
-            text.contains("1 regression, 0 improvements, 2 ok"),
-            "{text}"
-        );
-        assert!(text.contains("--fail-on-regression: exit 1"), "{text}");
+        assert!(text.starts_with(&format!("{summary}\n")), "{text}");
         let v: serde_json::Value = serde_json::from_str(&render::json(&c)).unwrap();
         assert_eq!(v["rows"][0]["verdict"], "regression");
         assert_eq!(v["method"]["seed"], verdict::SEED);
+        assert_eq!(v["summary"], summary);
     }
 
     #[test]
@@ -509,14 +649,184 @@ mod tests {
             compare_runs(&base, &new, &tol(), &method(), false).exit_code,
             crate::exit::OK
         );
+        // A larger tolerance, as a percentage, turns the slowdown into ok.
+        let loose = Tolerances::resolve(None, &["startup_ms=200%".into()], None).unwrap();
+        let c = compare_runs(&base, &new, &loose, &method(), true);
+        assert_eq!(c.totals.regression, 0, "{:?}", c.rows);
+    }
+
+    #[test]
+    fn a_run_compared_with_itself_passes_and_is_said_to_be_one() {
+        let (base, _) = runs();
         let c = compare_runs(&base, &base, &tol(), &method(), true);
         assert_eq!(c.exit_code, crate::exit::OK);
         assert_eq!(c.totals.regression, 0);
         assert!(c.rows.iter().all(|r| r.ratio == Some(1.0)));
-        // A larger tolerance turns the 50% slowdown into ok.
-        let loose = Tolerances::resolve(None, &["startup_ms=0.6".into()], None).unwrap();
-        let c = compare_runs(&base, &new, &loose, &method(), true);
-        assert_eq!(c.totals.regression, 0, "{:?}", c.rows);
+        assert!(c.same_run);
+        assert!(
+            c.warnings[0].starts_with("BASE and NEW are the same run (directory base)"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(render::text(&c).contains("\nwarning: BASE and NEW are the same run"));
+        // A copy of a run elsewhere is still the same run: its run id says so.
+        let mut copy = base.clone();
+        copy.dir = PathBuf::from("elsewhere");
+        let mut original = base;
+        original.meta.run_id = "20261202T070920Z-gate-p1t2".into();
+        copy.meta.run_id = original.meta.run_id.clone();
+        let c = compare_runs(&original, &copy, &tol(), &method(), true);
+        assert!(c.same_run, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("(run id 20261202T070920Z-gate-p1t2)"));
+        // Two runs (two ids) in two directories are two runs.
+        copy.meta.run_id = "20261202T071000Z-gate-p1t3".into();
+        let c = compare_runs(&original, &copy, &tol(), &method(), true);
+        assert!(!c.same_run && c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn different_scenarios_are_a_warning_here_and_unknown_ones_a_note() {
+        let (mut base, mut new) = runs();
+        let c = compare_runs(&base, &new, &tol(), &method(), false);
+        assert!(
+            c.notes[0].starts_with("BASE's meta.json records no scenario: whether both runs"),
+            "{:?}",
+            c.notes
+        );
+        base.meta.scenario_text = "name = \"x\"\nrepetitions = 12\n".into();
+        new.meta.scenario_text = "name = \"x\"\nrepetitions = 15\n".into();
+        let c = compare_runs(&base, &new, &tol(), &method(), false);
+        assert_eq!(
+            c.scenario_differences,
+            ["repetitions: 12 in BASE, 15 in NEW"]
+        );
+        assert_eq!(
+            c.warnings,
+            [
+                "BASE and NEW ran different scenarios (repetitions: 12 in BASE, 15 in NEW): the ratios include that difference"
+            ]
+        );
+    }
+
+    /// Rows of one metric at several effects: regressions first, then improvements, then the
+    /// rest, each with the largest |ln ratio| first.
+    #[test]
+    fn rows_are_sorted_by_verdict_then_effect() {
+        let mk = |backends: &[(&str, f64)]| -> RunData {
+            let samples = (0..12)
+                .flat_map(|i| {
+                    backends.iter().map(move |(b, k)| Sample {
+                        pss_kib: None,
+                        ..sample(b, 1, i, k * (40.0 + f64::from(i % 3)), true)
+                    })
+                })
+                .collect();
+            run("r", samples)
+        };
+        let names = ["same", "x3", "third", "x5", "x1.3", "tenth"];
+        let base = mk(&names.map(|n| (n, 1.0)));
+        let new = mk(&[
+            ("same", 1.0),
+            ("x3", 3.0),
+            ("third", 1.0 / 3.0),
+            ("x5", 5.0),
+            ("x1.3", 1.3),
+            ("tenth", 0.1),
+        ]);
+        let mut new = new;
+        new.dir = PathBuf::from("n");
+        let c = compare_runs(&base, &new, &tol(), &method(), false);
+        let order: Vec<(&str, &str)> = c
+            .rows
+            .iter()
+            .filter(|r| r.metric == "startup_ms")
+            .map(|r| (r.group.backend.as_str(), r.verdict.word()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("x5", "regression"),
+                ("x3", "regression"),
+                ("tenth", "improvement"),
+                ("third", "improvement"),
+                ("x1.3", "ok"),
+                ("same", "ok"),
+            ],
+            "{:?}",
+            c.rows
+        );
+    }
+
+    /// Tiny values: an idle CPU of 0.1 ms/s becoming 0.5 is five times as much, and noise.
+    #[test]
+    fn changes_within_the_floor_are_never_a_regression() {
+        let cpu = |backend: &str, v: f64| -> Vec<Sample> {
+            (0..12)
+                .map(|i| Sample {
+                    idle_cpu_ms_per_s: Some(v + f64::from(i % 3) * 0.01),
+                    ..sample(backend, 1, i, 20.0, true)
+                })
+                .collect()
+        };
+        let base = run(
+            "b",
+            [cpu("small", 0.1), cpu("zero", 0.0), cpu("big", 10.0)].concat(),
+        );
+        let new = run(
+            "n",
+            [cpu("small", 0.5), cpu("zero", 1.0), cpu("big", 50.0)].concat(),
+        );
+        let c = compare_runs(&base, &new, &tol(), &method(), true);
+        let row = |b: &str| {
+            c.rows
+                .iter()
+                .find(|r| r.group.backend == b && r.metric == "idle_cpu_ms_per_s")
+                .unwrap()
+        };
+        let small = row("small");
+        assert_eq!(small.verdict, Verdict::Ok, "{small:?}");
+        assert!(small.by_floor && small.allowed.unwrap() > 4.0, "{small:?}");
+        assert!(
+            small.reason.contains("widened by the metric's floor"),
+            "{small:?}"
+        );
+        // BASE's median 0.01 here (not 0): 1 ms/s is 100 times as much and within the floor;
+        // resampled BASE medians of 0 make the interval unbounded, so it cannot be shown ok.
+        let zero = row("zero");
+        assert_eq!(zero.verdict, Verdict::Inconclusive, "{zero:?}");
+        assert!(zero.by_floor, "{zero:?}");
+        // 10 -> 50 ms/s is beyond both floor and tolerance.
+        assert_eq!(row("big").verdict, Verdict::Regression);
+        assert_eq!(c.totals.regression, 1);
+        // With a BASE median of exactly 0 the floor decides on the medians alone.
+        let flat = |backend: &str, v: f64| -> Vec<Sample> {
+            (0..12)
+                .map(|i| Sample {
+                    idle_cpu_ms_per_s: Some(v),
+                    ..sample(backend, 1, i, 20.0, true)
+                })
+                .collect()
+        };
+        let base = run("b", [flat("z", 0.0), flat("y", 0.0)].concat());
+        let new = run("n", [flat("z", 1.5), flat("y", 3.0)].concat());
+        let c = compare_runs(&base, &new, &tol(), &method(), true);
+        let z = c
+            .rows
+            .iter()
+            .find(|r| r.group.backend == "z" && r.metric == "idle_cpu_ms_per_s")
+            .unwrap();
+        assert_eq!(
+            (z.verdict, z.allowed, z.by_floor),
+            (Verdict::Ok, None, true),
+            "{z:?}"
+        );
+        assert!(render::text(&c).contains("floor*"));
+        let y = c
+            .rows
+            .iter()
+            .find(|r| r.group.backend == "y" && r.metric == "idle_cpu_ms_per_s")
+            .unwrap();
+        assert_eq!(y.verdict, Verdict::Regression, "{y:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Printing a comparison: an aligned text table for people, one JSON document for tools.
 
-use super::verdict::{NoInterval, percent};
-use super::{Comparison, Group};
+use super::verdict::{NoInterval, percent, tolerance_text};
+use super::{Comparison, Group, Row, Totals};
 use crate::stats::Interval;
 use crate::text::table::{num, render};
 
@@ -56,10 +56,37 @@ fn groups_text(gs: &[Group]) -> String {
         .join(", ")
 }
 
-/// The comparison as text: what was compared and how, the table, groups and metrics left out,
-/// notes, and the totals.
+/// The verdicts in one line: "1 regression, 0 improvements, 16 within noise (9 ok, 7
+/// inconclusive)", and with `--fail-on-regression` the exit code it leads to.
+pub fn summary(t: &Totals, fail_on_regression: bool, exit_code: i32) -> String {
+    let mut s = format!(
+        "{}, {}, {} within noise ({} ok, {} inconclusive)",
+        plural(t.regression, "regression", "regressions"),
+        plural(t.improvement, "improvement", "improvements"),
+        t.within_noise(),
+        t.ok,
+        t.inconclusive
+    );
+    if fail_on_regression {
+        s.push_str(&format!("; --fail-on-regression: exit {exit_code}"));
+    }
+    s
+}
+
+/// The tolerance column: the tolerance the verdict used, marked `*` where the metric's floor
+/// set it (see the legend under the table).
+fn tol_cell(r: &Row) -> String {
+    match (r.by_floor, r.allowed) {
+        (false, _) => tolerance_text(r.tolerance),
+        (true, Some(a)) => format!("{}*", tolerance_text(a)),
+        (true, None) => "floor*".into(),
+    }
+}
+
+/// The comparison as text: the summary line, both runs, warnings, what was compared and how,
+/// the table (largest effects first), groups and metrics left out, notes, and the totals.
 pub fn text(c: &Comparison) -> String {
-    let mut out = String::new();
+    let mut out = format!("{}\n", c.summary);
     for (which, r) in [("BASE", &c.base), ("NEW ", &c.new)] {
         out.push_str(&format!(
             "{which} {} ({}): run {}, host {}, started {}\n",
@@ -70,6 +97,9 @@ pub fn text(c: &Comparison) -> String {
             or_dash(&r.started_at)
         ));
     }
+    for w in &c.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     let m = &c.method;
     let pct = percent(m.confidence);
     out.push_str(&format!(
@@ -79,18 +109,23 @@ pub fn text(c: &Comparison) -> String {
         m.resamples, m.seed, m.min_samples
     ));
     out.push_str(
-        "verdict: regression = interval above 1 + tol; improvement = below 1 - tol; \
-         ok = within 1 ± tol; inconclusive = reaches past 1 ± tol, or no interval\n\
-         the intervals cover the noise within each run, not drift between runs: size the \
-         tolerances by comparing two runs of the unchanged system\n",
+        "verdict, against the band [1/(1 + tol), 1 + tol]: regression = interval above it; \
+         improvement = below it; ok = within it; inconclusive = reaches past it, or no interval\n\
+         the intervals cover the noise within each run, not drift between runs: the built-in \
+         tolerances allow for a busy host's drift; size your own by comparing two runs of the \
+         unchanged system\n",
     );
     let t = &c.tolerances;
-    let mut tol = format!(
-        "tolerances: default {} (from {})",
-        t.default, t.default_from
-    );
+    let mut tol = match t.default {
+        Some(d) => format!(
+            "tolerances: default {} (from {})",
+            tolerance_text(d),
+            t.default_from
+        ),
+        None => format!("tolerances: {} (README: Tolerances)", t.default_from),
+    };
     for (name, v) in &t.metrics {
-        tol.push_str(&format!(", {name} {v}"));
+        tol.push_str(&format!(", {name} {}", tolerance_text(*v)));
     }
     out.push_str(&tol);
     out.push_str("\n\n");
@@ -126,7 +161,7 @@ pub fn text(c: &Comparison) -> String {
                 num(r.new_median),
                 r.ratio_text.clone(),
                 r.ci_text.clone(),
-                r.tolerance.to_string(),
+                tol_cell(r),
                 r.verdict.word().to_string(),
             ]
         })
@@ -135,6 +170,13 @@ pub fn text(c: &Comparison) -> String {
         out.push_str("no group (backend, accel, N) with values in both runs\n");
     } else {
         out.push_str(&render(&header, &right, &cells));
+        if c.rows.iter().any(|r| r.by_floor) {
+            out.push_str(
+                "*: the metric's floor (a change that is noise whatever the ratio) divided by \
+                 BASE's median is wider than its tolerance; floor*: the medians are within the \
+                 floor and BASE's is 0 or below\n",
+            );
+        }
     }
     out.push('\n');
     out.push_str(&format!(
@@ -163,25 +205,8 @@ pub fn text(c: &Comparison) -> String {
     for n in &c.notes {
         out.push_str(&format!("note: {n}\n"));
     }
-    let tt = &c.totals;
-    out.push_str(&format!(
-        "{}, {}, {} ok, {} inconclusive\n",
-        plural(tt.regression, "regression", "regressions"),
-        plural(tt.improvement, "improvement", "improvements"),
-        tt.ok,
-        tt.inconclusive
-    ));
-    if c.fail_on_regression {
-        out.push_str(&format!(
-            "--fail-on-regression: exit {}{}\n",
-            c.exit_code,
-            if tt.regression > 0 {
-                format!(" ({})", plural(tt.regression, "regression", "regressions"))
-            } else {
-                String::new()
-            }
-        ));
-    }
+    out.push_str(&c.summary);
+    out.push('\n');
     out
 }
 

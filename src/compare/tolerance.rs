@@ -1,10 +1,14 @@
 //! Tolerances: how much worse NEW may be than BASE, per metric, before it is a regression.
 //!
 //! Sources, key by key, the first that sets it wins: the flags (`--tolerance-for METRIC=TOL`
-//! for one metric, `--tolerance TOL` for the default), then the file (`[metrics] METRIC = TOL`,
-//! `default = TOL`), then the built-in default 0.10. A metric without its own entry takes the
-//! default that results. So `--tolerance` replaces the file's `default`, not its `[metrics]`
-//! entries: each flag overrides the file's key of the same meaning.
+//! for one metric, `--tolerance TOL` for every other), then the file (`[metrics] METRIC = TOL`,
+//! `default = TOL`), then the metric's own built-in tolerance (its [`Gate`] in the METRICS
+//! table: what runs of an unchanged system drift by). So `--tolerance` replaces the file's
+//! `default`, not its `[metrics]` entries: each flag overrides the file's key of the same
+//! meaning. A tolerance is a ratio (`0.1`) or a percentage (`10%`), anywhere one is given.
+//!
+//! The metric's floor (an absolute change that is always noise) is not a tolerance and no
+//! flag replaces it: see [`Gate::floor`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,11 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::metric;
+use crate::results::metrics::{Gate, Metric};
 
-/// The tolerance of every metric without a flag or file entry of its own.
-pub const BUILT_IN_DEFAULT: f64 = 0.10;
-
-const ALLOWED_VALUE: &str = "a number >= 0 (0.1 = 10%)";
+/// What every tolerance may be, as error messages say it.
+const ALLOWED_VALUE: &str = "a number >= 0 or a percentage (0.1 or 10%)";
 
 /// A bad tolerance flag or file, named with what is allowed.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -42,23 +45,30 @@ pub enum ToleranceError {
 /// The resolved tolerances.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tolerances {
-    /// For every metric not in `metrics`.
-    pub default: f64,
-    /// Where `default` came from: "--tolerance", the file's path, or "built-in".
+    /// For every metric not in `metrics`; `None`: each metric's built-in tolerance.
+    pub default: Option<f64>,
+    /// Where `default` came from: "--tolerance", the file's path, or "built-in per metric".
     pub default_from: String,
     /// Metric name -> tolerance, for metrics with an entry of their own.
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// How `default_from` names the metrics' own tolerances.
+pub const BUILT_IN: &str = "built-in per metric";
+
 impl Tolerances {
-    /// The relative tolerance of the metric `name`.
-    pub fn of(&self, name: &str) -> f64 {
-        self.metrics.get(name).copied().unwrap_or(self.default)
+    /// The relative tolerance of the compared metric `m`.
+    pub fn of(&self, m: &Metric) -> f64 {
+        self.metrics
+            .get(m.name)
+            .copied()
+            .or(self.default)
+            .unwrap_or(gate(m).tolerance)
     }
 
     /// Resolves the tolerances from the flags and the optional file (see the module docs).
     pub fn resolve(
-        flag_default: Option<f64>,
+        flag_default: Option<&str>,
         flag_for: &[String],
         file: Option<&Path>,
     ) -> Result<Tolerances, ToleranceError> {
@@ -68,29 +78,31 @@ impl Tolerances {
             // A repeated metric: the last one given wins, as with any repeated flag.
             flags.insert(name, tol);
         }
-        if let Some(t) = flag_default {
-            check(t).map_err(|why| ToleranceError::Flag {
-                flag: "--tolerance",
-                value: t.to_string(),
-                why,
-            })?;
-        }
+        let flag_default = flag_default
+            .map(|t| {
+                parse_value(t).map_err(|why| ToleranceError::Flag {
+                    flag: "--tolerance",
+                    value: one_line(t),
+                    why,
+                })
+            })
+            .transpose()?;
         let from_file = match file {
             Some(p) => Some(read_file(p)?),
             None => None,
         };
         let (default, default_from) = match (flag_default, &from_file) {
-            (Some(t), _) => (t, "--tolerance".to_string()),
+            (Some(t), _) => (Some(t), "--tolerance".to_string()),
             (
                 None,
                 Some(FileTolerances {
                     default: Some(t), ..
                 }),
             ) => (
-                *t,
+                Some(*t),
                 file.map(|p| p.display().to_string()).unwrap_or_default(),
             ),
-            _ => (BUILT_IN_DEFAULT, "built-in".to_string()),
+            _ => (None, BUILT_IN.to_string()),
         };
         let mut metrics = from_file.map(|f| f.metrics).unwrap_or_default();
         metrics.extend(flags);
@@ -100,6 +112,26 @@ impl Tolerances {
             metrics,
         })
     }
+}
+
+/// The built-in gate of a compared metric.
+pub fn gate(m: &Metric) -> Gate {
+    m.compare
+        .unwrap_or_else(|| panic!("{} is not a compared metric", m.name))
+}
+
+/// A tolerance as given: a ratio (`0.1`) or a percentage (`10%`, `12.5 %`), finite and >= 0;
+/// the reason when it is not one.
+pub fn parse_value(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim_end(), 100.0),
+        None => (t, 1.0),
+    };
+    let v: f64 = number
+        .parse()
+        .map_err(|_| format!("`{}` is not {ALLOWED_VALUE}", one_line(text)))?;
+    check(v / scale)
 }
 
 /// A tolerance must be a finite number >= 0; the reason when it is not.
@@ -131,11 +163,7 @@ fn parse_tolerance_for(arg: &str) -> Result<(String, f64), ToleranceError> {
             metric::names()
         )));
     }
-    let t: f64 = tol
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("`{}` is not {ALLOWED_VALUE}", one_line(tol))))?;
-    check(t).map_err(err)?;
+    let t = parse_value(tol).map_err(err)?;
     Ok((name.to_string(), t))
 }
 
@@ -145,7 +173,7 @@ struct FileTolerances {
 }
 
 /// Reads a tolerance file: `default = TOL` and a `[metrics]` table of `METRIC = TOL`, both
-/// optional, nothing else. Parsed as a plain TOML table and checked key by key (rather than
+/// optional, nothing else; TOL a number or a string (`"10%"`, since TOML has no percent). Parsed as a plain TOML table and checked key by key (rather than
 /// by serde's `deny_unknown_fields`) so each error names its key and what is allowed there.
 fn read_file(path: &Path) -> Result<FileTolerances, ToleranceError> {
     let text = std::fs::read_to_string(path).map_err(|e| ToleranceError::Io {
@@ -168,17 +196,17 @@ fn read_file(path: &Path) -> Result<FileTolerances, ToleranceError> {
         why,
     };
     let number = |key: &str, v: &toml::Value| -> Result<f64, ToleranceError> {
-        let t = match v {
-            toml::Value::Float(f) => *f,
-            toml::Value::Integer(i) => *i as f64,
-            other => {
-                return Err(key_err(
-                    key,
-                    format!("{} is not {ALLOWED_VALUE}", other.type_str()),
-                ));
+        match v {
+            toml::Value::Float(f) => check(*f).map_err(|why| key_err(key, format!("{f}: {why}"))),
+            toml::Value::Integer(i) => {
+                check(*i as f64).map_err(|why| key_err(key, format!("{i}: {why}")))
             }
-        };
-        check(t).map_err(|why| key_err(key, format!("{t}: {why}")))
+            toml::Value::String(s) => parse_value(s).map_err(|why| key_err(key, why)),
+            other => Err(key_err(
+                key,
+                format!("{} is not {ALLOWED_VALUE}", other.type_str()),
+            )),
+        }
     };
     let mut out = FileTolerances {
         default: None,
@@ -260,29 +288,39 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn built_in_default_without_flags_or_file() {
-        let t = Tolerances::resolve(None, &[], None).unwrap();
-        assert_eq!(t.of("startup_ms"), BUILT_IN_DEFAULT);
-        assert_eq!(t.default_from, "built-in");
+    fn m(name: &str) -> &'static Metric {
+        metric::find(name).unwrap()
     }
 
     #[test]
-    fn flags_over_file_over_default_key_by_key() {
+    fn without_flags_or_file_each_metric_has_its_built_in_tolerance() {
+        let t = Tolerances::resolve(None, &[], None).unwrap();
+        assert_eq!(t.default, None);
+        assert_eq!(t.default_from, BUILT_IN);
+        for name in ["startup_ms", "pss_kib", "host_avail_kib"] {
+            assert_eq!(t.of(m(name)), gate(m(name)).tolerance, "{name}");
+        }
+        // Timings drift between runs on a busy host far more than memory views do.
+        assert!(t.of(m("startup_ms")) > t.of(m("pss_kib")));
+    }
+
+    #[test]
+    fn flags_over_file_over_built_in_key_by_key() {
         let f = TempFile::new("default = 0.2\n[metrics]\nstartup_ms = 0.25\npss_kib = 0.05\n");
+        let of = |t: &Tolerances| {
+            (
+                t.of(m("startup_ms")),
+                t.of(m("pss_kib")),
+                t.of(m("rss_kib")),
+            )
+        };
         // File alone.
         let t = Tolerances::resolve(None, &[], Some(&f.0)).unwrap();
-        assert_eq!(
-            (t.of("startup_ms"), t.of("pss_kib"), t.of("rss_kib")),
-            (0.25, 0.05, 0.2)
-        );
+        assert_eq!(of(&t), (0.25, 0.05, 0.2));
         assert_eq!(t.default_from, f.0.display().to_string());
         // --tolerance replaces the file's default, not its per-metric entries.
-        let t = Tolerances::resolve(Some(0.3), &[], Some(&f.0)).unwrap();
-        assert_eq!(
-            (t.of("startup_ms"), t.of("pss_kib"), t.of("rss_kib")),
-            (0.25, 0.05, 0.3)
-        );
+        let t = Tolerances::resolve(Some("0.3"), &[], Some(&f.0)).unwrap();
+        assert_eq!(of(&t), (0.25, 0.05, 0.3));
         assert_eq!(t.default_from, "--tolerance");
         // --tolerance-for replaces the file's entry for its metric; the last repeat wins.
         let t = Tolerances::resolve(
@@ -291,14 +329,29 @@ mod tests {
             Some(&f.0),
         )
         .unwrap();
-        assert_eq!(
-            (t.of("startup_ms"), t.of("pss_kib"), t.of("rss_kib")),
-            (0.4, 0.05, 0.0)
-        );
-        // Without a file, integers are fine too.
+        assert_eq!(of(&t), (0.4, 0.05, 0.0));
+        // Integers are fine too; a metric the file does not name keeps its built-in.
         let f2 = TempFile::new("[metrics]\nteardown_ms = 1\n");
         let t = Tolerances::resolve(None, &[], Some(&f2.0)).unwrap();
-        assert_eq!((t.of("teardown_ms"), t.of("startup_ms")), (1.0, 0.1));
+        assert_eq!(t.of(m("teardown_ms")), 1.0);
+        assert_eq!(t.of(m("pss_kib")), gate(m("pss_kib")).tolerance);
+    }
+
+    #[test]
+    fn percentages_are_tolerances_too() {
+        assert_eq!(parse_value("10%"), Ok(0.1));
+        assert_eq!(parse_value(" 12.5 % "), Ok(0.125));
+        assert_eq!(parse_value("0.1"), Ok(0.1));
+        assert_eq!(parse_value("0%"), Ok(0.0));
+        assert_eq!(parse_value("250%"), Ok(2.5));
+        for bad in ["%", "ten%", "10%%", "-5%", "inf%", "NaN", ""] {
+            assert!(parse_value(bad).is_err(), "{bad:?}");
+        }
+        let t = Tolerances::resolve(Some("10%"), &flags(&["startup_ms=25%"]), None).unwrap();
+        assert_eq!((t.default, t.of(m("startup_ms"))), (Some(0.1), 0.25));
+        let f = TempFile::new("default = \"5%\"\n[metrics]\nteardown_ms = \"60%\"\n");
+        let t = Tolerances::resolve(None, &[], Some(&f.0)).unwrap();
+        assert_eq!((t.default, t.of(m("teardown_ms"))), (Some(0.05), 0.6));
     }
 
     #[test]
@@ -308,22 +361,27 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let m = e(&["startup=0.1"]);
+        let msg = e(&["startup=0.1"]);
         assert!(
-            m.contains("--tolerance-for startup=0.1")
-                && m.contains("unknown metric `startup`")
-                && m.contains("startup_ms, teardown_ms"),
-            "{m}"
+            msg.contains("--tolerance-for startup=0.1")
+                && msg.contains("unknown metric `startup`")
+                && msg.contains("startup_ms, teardown_ms"),
+            "{msg}"
         );
         assert!(e(&["startup_ms"]).contains("expected METRIC=TOL"));
-        assert!(e(&["startup_ms=abc"]).contains("`abc` is not a number >= 0"));
+        assert!(e(&["startup_ms=abc"]).contains("`abc` is not a number >= 0 or a percentage"));
         assert!(e(&["startup_ms=-0.1"]).contains("not allowed"));
         assert!(e(&["startup_ms=NaN"]).contains("not allowed"));
         assert!(e(&["startup_ms=inf"]).contains("not allowed"));
-        let m = Tolerances::resolve(Some(-1.0), &[], None)
+        assert!(e(&["startup_ms=-10%"]).contains("not allowed"));
+        let msg = Tolerances::resolve(Some("-1"), &[], None)
             .unwrap_err()
             .to_string();
-        assert!(m.starts_with("--tolerance -1: not allowed"), "{m}");
+        assert!(msg.starts_with("--tolerance -1: not allowed"), "{msg}");
+        let msg = Tolerances::resolve(Some("lots"), &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("--tolerance lots: `lots` is not"), "{msg}");
     }
 
     #[test]
@@ -340,7 +398,8 @@ mod tests {
         assert!(e("defualt = 0.1\n").contains("defualt: unknown key; allowed: default, [metrics]"));
         assert!(e("[metrics]\nstartup = 0.1\n").contains("metrics.startup: unknown metric"));
         assert!(e("default = -0.5\n").contains("default: -0.5: not allowed"));
-        assert!(e("default = \"x\"\n").contains("default: string is not a number"));
+        assert!(e("default = \"x\"\n").contains("default: `x` is not a number"));
+        assert!(e("default = \"-3%\"\n").contains("default: not allowed"));
         assert!(e("[metrics]\npss_kib = true\n").contains("metrics.pss_kib: boolean is not"));
         assert!(
             e("metrics = 3\n").contains("metrics: expected a table of METRIC = TOL, not integer")
@@ -360,7 +419,7 @@ mod tests {
     fn the_shipped_tolerance_file_parses() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/gate-oci-tolerances.toml");
         let t = Tolerances::resolve(None, &[], Some(&p)).unwrap();
-        assert_eq!((t.of("startup_ms"), t.of("teardown_ms")), (0.2, 0.6));
-        assert_eq!(t.of("pss_kib"), t.default);
+        assert_eq!((t.of(m("startup_ms")), t.of(m("teardown_ms"))), (0.2, 0.6));
+        assert_eq!(Some(t.of(m("pss_kib"))), t.default);
     }
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::stats::{self, Interval};
+use crate::text::format::sig;
 
 /// How the intervals are computed; printed with every comparison so it can be repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -110,12 +111,15 @@ pub fn ratio_interval(
 /// The verdict for `interval` at relative tolerance `tol`, and the reason in words.
 ///
 /// - regression: the interval's low end is above 1 + tol (worse beyond the tolerance);
-/// - improvement: its high end is below 1 - tol (better beyond the tolerance);
-/// - ok: it lies within [1 - tol, 1 + tol] (any change is within the tolerance: the
+/// - improvement: its high end is below 1 / (1 + tol) (better beyond the tolerance);
+/// - ok: it lies within [1 / (1 + tol), 1 + tol] (any change is within the tolerance: the
 ///   equivalence-test reading, Schuirmann 1987's two one-sided tests);
-/// - inconclusive: it reaches past 1 - tol or 1 + tol without lying beyond it, or there is no
-///   interval. Only "regression" fails `--fail-on-regression`; "inconclusive" says that more
+/// - inconclusive: it reaches past a bound without lying beyond it, or there is no interval.
+///   Only "regression" fails `--fail-on-regression`; "inconclusive" says that more
 ///   repetitions are needed to tell.
+///
+/// The band is symmetric for ratios: at tolerance 1, twice as slow is the limit one way and
+/// half as slow the other (1 - tol would be 0, and no improvement could ever be shown).
 pub fn judge(
     interval: &Result<Interval, NoInterval>,
     tol: f64,
@@ -146,25 +150,95 @@ pub fn judge(
             );
         }
     };
-    let (low, high) = (1.0 - tol, 1.0 + tol);
+    let (low, high) = (1.0 / (1.0 + tol), 1.0 + tol);
+    let band = format!("[{}, {}]", sig(low), tolerance_text(high));
     if iv.lo > high {
         (
             Verdict::Regression,
-            format!("interval above 1 + {tol}: worse beyond the tolerance"),
+            format!("interval above {band}: worse beyond the tolerance"),
         )
     } else if iv.hi < low {
         (
             Verdict::Improvement,
-            format!("interval below 1 - {tol}: better beyond the tolerance"),
+            format!("interval below {band}: better beyond the tolerance"),
         )
     } else if iv.lo >= low && iv.hi <= high {
-        (Verdict::Ok, format!("interval within 1 ± {tol}"))
+        (Verdict::Ok, format!("interval within {band}"))
     } else {
         (
             Verdict::Inconclusive,
-            format!("interval reaches past 1 ± {tol}: more repetitions may decide"),
+            format!("interval reaches past {band}: more repetitions may decide"),
         )
     }
+}
+
+/// A row's verdict with the metric's floor applied, and the tolerance it was judged at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub verdict: Verdict,
+    pub reason: String,
+    /// The relative tolerance the verdict used: `tol`, or wider where the floor is the larger
+    /// share of BASE's median; infinite when the floor alone decided (see [`judge_row`]).
+    pub allowed: f64,
+    /// Whether the floor, not the tolerance, set `allowed`.
+    pub by_floor: bool,
+}
+
+/// The verdict of one row: [`judge`] at the tolerance `tol`, widened to `floor / base_median`
+/// where that is larger, so that no change of `floor` (in `unit`) or less can be a regression
+/// or an improvement, whatever ratio two tiny values make. With BASE's median at 0 or below
+/// there is no share of it to widen to: medians no more than `floor` apart are then `ok`
+/// outright, and others are judged at `tol`.
+pub fn judge_row(
+    interval: &Result<Interval, NoInterval>,
+    tol: f64,
+    floor: f64,
+    (base_median, new_median): (f64, f64),
+    unit: &str,
+    method: &Method,
+) -> Judged {
+    let apart = (new_median - base_median).abs();
+    if base_median <= 0.0 && apart <= floor {
+        return Judged {
+            verdict: Verdict::Ok,
+            reason: format!(
+                "medians {} {unit} apart, within the metric's floor of {floor} {unit}",
+                sig(apart)
+            ),
+            allowed: f64::INFINITY,
+            by_floor: true,
+        };
+    }
+    let widened = if base_median > 0.0 {
+        floor / base_median
+    } else {
+        0.0
+    };
+    let (allowed, by_floor) = if widened > tol {
+        (widened, true)
+    } else {
+        (tol, false)
+    };
+    let (verdict, mut reason) = judge(interval, allowed, method);
+    if by_floor {
+        reason.push_str(&format!(
+            " (tolerance {} widened by the metric's floor: {floor} {unit} / BASE median)",
+            tolerance_text(tol)
+        ));
+    }
+    Judged {
+        verdict,
+        reason,
+        allowed,
+        by_floor,
+    }
+}
+
+/// A tolerance as given (`0.1`, `1`, `0.25`), or with three significant figures when it was
+/// computed (a floor's share of a median, `10.9`).
+pub fn tolerance_text(tol: f64) -> String {
+    let plain = tol.to_string();
+    if plain.len() <= 6 { plain } else { sig(tol) }
 }
 
 /// `0.95` as "95", `0.999` as "99.9".
@@ -221,10 +295,24 @@ mod tests {
         assert_eq!(v(1.11, 1.3), Verdict::Regression);
         assert_eq!(v(1.1, 1.3), Verdict::Inconclusive, "low end on 1 + tol");
         assert_eq!(v(1.02, 1.3), Verdict::Inconclusive, "worse, not beyond tol");
-        assert_eq!(v(0.5, 0.89), Verdict::Improvement);
-        assert_eq!(v(0.5, 0.9), Verdict::Inconclusive);
-        assert_eq!(v(0.9, 1.1), Verdict::Ok, "bounds are within");
+        assert_eq!(v(0.5, 0.909), Verdict::Improvement);
+        assert_eq!(
+            v(0.5, 1.0 / 1.1),
+            Verdict::Inconclusive,
+            "high end on 1 / (1 + tol)"
+        );
+        assert_eq!(v(1.0 / 1.1, 1.1), Verdict::Ok, "bounds are within");
+        assert_eq!(v(0.9, 1.1), Verdict::Inconclusive, "0.9 is below 1 / 1.1");
         assert_eq!(v(0.97, 1.04), Verdict::Ok);
+        // At tolerance 1: twice as slow one way, half as slow the other.
+        let w = |lo, hi| judge(&iv(lo, hi), 1.0, &m).0;
+        assert_eq!(w(2.01, 3.0), Verdict::Regression);
+        assert_eq!(w(0.2, 0.49), Verdict::Improvement);
+        assert_eq!(w(0.5, 2.0), Verdict::Ok);
+        assert_eq!(
+            judge(&iv(2.5, 3.0), 1.0, &m).1,
+            "interval above [0.500, 2]: worse beyond the tolerance"
+        );
         assert_eq!(v(0.5, 1.5), Verdict::Inconclusive);
         assert_eq!(v(f64::INFINITY, f64::INFINITY), Verdict::Regression);
         assert_eq!(v(1.0, f64::INFINITY), Verdict::Inconclusive);
@@ -233,6 +321,50 @@ mod tests {
         assert_eq!(judge(&iv(1.0, 1.0), 0.0, &m).0, Verdict::Ok);
         assert_eq!(judge(&iv(1.0, 1.01), 0.0, &m).0, Verdict::Inconclusive);
         assert_eq!(judge(&iv(1.001, 1.01), 0.0, &m).0, Verdict::Regression);
+    }
+
+    #[test]
+    fn the_floor_widens_the_tolerance_of_small_medians() {
+        let m = method(100, 0.95);
+        let row = |lo, hi, base, new| judge_row(&iv(lo, hi), 0.1, 5.0, (base, new), "ms", &m);
+        // BASE 100 ms: 5 ms is 5%, below the tolerance: judged at 0.1.
+        let j = row(1.2, 1.3, 100.0, 125.0);
+        assert_eq!(
+            (j.verdict, j.allowed, j.by_floor),
+            (Verdict::Regression, 0.1, false)
+        );
+        // BASE 2 ms: 5 ms is 2.5 times the median, so 3x is still within it.
+        let j = row(2.8, 3.2, 2.0, 6.0);
+        assert_eq!((j.verdict, j.allowed, j.by_floor), (Verdict::Ok, 2.5, true));
+        assert!(
+            j.reason.contains("widened by the metric's floor: 5 ms"),
+            "{j:?}"
+        );
+        let j = row(4.0, 4.5, 2.0, 8.5);
+        assert_eq!(j.verdict, Verdict::Regression, "{j:?}");
+        // BASE at 0 or below: medians within the floor are ok outright, others judged at tol.
+        let none = Err(NoInterval::NoRatio);
+        let j = judge_row(&none, 0.1, 5.0, (-3.0, 1.0), "KiB", &m);
+        assert_eq!((j.verdict, j.by_floor), (Verdict::Ok, true), "{j:?}");
+        assert!(j.allowed.is_infinite());
+        assert_eq!(
+            j.reason,
+            "medians 4.00 KiB apart, within the metric's floor of 5 KiB"
+        );
+        let j = judge_row(&none, 0.1, 5.0, (-3.0, 9.0), "KiB", &m);
+        assert_eq!((j.verdict, j.by_floor), (Verdict::Inconclusive, false));
+        let j = judge_row(
+            &iv(f64::INFINITY, f64::INFINITY),
+            0.1,
+            5.0,
+            (0.0, 9.0),
+            "ms",
+            &m,
+        );
+        assert_eq!(j.verdict, Verdict::Regression);
+        // A floor of 0 changes nothing.
+        let j = judge_row(&iv(1.2, 1.3), 0.1, 0.0, (0.001, 0.00125), "ms", &m);
+        assert_eq!((j.verdict, j.by_floor), (Verdict::Regression, false));
     }
 
     #[test]

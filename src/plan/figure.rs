@@ -1,11 +1,12 @@
 //! The plan's plot: each backend's measured batches and fitted memory line against N, the
 //! host's memory budget, and where each line meets it; with an until run, where it stopped.
-//! Log-log, because one host holds tens of VMs and tens of thousands of containers.
+//! Log-log, because one host holds tens of VMs and tens of thousands of containers. The legend
+//! carries the answer: instances per host for each backend, and what bounds it.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::Plan;
+use super::{BackendPlan, Plan};
 
 /// Draws a [`Plan`]'s memory view.
 pub struct PlanFigure<'a>(pub &'a Plan);
@@ -43,8 +44,41 @@ impl PlanFigure<'_> {
             x_max = x_max.max(f64::from(u.reached_n));
             y_min = y_min.min(u.budget_kib / MIB);
         }
-        ((1.0, x_max * 2.0), (y_min / 2.0, y_max * 2.0))
+        let (y0, y1) = (y_min / 2.0, y_max * 2.0);
+        // Room below the data for the legend (lower right, about 18 px a row of a plot about
+        // 480 px high): the lines rise to the upper right, so the bottom stays clear of them.
+        let rows = 1 + p.backends.len() + p.until.len();
+        let share = ((rows * 18 + 16) as f64 / 480.0).min(0.5);
+        let decades = (y1 / y0).log10();
+        let y0 = y0 / 10f64.powf(decades * share / (1.0 - share));
+        ((1.0, x_max * 2.0), (y0, y1))
     }
+}
+
+/// The answer for one backend as the legend says it: "334 per host (memory-bound,
+/// extrapolated; ±2 SE 330-338)", with the hosts W workloads need when asked.
+pub fn answer(b: &BackendPlan) -> String {
+    let c = &b.capacity;
+    let mut s = match (c.max_n, c.binding) {
+        (Some(n), Some(r)) => format!(
+            "{n} per host ({}-bound{}",
+            r.name(),
+            if c.extrapolated { ", extrapolated" } else { "" }
+        ),
+        _ => "no bound (no cost per instance".to_string(),
+    };
+    if let (Some(super::capacity::Range { low, high: Some(h) }), Some(_)) = (c.range, c.max_n) {
+        s.push_str(&format!("; ±2 SE {low}-{h}"));
+    }
+    s.push(')');
+    if let Some(p) = &b.placement {
+        let size = crate::text::format::sig(p.workload_mem_kib / MIB);
+        s.push_str(&match p.hosts {
+            Some(h) => format!("; {h} host(s) for {} x {size} MiB", p.workloads),
+            None => format!("; a {size} MiB workload fits on no host"),
+        });
+    }
+    s
 }
 
 impl crate::chart::plot::Figure for PlanFigure<'_> {
@@ -70,7 +104,7 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
                 "Memory of N instances (host MemAvailable decrease); {hidden} batch(es) at or below 0 not shown on the log scale"
             )
         } else {
-            "Memory of N instances (host MemAvailable decrease): batches, fitted lines, budget"
+            "Instances per host: memory of N instances (host MemAvailable decrease) against the budget"
                 .to_string()
         };
         let mut chart = ChartBuilder::on(area)
@@ -102,8 +136,9 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
                 BLACK.stroke_width(2),
             ))?
             .label(format!(
-                "host budget {:.1} GiB ({:.0}% headroom); triangles: max N per backend",
+                "budget {:.1} GiB: {:.1} GiB less {:.0}% headroom; triangles: max N by memory",
                 budget / 1024.0,
+                p.host.mem_kib / MIB / 1024.0,
                 p.host.headroom * 100.0
             ))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
@@ -121,11 +156,15 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
                         .map(|y| (f64::from(bt.alive), y / MIB))
                 })
                 .collect();
-            chart.draw_series(
+            let points = chart.draw_series(
                 pts.iter()
                     .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
             )?;
             let Some(f) = &b.model.memory.fit else {
+                // No line to name: the points carry the backend's entry.
+                points
+                    .label(format!("{name}: {}", answer(b)))
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
                 continue;
             };
             let end = b.capacity.max_n.map_or(x1, |n| (n as f64).max(1.0)).min(x1);
@@ -138,9 +177,9 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
             chart
                 .draw_series(LineSeries::new(line, color.stroke_width(2)))?
                 .label(format!(
-                    "{name}: {:.3} MiB + {:.3} MiB x N",
-                    f.intercept / MIB,
-                    f.slope / MIB
+                    "{name}: {} MiB each; {}",
+                    crate::text::format::sig(f.slope / MIB),
+                    answer(b)
                 ))
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
@@ -178,7 +217,9 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
 
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            // Lines rise from lower left to upper right, where the budget and max N are:
+            // the lower right is where the legend hides nothing.
+            .position(SeriesLabelPosition::LowerRight)
             .label_font(("sans-serif", 13))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)

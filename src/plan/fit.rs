@@ -1,5 +1,6 @@
 //! Ordinary least squares of a straight line, y = intercept + slope x, with the standard errors
-//! of both coefficients, R², the residual standard error and the confidence band of the line.
+//! of both coefficients, R², the residual standard error and the confidence band of the line;
+//! and the cost line [`fit_cost`], whose intercept (a fixed cost) is clamped at 0.
 //!
 //! Written out rather than taken from a crate: the formulas are a dozen lines (Montgomery,
 //! Peck & Vining, "Introduction to Linear Regression Analysis", ch. 2), and the statistics
@@ -38,11 +39,24 @@ pub struct Fit {
     /// How many different x the points have: with fewer than 3, the straight line itself
     /// cannot be checked, whatever R² says.
     pub distinct_x: usize,
-    /// Mean of x and the sum of squared deviations of x: what the band needs.
+    /// Set when ordinary least squares gave an intercept below 0 and the line was refitted
+    /// through 0 instead (see [`fit_cost`]): what it gave.
+    pub clamped: Option<Clamped>,
+    /// Mean of x and the sum of squared deviations of x: what the band needs (for a line
+    /// through the origin, 0 and the sum of squares of x).
     #[serde(skip)]
     x_mean: f64,
     #[serde(skip)]
     sxx: f64,
+    #[serde(skip)]
+    through_origin: bool,
+}
+
+/// The intercept ordinary least squares gave before [`fit_cost`] clamped it at 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Clamped {
+    pub intercept: f64,
+    pub intercept_se: Option<f64>,
 }
 
 impl Fit {
@@ -52,12 +66,61 @@ impl Fit {
     }
 
     /// Standard error of the fitted line's mean at `x`:
-    /// s * sqrt(1/n + (x - mean x)² / Sxx). `None` without an error estimate.
+    /// s * sqrt(1/n + (x - mean x)² / Sxx), or s |x| / sqrt(sum x²) for a line through the
+    /// origin. `None` without an error estimate.
     pub fn se_at(&self, x: f64) -> Option<f64> {
         let s = self.residual_se?;
+        if self.through_origin {
+            return Some(s * x.abs() / self.sxx.sqrt());
+        }
         let n = self.points as f64;
         Some(s * (1.0 / n + (x - self.x_mean).powi(2) / self.sxx).sqrt())
     }
+}
+
+/// A cost line: [`fit`], unless that gives an intercept below 0. No host frees memory (or
+/// CPU) when the first instance starts, so a negative fixed cost is an artefact: noise in the
+/// small-N batches, or a cost per instance that grows with N over the measured range. The line
+/// is then refitted through the origin, y = slope x, which is the least-squares line among
+/// those with intercept >= 0 (the sum of squares is convex, so with its free minimum at a
+/// negative intercept the constrained one lies on intercept = 0). With one coefficient left
+/// the residual standard error has n - 1 degrees of freedom, the slope's standard error is
+/// s / sqrt(sum x²), and the intercept has none. R² stays 1 - SSR/SST (about the mean of y),
+/// so it is comparable with the free fit's and a little lower. `clamped` keeps what least
+/// squares gave.
+pub fn fit_cost(points: &[(f64, f64)]) -> Result<Fit, FitError> {
+    let free = fit(points)?;
+    // Rounding leaves an exact line through 0 at an intercept of about -1e-12 of its values:
+    // that is 0, not a fixed cost to clamp.
+    let scale = points.iter().map(|p| p.1.abs()).fold(0.0, f64::max);
+    if free.intercept >= -1e-9 * scale {
+        return Ok(free);
+    }
+    let n = points.len();
+    let sxx0: f64 = points.iter().map(|p| p.0 * p.0).sum();
+    let sxy0: f64 = points.iter().map(|p| p.0 * p.1).sum();
+    let slope = sxy0 / sxx0;
+    let ssr: f64 = points.iter().map(|p| (p.1 - slope * p.0).powi(2)).sum();
+    let y_mean = points.iter().map(|p| p.1).sum::<f64>() / n as f64;
+    let syy: f64 = points.iter().map(|p| (p.1 - y_mean).powi(2)).sum();
+    let residual_se = Some((ssr / (n as f64 - 1.0)).sqrt());
+    Ok(Fit {
+        intercept: 0.0,
+        slope,
+        intercept_se: None,
+        slope_se: residual_se.map(|s| s / sxx0.sqrt()),
+        r_squared: (syy > 0.0).then(|| 1.0 - ssr / syy),
+        residual_se,
+        points: n,
+        distinct_x: free.distinct_x,
+        clamped: Some(Clamped {
+            intercept: free.intercept,
+            intercept_se: free.intercept_se,
+        }),
+        x_mean: 0.0,
+        sxx: sxx0,
+        through_origin: true,
+    })
 }
 
 /// Fits y = intercept + slope x to `points` (x, y) by ordinary least squares.
@@ -97,8 +160,10 @@ pub fn fit(points: &[(f64, f64)]) -> Result<Fit, FitError> {
         residual_se,
         points: n,
         distinct_x: xs.len(),
+        clamped: None,
         x_mean,
         sxx,
+        through_origin: false,
     })
 }
 
@@ -166,6 +231,50 @@ mod tests {
         assert_eq!(
             (f.slope_se, f.residual_se, f.se_at(2.0)),
             (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_negative_fixed_cost_is_clamped_to_the_line_through_zero() {
+        // y = 10 x - 30 plus a wobble: least squares finds an intercept near -30.
+        let pts = [(1.0, -19.0), (10.0, 71.0), (50.0, 469.0), (100.0, 971.0)];
+        let free = fit(&pts).unwrap();
+        assert!(free.intercept < -20.0, "{free:?}");
+        let f = fit_cost(&pts).unwrap();
+        let c = f.clamped.as_ref().unwrap();
+        assert_eq!(
+            (c.intercept, c.intercept_se),
+            (free.intercept, free.intercept_se)
+        );
+        assert_eq!((f.intercept, f.intercept_se), (0.0, None));
+        // The least-squares slope through the origin: sum xy / sum x².
+        let (sxy, sxx) = pts
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x * y, b + x * x));
+        assert!((f.slope - sxy / sxx).abs() < 1e-12, "{f:?}");
+        // No other line with intercept >= 0 fits better: nudging either coefficient costs.
+        let ssr =
+            |a: f64, b: f64| -> f64 { pts.iter().map(|(x, y)| (y - a - b * x).powi(2)).sum() };
+        let best = ssr(0.0, f.slope);
+        for (a, b) in [
+            (0.0, f.slope * 1.001),
+            (0.0, f.slope * 0.999),
+            (1.0, f.slope),
+            (5.0, f.slope - 0.05),
+        ] {
+            assert!(ssr(a, b) > best, "({a}, {b})");
+        }
+        // Its residual SE has n - 1 degrees of freedom, the band is 0 at N = 0.
+        assert!((f.residual_se.unwrap() - (best / 3.0).sqrt()).abs() < 1e-9);
+        assert_eq!(f.se_at(0.0), Some(0.0));
+        assert!(
+            (f.se_at(100.0).unwrap() - f.residual_se.unwrap() * 100.0 / sxx.sqrt()).abs() < 1e-9
+        );
+        // A line with an intercept at or above 0 is left as least squares gave it.
+        let up = fit_cost(&[(1.0, 40.0), (10.0, 130.0), (50.0, 530.0)]).unwrap();
+        assert!(
+            up.clamped.is_none() && (up.intercept - 30.0).abs() < 1e-9,
+            "{up:?}"
         );
     }
 

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::results::load::{LoadError, RunData, load};
+use crate::results::metrics::GUEST_MEM_TOTAL_KIB;
 use crate::text::Format;
 
 use capacity::{BreakEven, Capacity, Host, Placement, Resource};
@@ -122,6 +123,9 @@ pub struct Plan {
     pub until: Vec<UntilCheck>,
     /// Until rows that could not be compared, and other caveats of the whole plan.
     pub notes: Vec<String>,
+    /// What may make an answer wrong for the host planned for: a CPU budget taken from the
+    /// measuring host, a workload larger than a VM's guest RAM.
+    pub warnings: Vec<String>,
     pub definitions: std::collections::BTreeMap<&'static str, &'static str>,
 }
 
@@ -129,7 +133,7 @@ pub struct Plan {
 pub const DEFINITIONS: &[(&str, &str)] = &[
     (
         "model",
-        "total of N instances = fixed + per_instance x N, fitted by ordinary least squares over one point per batch (N, repetition); SE = standard error, R² = 1 - SSR/SST, resid SE = residual standard error",
+        "total of N instances = fixed + per_instance x N, fitted by ordinary least squares over one point per batch (N, repetition); a fixed cost below 0 is clamped to 0 (the line refitted through 0, the least-squares line with fixed >= 0); SE = standard error, R² = 1 - SSR/SST, resid SE = residual standard error",
     ),
     (
         "memory",
@@ -218,15 +222,108 @@ fn check_flags(args: &PlanArgs) -> Result<Inputs, PlanError> {
     })
 }
 
+/// The scenario the run recorded in meta.json, as a TOML table (`None` when it recorded none).
+fn scenario_of(run: &RunData) -> Option<toml::Table> {
+    run.meta.scenario_text.parse().ok()
+}
+
 /// The run's workload as its scenario wrote it (`idle`, `{ touch-memory = 64 }`), so a
 /// prediction for a run of another workload can be flagged.
 fn workload_of(run: &RunData) -> Option<String> {
-    let t: toml::Table = run.meta.scenario_text.parse().ok()?;
+    let t = scenario_of(run)?;
     Some(match t.get("workload") {
         None => "idle".to_string(),
         Some(toml::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     })
+}
+
+/// MiB the run's own workload keeps resident in each instance: `touch-memory`'s size, else 0.
+fn touched_mib(run: &RunData) -> f64 {
+    let t = scenario_of(run);
+    let size = t
+        .as_ref()
+        .and_then(|t| t.get("workload"))
+        .and_then(toml::Value::as_table)
+        .and_then(|w| w.get("touch-memory"))
+        .and_then(toml::Value::as_integer);
+    // A scenario's workload size is at most 65536 MiB: exact in an f64.
+    size.map_or(0.0, |mib| mib as f64)
+}
+
+/// The RAM a VM backend's guest has, KiB, and where that comes from: the largest
+/// `guest_mem_total_kib` its instances reported (the guest kernel's MemTotal, what a workload
+/// can use at most), else the scenario's `[vm] memory_mib` (or its default).
+fn guest_ram_kib(run: &RunData, backend: &str, accel: &str) -> (f64, String) {
+    let measured = run
+        .samples
+        .iter()
+        .filter(|s| s.backend == backend && s.accel == accel)
+        .filter_map(|s| GUEST_MEM_TOTAL_KIB.of_sample(s))
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    if let Some(kib) = measured {
+        return (kib, "MemTotal the guests reported".into());
+    }
+    let configured = scenario_of(run)
+        .as_ref()
+        .and_then(|t| t.get("vm"))
+        .and_then(toml::Value::as_table)
+        .and_then(|vm| vm.get("memory_mib"))
+        .and_then(toml::Value::as_integer);
+    match configured {
+        // [vm] memory_mib is at most a few TiB in MiB: exact in an f64.
+        Some(mib) => (
+            mib as f64 * 1024.0,
+            "[vm] memory_mib of the run's scenario".into(),
+        ),
+        None => (
+            crate::scenario::VmConfig::default().memory_mib as f64 * 1024.0,
+            "the default [vm] memory_mib".into(),
+        ),
+    }
+}
+
+/// What may make the answers wrong for the host planned for (see [`Plan::warnings`]).
+fn warnings(args: &PlanArgs, inputs: &Inputs, run: &RunData, models: &[CostModel]) -> Vec<String> {
+    let mut out = Vec::new();
+    if args.host_cpus.is_none() {
+        out.push(format!(
+            "the CPU budget is the measuring host's {} cores ({}/meta.json){}: give --host-cpus for the host you plan for",
+            run.meta.cpu_cores,
+            args.run.display(),
+            if inputs.host_mem_kib.is_some() {
+                ", although --host-mem was given"
+            } else {
+                ""
+            }
+        ));
+    }
+    let own_kib = touched_mib(run) * 1024.0;
+    let extra_kib = inputs.workload_mem_kib.unwrap_or(0.0);
+    let workload_kib = own_kib + extra_kib;
+    for m in models.iter().filter(|m| m.is_vm()) {
+        let (ram_kib, from) = guest_ram_kib(run, &m.backend, &m.accel);
+        if workload_kib > ram_kib {
+            let mib = |kib: f64| crate::text::format::sig(kib / 1024.0);
+            let parts: Vec<String> = [
+                (own_kib, "the run's touch-memory"),
+                (extra_kib, "--workload-mem"),
+            ]
+            .iter()
+            .filter(|(kib, _)| *kib > 0.0)
+            .map(|(kib, what)| format!("{} MiB of {what}", mib(*kib)))
+            .collect();
+            out.push(format!(
+                "{} ({}): the workload's memory, {} MiB ({}), exceeds the guest's RAM, {} MiB ({from}): such a VM needs a larger guest, which this run did not measure, so its answers are too optimistic",
+                m.backend,
+                m.accel,
+                mib(workload_kib),
+                parts.join(" + "),
+                mib(ram_kib),
+            ));
+        }
+    }
+    out
 }
 
 /// Builds the plan from the arguments, reading but writing nothing.
@@ -345,6 +442,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
         }
     }
 
+    let warnings = warnings(args, &inputs, &run, &models_only_of(&backends));
     let mut notes = Vec::new();
     let workload = workload_of(&run);
     let (until_rows, until_dir) = match &until_run {
@@ -368,7 +466,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
             ));
         }
     }
-    let models_only: Vec<CostModel> = backends.iter().map(|b| b.model.clone()).collect();
+    let models_only = models_only_of(&backends);
     let mut until = Vec::new();
     for row in &until_rows {
         match until::check(row, &models_only) {
@@ -387,8 +485,13 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
         until_run: until_dir,
         until,
         notes,
+        warnings,
         definitions: DEFINITIONS.iter().copied().collect(),
     })
+}
+
+fn models_only_of(backends: &[BackendPlan]) -> Vec<CostModel> {
+    backends.iter().map(|b| b.model.clone()).collect()
 }
 
 /// What `plan` wrote.

@@ -8,7 +8,7 @@ use crate::results::load::RunData;
 use crate::results::metrics::{HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, Metric, PSS_KIB};
 use crate::results::record::Sample;
 
-use super::fit::{Fit, fit};
+use super::fit::{Fit, fit_cost};
 
 /// What one batch of a run cost in total, from samples.csv.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,22 +80,24 @@ impl ViewFit {
         let (fit, note) = if pts.is_empty() {
             (None, Some("not measured in this run".to_string()))
         } else {
-            match fit(&pts) {
+            match fit_cost(&pts) {
                 Ok(f) => {
-                    let note = if f.residual_se.is_none() {
-                        Some(format!(
+                    let mut notes = Vec::new();
+                    if let Some(c) = &f.clamped {
+                        notes.push(clamped_note(view, c.intercept, c.intercept_se));
+                    }
+                    if f.residual_se.is_none() {
+                        notes.push(format!(
                             "{} points: no error estimate (a line through 2 points fits exactly)",
                             f.points
-                        ))
+                        ));
                     } else if f.distinct_x < 3 {
-                        Some(format!(
+                        notes.push(format!(
                             "{} different N: the standard errors show repetition scatter only; whether cost is linear in N is not checked",
                             f.distinct_x
-                        ))
-                    } else {
-                        None
-                    };
-                    (Some(f), note)
+                        ));
+                    }
+                    (Some(f), (!notes.is_empty()).then(|| notes.join("; ")))
                 }
                 Err(e) => (None, Some(format!("no fit: {e}"))),
             }
@@ -107,6 +109,27 @@ impl ViewFit {
             note,
         }
     }
+}
+
+/// Why a fixed cost reads 0: least squares gave `intercept` (± `se`), below 0, and the line was
+/// refitted through 0 (`fit::fit_cost`). Memory in MiB, as the tables print it.
+fn clamped_note(view: View, intercept: f64, se: Option<f64>) -> String {
+    let (scale, unit) = match view {
+        View::HostMem | View::Pss => (1024.0, "MiB"),
+        View::IdleCpu => (1.0, view.unit()),
+    };
+    let se = se.map_or(String::new(), |s| {
+        format!(" ± {}", crate::text::format::sig(s / scale))
+    });
+    format!(
+        "fixed cost clamped to 0: least squares gave {}{se} {unit}, and no host frees {} when instances start (it comes from noise in the small-N batches, or a cost per instance that grows with N); the line was refitted through 0 (the least-squares line with a fixed cost >= 0), and every answer uses it",
+        crate::text::format::sig(intercept / scale),
+        if view == View::IdleCpu {
+            "CPU"
+        } else {
+            "memory"
+        }
+    )
 }
 
 /// The cost models of one backend (and accelerator).

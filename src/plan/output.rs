@@ -104,6 +104,9 @@ pub fn text(p: &Plan, written: &Written) -> String {
         gib(h.mem_budget_kib()),
         num(h.cpu_budget_ms_per_s())
     );
+    for w in &p.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
 
     let _ = writeln!(
         o,
@@ -123,7 +126,14 @@ pub fn text(p: &Plan, written: &Written) -> String {
                 m.accel.clone(),
                 m.batches.len().to_string(),
                 n_values(b),
-                cell(mem, |f| coef(f.intercept, f.intercept_se, MIB, "MiB")),
+                cell(mem, |f| {
+                    let c = coef(f.intercept, f.intercept_se, MIB, "MiB");
+                    if f.clamped.is_some() {
+                        format!("{c} (clamped, see note)")
+                    } else {
+                        c
+                    }
+                }),
                 cell(mem, |f| coef(f.slope, f.slope_se, MIB, "MiB")),
                 cell(mem, |f| {
                     f.r_squared.map_or("-".into(), |r| format!("{r:.4}"))
@@ -364,15 +374,23 @@ struct CsvRow {
     n_values: String,
     mem_fixed_kib: Option<f64>,
     mem_fixed_se_kib: Option<f64>,
+    /// Whether least squares gave a fixed cost below 0 and the line was refitted through 0;
+    /// then `mem_fixed_kib` is 0 and `mem_fixed_unclamped_kib` what least squares gave.
+    mem_fixed_clamped: Option<bool>,
+    mem_fixed_unclamped_kib: Option<f64>,
     mem_per_instance_kib: Option<f64>,
     mem_per_instance_se_kib: Option<f64>,
     mem_r_squared: Option<f64>,
     mem_residual_se_kib: Option<f64>,
     pss_fixed_kib: Option<f64>,
+    pss_fixed_clamped: Option<bool>,
+    pss_fixed_unclamped_kib: Option<f64>,
     pss_per_instance_kib: Option<f64>,
     pss_per_instance_se_kib: Option<f64>,
     pss_r_squared: Option<f64>,
     cpu_fixed_ms_per_s: Option<f64>,
+    cpu_fixed_clamped: Option<bool>,
+    cpu_fixed_unclamped_ms_per_s: Option<f64>,
     cpu_per_instance_ms_per_s: Option<f64>,
     cpu_per_instance_se_ms_per_s: Option<f64>,
     cpu_r_squared: Option<f64>,
@@ -401,6 +419,11 @@ struct CsvRow {
     until_relative_difference: Option<f64>,
 }
 
+/// The intercept least squares gave before it was clamped at 0, if it was.
+fn unclamped(f: &Fit) -> Option<f64> {
+    f.clamped.as_ref().map(|c| c.intercept)
+}
+
 /// Writes plan.csv: one row per backend and accelerator.
 pub fn write_csv(p: &Plan, path: &Path) -> Result<(), csv::Error> {
     let mut w = csv::Writer::from_path(path)?;
@@ -423,15 +446,21 @@ pub fn write_csv(p: &Plan, path: &Path) -> Result<(), csv::Error> {
             n_values: n_values(b).replace(',', " "),
             mem_fixed_kib: mem.map(|f| f.intercept),
             mem_fixed_se_kib: mem.and_then(|f| f.intercept_se),
+            mem_fixed_clamped: mem.map(|f| f.clamped.is_some()),
+            mem_fixed_unclamped_kib: mem.and_then(unclamped),
             mem_per_instance_kib: mem.map(|f| f.slope),
             mem_per_instance_se_kib: mem.and_then(|f| f.slope_se),
             mem_r_squared: mem.and_then(|f| f.r_squared),
             mem_residual_se_kib: mem.and_then(|f| f.residual_se),
             pss_fixed_kib: pss.map(|f| f.intercept),
+            pss_fixed_clamped: pss.map(|f| f.clamped.is_some()),
+            pss_fixed_unclamped_kib: pss.and_then(unclamped),
             pss_per_instance_kib: pss.map(|f| f.slope),
             pss_per_instance_se_kib: pss.and_then(|f| f.slope_se),
             pss_r_squared: pss.and_then(|f| f.r_squared),
             cpu_fixed_ms_per_s: cpu.map(|f| f.intercept),
+            cpu_fixed_clamped: cpu.map(|f| f.clamped.is_some()),
+            cpu_fixed_unclamped_ms_per_s: cpu.and_then(unclamped),
             cpu_per_instance_ms_per_s: cpu.map(|f| f.slope),
             cpu_per_instance_se_ms_per_s: cpu.and_then(|f| f.slope_se),
             cpu_r_squared: cpu.and_then(|f| f.r_squared),

@@ -184,6 +184,48 @@ impl Stat {
 /// How one statistic of a metric is read from a summary.csv row.
 pub type SummaryRead = fn(&SummaryRow) -> Option<f64>;
 
+/// How `isobench compare` judges a metric when the user sets no tolerance of their own: how
+/// far NEW may drift from BASE, as noise, before the change can count at all.
+///
+/// Both are sized from what runs of the *unchanged* system differ by on a busy host (the
+/// 2-core development host with other builds running): the confidence interval of a ratio
+/// covers the noise within each run, not the drift between runs, and that drift is what a gate
+/// on defaults must not fail on. On 8 runs of `scenarios/gate-oci.toml` and 4 of a process
+/// scenario with memory measured (68 ordered pairs), the intervals' low ends reached 1.49
+/// (`startup_ms`), 1.79 (`teardown_ms`) and, for `host_avail_kib` at N = 4, 2.28 with medians
+/// 2.5 MiB apart; the PSS of 4 processes by 15% (342 KiB each: what they share with the rest
+/// of the host moves), their cgroup's charge by 244 KiB. A quiet, dedicated host drifts far
+/// less: measure it the same way and tighten with `--tolerance` or a tolerance file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gate {
+    /// Relative: NEW/BASE may reach 1 + tolerance before it is worse (a ratio, not a percent).
+    pub tolerance: f64,
+    /// Absolute, in the metric's unit: a change no larger than this is noise whatever the
+    /// ratio, so that tiny values (an idle process's CPU, a batch's MemAvailable decrease at
+    /// N = 1) cannot fail a gate by doubling. Never replaced by a tolerance flag: it is the
+    /// measurement's resolution on a busy host, not a policy.
+    pub floor: f64,
+}
+
+impl Gate {
+    /// Clocks of start-up and teardown: on a busy host whole runs shift by tens of percent
+    /// (the lowest interval bound above reached 1.79), so NEW may take up to twice BASE's
+    /// time; a change of 5 ms or less is scheduling noise.
+    const TIMING: Gate = Gate {
+        tolerance: 1.0,
+        floor: 5.0,
+    };
+
+    /// A memory view of the instance: 10%, above the view's own noise `floor_kib` (half a
+    /// MiB for what the host's sharing and the kernel's charging move between runs).
+    const fn memory(floor_kib: f64) -> Gate {
+        Gate {
+            tolerance: 0.1,
+            floor: floor_kib,
+        }
+    }
+}
+
 /// Decimals of every statistic in summary.csv: means and percentiles of millisecond clocks
 /// and KiB counts resolve no better than that, and 3 decimals keep float noise such as
 /// `12.300000000000001` out of the file.
@@ -204,8 +246,8 @@ pub struct Metric {
     /// One figure per batch repeated on each of its N rows (`host_avail_kib` is the batch's
     /// MemAvailable decrease divided by N): one observation per batch, not N.
     pub per_batch: bool,
-    /// `compare` compares it, BASE against NEW.
-    pub compared: bool,
+    /// `compare` compares it, BASE against NEW, judged by default as [`Gate`] says.
+    pub compare: Option<Gate>,
     pub read: Read,
     /// The statistics summary.csv holds of it, each with how it is read from a summary row.
     pub summary: &'static [(Stat, SummaryRead)],
@@ -223,7 +265,7 @@ impl Metric {
         better: Better::Neither,
         backends: Backends::All,
         per_batch: false,
-        compared: false,
+        compare: None,
         read: Read::No,
         summary: &[],
     };
@@ -316,7 +358,7 @@ pub static STARTUP_MS: Metric = Metric {
     definition: "CLOCK_MONOTONIC in the harness just before the spawn (clone, fork+exec, exec of runc or qemu) until the agent's `ready` line is read by the harness",
     decimals: Some(3),
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::TIMING),
     read: Read::Sample(|s| s.startup_ms),
     summary: &[
         (Stat::Mean, |r| r.startup_ms_mean),
@@ -378,7 +420,7 @@ pub static TEARDOWN_MS: Metric = Metric {
     definition: "from the kill signal until the instance's processes are reaped and its cgroup, overlay and files are removed",
     decimals: Some(3),
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::TIMING),
     read: Read::Sample(|s| s.teardown_ms),
     summary: &[
         (Stat::Mean, |r| r.teardown_ms_mean),
@@ -402,7 +444,7 @@ pub static PSS_KIB: Metric = Metric {
     unit: Unit::Kib,
     definition: "sum of Pss over every host process of the instance (container, oci: its cgroup's processes; vm: the qemu process; process: the process and its children), from /proc/PID/smaps_rollup, after the workload ran",
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::memory(512.0)),
     read: Read::Sample(|s| big(s.pss_kib)),
     summary: &[(Stat::Mean, |r| r.pss_kib_mean)],
     ..Metric::BASE
@@ -413,7 +455,7 @@ pub static USS_KIB: Metric = Metric {
     unit: Unit::Kib,
     definition: "sum of Private_Clean + Private_Dirty over the same processes: memory only this instance uses",
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::memory(512.0)),
     read: Read::Sample(|s| big(s.uss_kib)),
     summary: &[(Stat::Mean, |r| r.uss_kib_mean)],
     ..Metric::BASE
@@ -424,7 +466,7 @@ pub static RSS_KIB: Metric = Metric {
     unit: Unit::Kib,
     definition: "sum of Rss over the same processes: shared pages counted in full",
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::memory(512.0)),
     read: Read::Sample(|s| big(s.rss_kib)),
     summary: &[(Stat::Mean, |r| r.rss_kib_mean)],
     ..Metric::BASE
@@ -435,7 +477,7 @@ pub static CGROUP_MEM_KIB: Metric = Metric {
     unit: Unit::Kib,
     definition: "memory charged to the instance's own cgroup (v2 memory.current, v1 memory.usage_in_bytes), kernel memory charged there included; empty for backends without one",
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::memory(512.0)),
     read: Read::Sample(|s| big(s.cgroup_mem_kib)),
     summary: &[(Stat::Mean, |r| r.cgroup_mem_kib_mean)],
     ..Metric::BASE
@@ -448,7 +490,11 @@ pub static HOST_AVAIL_KIB: Metric = Metric {
     decimals: Some(3),
     better: Better::Lower,
     per_batch: true,
-    compared: true,
+    // A reading of the whole host: other processes move MemAvailable by MiBs between runs.
+    compare: Some(Gate {
+        tolerance: 0.5,
+        floor: 16384.0,
+    }),
     read: Read::Sample(|s| s.host_avail_kib),
     summary: &[(Stat::Mean, |r| r.host_avail_kib_mean)],
     ..Metric::BASE
@@ -482,7 +528,7 @@ pub static VMM_OVERHEAD_KIB: Metric = Metric {
     definition: "vm only: qemu's private memory (uss_kib) minus the resident part of the mapping that backs guest RAM",
     better: Better::Lower,
     backends: Backends::Vm,
-    compared: true,
+    compare: Some(Gate::memory(1024.0)),
     read: Read::Sample(|s| big(s.vmm_overhead_kib)),
     summary: &[(Stat::Mean, |r| r.vmm_overhead_kib_mean)],
     ..Metric::BASE
@@ -515,7 +561,7 @@ pub static GUEST_KERNEL_KIB: Metric = Metric {
     definition: "vm only: Slab + KernelStack + PageTables of the guest at ready: the guest kernel's own memory",
     better: Better::Lower,
     backends: Backends::Vm,
-    compared: true,
+    compare: Some(Gate::memory(512.0)),
     read: Read::Sample(|s| big(s.guest_kernel_kib)),
     summary: &[(Stat::Mean, |r| r.guest_kernel_kib_mean)],
     ..Metric::BASE
@@ -537,7 +583,7 @@ pub static DISK_PRIVATE_KIB: Metric = Metric {
     unit: Unit::Kib,
     definition: "allocated bytes of the instance's private copy-on-write layer (overlay upper dir, qcow2 overlay) after the workload ran",
     better: Better::Lower,
-    compared: true,
+    compare: Some(Gate::memory(256.0)),
     read: Read::Sample(|s| big(s.disk_private_kib)),
     summary: &[(Stat::Mean, |r| r.disk_private_kib_mean)],
     ..Metric::BASE
@@ -568,7 +614,12 @@ pub static IDLE_CPU_MS_PER_S: Metric = Metric {
     definition: "host CPU time the instance used per second of an idle window after the workload ran (its cgroup's CPU accounting; qemu's or the process's utime + stime where there is no cgroup)",
     decimals: Some(3),
     better: Better::Lower,
-    compared: true,
+    // Idle instances use a few ms/s at most, and a busy host's scheduling moves that by as
+    // much: 2 ms/s (0.2% of a core) is noise, and twice is within it.
+    compare: Some(Gate {
+        tolerance: 1.0,
+        floor: 2.0,
+    }),
     read: Read::Sample(|s| s.idle_cpu_ms_per_s),
     summary: &[(Stat::Mean, |r| r.idle_cpu_ms_per_s_mean)],
     ..Metric::BASE
@@ -944,7 +995,7 @@ pub static METRICS: &[&Metric] = &[
 
 /// The metrics `compare` compares, in table order.
 pub fn compared() -> impl Iterator<Item = &'static Metric> {
-    METRICS.iter().copied().filter(|m| m.compared)
+    METRICS.iter().copied().filter(|m| m.compare.is_some())
 }
 
 /// The metric called `name`.
@@ -1032,7 +1083,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::results::csv::header_of;
     use crate::results::record::{SyscallRow, UntilRow};
@@ -1176,7 +1227,7 @@ mod tests {
         for m in METRICS {
             let what = format!("{m:?}");
             assert!(!m.definition.is_empty(), "{what}");
-            if m.decimals.is_some() || m.compared || !m.summary.is_empty() {
+            if m.decimals.is_some() || m.compare.is_some() || !m.summary.is_empty() {
                 assert!(m.unit.is_number(), "{what}: a number?");
             }
             match m.read {
@@ -1188,9 +1239,10 @@ mod tests {
                 Read::No => {}
             }
             // compare's verdicts take a ratio above 1 as worse, per batch or per instance.
-            if m.compared {
+            if let Some(g) = m.compare {
                 assert!(matches!(m.read, Read::Sample(_)), "{what}");
                 assert_eq!(m.better, Better::Lower, "{what}");
+                assert!(g.tolerance >= 0.0 && g.floor >= 0.0, "{what}");
             }
             if m.per_batch {
                 assert_eq!(m.file, File::Samples, "{what}");
@@ -1236,18 +1288,22 @@ mod tests {
         assert_eq!(summary_column("startup_ms"), None);
     }
 
-    #[test]
-    fn the_readme_defines_every_figure_as_the_table_does() {
+    /// The rows of the README's table whose header and rule are `head`.
+    pub(crate) fn readme_table(head: &str) -> Vec<&'static str> {
         let readme = include_str!("../../README.md");
-        let head = "| column | unit | definition |\n|---|---|---|\n";
         let at = readme
             .find(head)
-            .expect("README.md has a Definitions table")
+            .unwrap_or_else(|| panic!("README.md has no table {head:?}"))
             + head.len();
-        let rows: Vec<&str> = readme[at..]
+        readme[at..]
             .lines()
             .take_while(|l| l.starts_with('|'))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_defines_every_figure_as_the_table_does() {
+        let rows = readme_table("| column | unit | definition |\n|---|---|---|\n");
         let want: Vec<String> = METRICS.iter().map(|m| m.markdown_row()).collect();
         for w in &want {
             assert!(
