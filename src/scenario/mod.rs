@@ -70,6 +70,18 @@ impl BackendKind {
             .find(|k| k.as_str() == name)
     }
 
+    /// The kind a result row's backend label names: `container+docker` is a container,
+    /// `oci-runc` and `oci-crun+none` OCI runtimes. Rows keep the label as text (it says more
+    /// than the kind); analyses that need the kind ask here, never compare labels themselves.
+    pub fn of_label(label: &str) -> Option<BackendKind> {
+        let base = label.split_once('+').map_or(label, |(b, _)| b);
+        BackendKind::from_name(base).or_else(|| {
+            base.strip_prefix("oci-")
+                .filter(|rt| !rt.is_empty())
+                .map(|_| BackendKind::Oci)
+        })
+    }
+
     /// "process, unshare, container": for error messages and help text.
     pub fn allowed_names() -> String {
         BackendKind::ALL

@@ -284,6 +284,25 @@ fn backend_names_round_trip() {
 }
 
 #[test]
+fn a_row_label_names_its_kind() {
+    for &k in BackendKind::ALL {
+        assert_eq!(BackendKind::of_label(k.as_str()), Some(k));
+    }
+    assert_eq!(
+        BackendKind::of_label("container+docker"),
+        Some(BackendKind::Container)
+    );
+    assert_eq!(BackendKind::of_label("oci-runc"), Some(BackendKind::Oci));
+    assert_eq!(
+        BackendKind::of_label("oci-crun+none"),
+        Some(BackendKind::Oci)
+    );
+    for not in ["oci-", "vms", "", "+docker", "Process"] {
+        assert_eq!(BackendKind::of_label(not), None, "{not:?}");
+    }
+}
+
+#[test]
 fn total_launches_arithmetic() {
     let s = parse(
         "name = \"t\"\nbackends = [\"process\", \"container\"]\ncounts = [1, 10, 100]\n\
