@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod error;
+pub mod mock;
 pub mod oci;
 pub mod process;
 pub mod unshare;
@@ -170,6 +171,35 @@ pub fn profile_label(base: String, scenario: &Scenario) -> String {
         format!("{base}+{}", scenario.security)
     } else {
         base
+    }
+}
+
+/// What makes a run's backends, one per peer of the plan: [`Real`] for every run; tests of
+/// the runner's pure logic pass a [`mock::MockFactory`] to `runner::run_with`.
+pub trait Factory: Sync {
+    /// The backend of `kind` (for `oci`, of `runtime`), prepared for the run `ctx`.
+    fn create(
+        &self,
+        kind: BackendKind,
+        runtime: Option<&str>,
+        ctx: &RunContext,
+    ) -> Result<Box<dyn Backend>, PrepareError>;
+}
+
+/// The backends a scenario names, as they really run.
+pub struct Real;
+
+impl Factory for Real {
+    fn create(
+        &self,
+        kind: BackendKind,
+        runtime: Option<&str>,
+        ctx: &RunContext,
+    ) -> Result<Box<dyn Backend>, PrepareError> {
+        match runtime {
+            Some(rt) => create_oci(rt, ctx),
+            None => create(kind, ctx),
+        }
     }
 }
 
