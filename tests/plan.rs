@@ -10,6 +10,8 @@
 mod bin;
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use isobench::results::meta::RunMeta;
 use isobench::results::record::{Sample, UntilRow};
@@ -486,7 +488,7 @@ fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
 /// answers must follow from the fit.
 #[test]
 fn plan_fits_a_real_density_run() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
@@ -616,7 +618,7 @@ idle_window_s = 0.5
 /// and the floor. A floor above any host's memory stops it after the first step.
 #[test]
 fn until_csv_records_the_budget() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();

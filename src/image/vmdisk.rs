@@ -567,8 +567,8 @@ mod tests {
 
     #[test]
     fn the_disk_is_built_once_per_content_and_holds_the_merged_root() {
-        if !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists() {
-            eprintln!("skipped: mkfs.ext4 missing (install e2fsprogs)");
+        let no_mkfs = !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists();
+        if crate::skip::when(no_mkfs, "mkfs.ext4 missing (install e2fsprogs)") {
             return;
         }
         let d = tmp("build");
@@ -633,7 +633,7 @@ mod tests {
                 .unwrap();
             assert!(fsck.status.success(), "{fsck:?}");
         } else {
-            eprintln!("debugfs missing: skipped checking the image's contents");
+            crate::skip::because("debugfs missing: the image's contents cannot be checked");
         }
 
         // One byte changed: another disk.
@@ -653,8 +653,8 @@ mod tests {
 
     #[test]
     fn a_failing_mkfs_names_the_command_and_leaves_nothing() {
-        if !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists() {
-            eprintln!("skipped: mkfs.ext4 missing (install e2fsprogs)");
+        let no_mkfs = !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists();
+        if crate::skip::when(no_mkfs, "mkfs.ext4 missing (install e2fsprogs)") {
             return;
         }
         let d = tmp("fail");

@@ -173,8 +173,7 @@ mod tests {
 
     #[test]
     fn other_filesystems_are_not_crossed() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: mounting a tmpfs needs root");
+        if crate::skip::unless_root() {
             return;
         }
         let d = TempDir::new("xdev");

@@ -475,12 +475,8 @@ mod tests {
     /// Also holds the host-wide test lock of tests/common/host.rs: integration tests compare
     /// KSM's settings before and after a run, which these tests change meanwhile.
     fn usable() -> Option<(std::sync::MutexGuard<'static, ()>, std::fs::File)> {
-        if !ksm_available() {
-            println!("skipped: {KSM_DIR} is missing (no CONFIG_KSM)");
-            return None;
-        }
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: changing KSM's settings needs root");
+        let no_ksm = format!("{KSM_DIR} is missing (a kernel without CONFIG_KSM)");
+        if crate::skip::when(!ksm_available(), &no_ksm) || crate::skip::unless_root() {
             return None;
         }
         let one = KSM_TESTS.lock().unwrap_or_else(|e| e.into_inner());
