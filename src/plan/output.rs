@@ -509,6 +509,6 @@ mod tests {
     #[test]
     fn tables_align_columns() {
         let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
-        assert_eq!(t, "a    bb\n---  --\nxxx  y \n");
+        assert_eq!(t, "a    bb\n---- --\nxxx  y\n");
     }
 }
