@@ -179,11 +179,12 @@ mod tests {
         found.pop()
     }
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("isobench-kernel-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A scratch directory removed on drop (tempfile), failed assertion or not.
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("isobench-kernel-{name}-"))
+            .tempdir()
+            .expect("a scratch dir")
     }
 
     #[test]
@@ -200,7 +201,8 @@ mod tests {
 
     #[test]
     fn the_newest_cloud_kernel_wins_over_a_newer_generic_one() {
-        let d = tmp("boot");
+        let scratch = tmp("boot");
+        let d = scratch.path();
         let (boot, mods) = (d.join("boot"), d.join("modules"));
         std::fs::create_dir_all(&boot).unwrap();
         for r in [
@@ -230,24 +232,23 @@ mod tests {
         std::fs::remove_file(boot.join("vmlinuz-6.12.0-1-amd64")).unwrap();
         let e = find_in(&boot, &mods, None).unwrap_err().to_string();
         assert!(e.contains("linux-image-cloud-amd64"), "{e}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn an_override_takes_its_release_from_the_name() {
-        let d = tmp("override");
+        let scratch = tmp("override");
+        let d = scratch.path();
         let k = d.join("vmlinuz-7.0.0-test");
         std::fs::write(&k, "not a kernel").unwrap();
         std::fs::create_dir_all(d.join("7.0.0-test")).unwrap();
-        let g = find_in(Path::new("/nonexistent"), &d, Some(&k)).unwrap();
+        let g = find_in(Path::new("/nonexistent"), d, Some(&k)).unwrap();
         assert_eq!(g.release, "7.0.0-test");
         assert_eq!(g.kernel, k);
 
         let bad = d.join("bzImage");
         std::fs::write(&bad, "not a kernel").unwrap();
-        let e = find_in(Path::new("/nonexistent"), &d, Some(&bad)).unwrap_err();
+        let e = find_in(Path::new("/nonexistent"), d, Some(&bad)).unwrap_err();
         assert!(matches!(e, ImageError::KernelRelease(_)), "{e}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -261,7 +262,8 @@ mod tests {
             Some(release.as_str())
         );
         // Under another name, the header is the only source.
-        let d = tmp("real");
+        let scratch = tmp("real");
+        let d = scratch.path();
         let copy = d.join("bzImage");
         std::fs::copy(&real, &copy).unwrap();
         let modules = Path::new(MODULES_ROOT);
@@ -269,7 +271,6 @@ mod tests {
             let g = find_in(Path::new("/nonexistent"), modules, Some(&copy)).unwrap();
             assert_eq!(g.release, release);
         }
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
