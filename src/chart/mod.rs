@@ -4,6 +4,7 @@
 //! The legend gets its own column at the right instead of plotters' in-chart series labels, which sit on top of the data.
 
 pub mod axis;
+pub mod palette;
 pub mod plot;
 pub mod series;
 
@@ -47,26 +48,9 @@ impl Style {
     }
 }
 
-/// One colour per backend in every plot (Tableau 10 colours).
+/// One colour per backend in every plot of report and plan: see [`palette`].
 pub fn backend_colour(backend: &str) -> RGBColor {
-    match backend {
-        "process" => RGBColor(127, 127, 127),
-        "unshare" => RGBColor(148, 103, 189),
-        "container" => RGBColor(31, 119, 180),
-        "oci-runc" => RGBColor(44, 160, 44),
-        "oci-crun" => RGBColor(23, 190, 207),
-        "vm" => RGBColor(214, 39, 40),
-        other => {
-            const REST: [RGBColor; 4] = [
-                RGBColor(255, 127, 14),
-                RGBColor(140, 86, 75),
-                RGBColor(227, 119, 194),
-                RGBColor(188, 189, 34),
-            ];
-            let h: usize = other.bytes().map(usize::from).sum();
-            REST[h % REST.len()]
-        }
-    }
+    palette::backend(backend)
 }
 
 /// A named series of points, in data units.

@@ -286,7 +286,7 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
                 },
                 y: g,
                 style: Style {
-                    colour: plotters::style::RGBColor(60, 60, 60),
+                    colour: crate::chart::palette::REFERENCE,
                     ..Style::of("", i)
                 },
             }
@@ -382,7 +382,7 @@ fn disk(keys: &[Key<'_>]) -> PlotSpec {
         .map(|(what, marker)| LegendEntry {
             name: what.to_string(),
             style: Style {
-                colour: plotters::style::RGBColor(70, 70, 70),
+                colour: crate::chart::palette::REFERENCE,
                 marker: *marker,
                 dashed: false,
             },
