@@ -32,6 +32,9 @@ pub fn backend(backend: &str) -> RGBColor {
 /// Reference lines that belong to no backend (the host's memory, a budget): dark grey.
 pub const REFERENCE: RGBColor = RGBColor(60, 60, 60);
 
+/// A noise band drawn as a reference line: light grey, below the data.
+pub const NOISE: RGBColor = RGBColor(170, 170, 170);
+
 /// The backends with a colour of their own, in the README's order (its palette table is
 /// checked against this list by a test).
 pub const NAMED: [&str; 6] = [

@@ -16,7 +16,7 @@ use crate::results::metrics::{
     IDLE_CPU_MS_PER_S, KERNEL_KIB_PER_KERNEL, KSM_SHARED_KIB, KTHREADS_ADDED, Metric, PSS_KIB,
     RSS_KIB, STARTUP_MS, Stat, USS_KIB, VMM_OVERHEAD_KIB,
 };
-use crate::text::format::{mib, sig};
+use crate::text::format::{mib, sig, whole};
 
 /// The backend every claim is measured against.
 pub const REFERENCE: &str = "container";
@@ -120,7 +120,7 @@ impl Ratio {
             Ratio::Finite(_) => "no finite ratio".into(),
             Ratio::WithinNoise(band) => format!(
                 "no ratio: a batch within the host's noise (±{} {unit} for the batch)",
-                sig(*band)
+                whole(*band)
             ),
             Ratio::ReferenceZero => format!(
                 "no finite ratio: {reference} measured {} {unit}",
@@ -685,7 +685,7 @@ mod tests {
         assert!(
             threads
                 .ratio_text
-                .contains("within the host's noise (±4.00 threads")
+                .contains("within the host's noise (±4 threads")
         );
         assert!(
             sets[0]
@@ -802,10 +802,7 @@ mod tests {
             Some(700.0 / 1024.0),
             "the figure is still shown"
         );
-        assert!(
-            at1.ratio_text.contains("±16.0 MiB for the batch"),
-            "{at1:#?}"
-        );
+        assert!(at1.ratio_text.contains("±16 MiB for the batch"), "{at1:#?}");
         // PSS is the instance's own: no host noise band, a ratio at N = 1 too.
         let pss = find(&sets[0], "memory per instance: PSS");
         assert!(matches!(pss.ratio, Ratio::Finite(_)), "{pss:#?}");

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::results::metrics::{Metric, Read};
+use crate::results::metrics::{Metric, Read, Stat};
 use crate::results::record::{KernelRow, Sample};
 use crate::stats;
 use crate::text::format::sig;
@@ -98,6 +98,10 @@ pub fn flags(samples: &[Sample], kernel: &[KernelRow], metrics: &[&'static Metri
     let need = stats::min_samples_for_median_interval(CONFIDENCE).unwrap_or(6);
     let mut out = Vec::new();
     for &m in metrics {
+        // A figure shared by every instance of a run (the disk shared once) has no spread.
+        if m.summary.iter().any(|(st, _)| *st == Stat::Shared) {
+            continue;
+        }
         let mut groups: BTreeMap<Group, Vec<f64>> = BTreeMap::new();
         match m.read {
             Read::Sample(_) => {
@@ -175,52 +179,92 @@ pub fn judge(v: &[f64], need: usize) -> Vec<Kind> {
     out
 }
 
-/// How many values have a modified Z-score above [`OUTLIER_Z`]. Where more than half the
-/// values are equal (MAD 0), hyperfine divides by f64::EPSILON, so that every other value is
-/// an outlier; so here, except that a value within 1% of the median is not (a mostly constant
-/// figure, the same 4 KiB private layer on every instance, wobbles by its rounding).
+/// The MAD below which a group counts as steady whatever its MAD says, relative to the
+/// median: isobench's figures are quantised (pages of 4 KiB, rounded milliseconds), so that
+/// more than half of a group can be equal (MAD 0), where hyperfine divides by f64::EPSILON
+/// and makes every other value an outlier (a USS one page above the rest). With this floor a
+/// value is an outlier only if it lies more than 22% (14.826 x 1.4826 x 1%) of the median
+/// away from it, besides hyperfine's ten MADs.
+pub const MAD_FLOOR: f64 = 0.01;
+
+/// How many values have a modified Z-score above [`OUTLIER_Z`], the MAD at least
+/// [`MAD_FLOOR`] of the median. A group whose median is 0 and MAD 0 (idle CPU of instances
+/// that mostly burn none) counts every value that is not 0.
 pub fn outliers(v: &[f64]) -> usize {
     let Some(median) = stats::median(v) else {
         return 0;
     };
     let dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
-    let mad = stats::median(&dev).unwrap_or(0.0);
+    let mad = stats::median(&dev)
+        .unwrap_or(0.0)
+        .max(MAD_FLOOR * median.abs());
     if mad > 0.0 {
         dev.iter()
             .filter(|d| *d / (1.4826 * mad) > OUTLIER_Z)
             .count()
     } else {
-        dev.iter().filter(|d| **d > 0.01 * median.abs()).count()
+        dev.iter().filter(|d| **d > 0.0).count()
     }
 }
 
-/// The flags as lines of text: one line per metric and kind, naming each group with its own
-/// figure; groups with the same figure for a too-few flag are named together. Empty when
-/// there is no flag.
+/// The flags as lines of text: one line per kind and list of groups, each group with its own
+/// figure; metrics flagged for the same groups with the same figures share a line (a run of
+/// one repetition has too few values of every per-batch figure at every N). Empty when there
+/// is no flag.
 pub fn lines(flags: &[Flag]) -> Vec<String> {
-    // (metric, kind rank) -> flags, in the order given.
-    let mut order: Vec<(&'static Metric, u8)> = Vec::new();
-    let mut by: BTreeMap<(&str, u8), Vec<&Flag>> = BTreeMap::new();
+    // (metrics, kind rank, what, groups), in the order first seen.
+    let mut out: Vec<(Vec<&str>, u8, String, String)> = Vec::new();
+    let mut keys: Vec<(&str, u8)> = Vec::new();
     for f in flags {
-        let key = (f.metric, f.kind.rank());
-        if !order.contains(&key) {
-            order.push(key);
+        let key = (f.metric.name, f.kind.rank());
+        if !keys.contains(&key) {
+            keys.push(key);
         }
-        by.entry((f.metric.name, f.kind.rank()))
-            .or_default()
-            .push(f);
     }
-    order
-        .into_iter()
-        .map(|(m, rank)| {
-            let fs = &by[&(m.name, rank)];
-            let groups: Vec<String> = fs
-                .iter()
-                .map(|f| format!("{} N={} ({})", side(f), f.n, f.kind.detail()))
-                .collect();
-            format!("{}: {}: {}", m.name, fs[0].kind.what(), groups.join(", "))
-        })
+    for (name, rank) in keys {
+        let fs: Vec<&Flag> = flags
+            .iter()
+            .filter(|f| f.metric.name == name && f.kind.rank() == rank)
+            .collect();
+        let groups = groups(&fs);
+        match out.iter_mut().find(|o| o.1 == rank && o.3 == groups) {
+            Some(o) => o.0.push(name),
+            None => out.push((vec![name], rank, fs[0].kind.what(), groups)),
+        }
+    }
+    out.into_iter()
+        .map(|(names, _, what, groups)| format!("{}: {what}: {groups}", names.join(", ")))
         .collect()
+}
+
+/// "container N=1 (1), vm (tcg) N=1, 2, 4 (1 each)": the groups of one line, backend by
+/// backend, the Ns of a backend together where their figures agree.
+fn groups(fs: &[&Flag]) -> String {
+    let mut sides: Vec<String> = Vec::new();
+    for f in fs {
+        if !sides.contains(&side(f)) {
+            sides.push(side(f));
+        }
+    }
+    sides
+        .iter()
+        .map(|sd| {
+            let of: Vec<&&Flag> = fs.iter().filter(|f| side(f) == *sd).collect();
+            let details: Vec<String> = of.iter().map(|f| f.kind.detail()).collect();
+            if of.len() > 1 && details.iter().all(|d| *d == details[0]) {
+                let ns: Vec<String> = of.iter().map(|f| f.n.to_string()).collect();
+                format!("{sd} N={} ({} each)", ns.join(", "), details[0])
+            } else {
+                let each: Vec<String> = of
+                    .iter()
+                    .zip(&details)
+                    .map(|(f, d)| format!("N={} ({d})", f.n))
+                    .collect();
+                format!("{sd} {}", each.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn side(f: &Flag) -> String {
@@ -234,7 +278,7 @@ fn side(f: &Flag) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::metrics::{HOST_AVAIL_KIB, KTHREADS_ADDED, STARTUP_MS};
+    use crate::results::metrics::{HOST_AVAIL_KIB, KTHREADS_ADDED, STARTUP_MS, TEARDOWN_MS};
 
     fn sample(backend: &str, n: u32, rep: u32, startup: f64, host: f64) -> Sample {
         Sample {
@@ -288,6 +332,17 @@ mod tests {
         v[3] = 4.004;
         v[5] = 3.996;
         assert_eq!(outliers(&v), 0, "a rounding-size wobble is no outlier");
+        // USS in pages: 11 instances at 172 KiB, 9 a page or two above: no outlier.
+        let mut uss = vec![172.0; 11];
+        uss.extend([
+            176.0, 176.0, 180.0, 176.0, 176.0, 176.0, 180.0, 176.0, 176.0,
+        ]);
+        assert_eq!(outliers(&uss), 0);
+        uss.push(2048.0);
+        assert_eq!(outliers(&uss), 1, "a USS of 2 MiB among 172 KiB is one");
+        let mut idle = vec![0.0; 30];
+        idle[7] = 5.0;
+        assert_eq!(outliers(&idle), 1, "mostly no CPU, one instance busy");
     }
 
     #[test]
@@ -339,7 +394,7 @@ mod tests {
         }
         s.push(sample("vm", 1, 0, 4000.0, f64::INFINITY));
         s.push(sample("vm", 1, 1, f64::NAN, f64::NAN));
-        let text = lines(&flags(&s, &[], &[&STARTUP_MS]));
+        let text = lines(&flags(&s, &[], &[&STARTUP_MS, &TEARDOWN_MS]));
         assert_eq!(text.len(), 3, "{text:#?}");
         assert!(text[0].starts_with("startup_ms: outliers"), "{text:#?}");
         assert!(text[0].contains("oci-runc N=10 (1 of 10)"), "{text:#?}");
@@ -348,6 +403,20 @@ mod tests {
             "{text:#?}"
         );
         assert!(text[2].ends_with("vm N=1 (1)"), "{text:#?}");
+        // Teardown was not measured: it has no flag of its own and shares no line.
+        assert!(text.iter().all(|l| !l.contains("teardown_ms")), "{text:#?}");
+        let both = lines(&flags(
+            &[sample("vm", 1, 0, 4000.0, 9000.0)],
+            &[],
+            &[&STARTUP_MS, &HOST_AVAIL_KIB],
+        ));
+        assert_eq!(
+            both,
+            vec![
+                "startup_ms, host_avail_kib: too few values for a 95% interval of the median \
+                 (6 needed; more repetitions give more): vm N=1 (1)"
+            ]
+        );
         assert!(
             text.iter()
                 .all(|l| !l.contains("inf") && !l.contains("NaN")),

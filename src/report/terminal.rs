@@ -2,11 +2,12 @@
 //! VM-to-container ratios (all from summary.csv's rows).
 
 use crate::report::claims::Ratio;
+use crate::report::flags;
 use crate::results::metrics::{
     CGROUP_MEM_KIB, DISK_PRIVATE_KIB, HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, Metric, PSS_KIB,
     STARTUP_MS,
 };
-use crate::results::record::SummaryRow;
+use crate::results::record::{Sample, SummaryRow};
 use crate::text::table::{num, render};
 
 const HEADER: [&str; 10] = [
@@ -139,6 +140,19 @@ pub fn render_ratios(rows: &[SummaryRow]) -> String {
         format!("(vm N={}, container N={})", vm.n, ct.n)
     };
     format!("vm / container {at} ({}): {}\n", vm.accel, parts.join(", "))
+}
+
+/// The metrics whose flags `isobench run` prints: those of its tables' headline columns.
+pub const FLAGGED: [&Metric; 4] = [&STARTUP_MS, &PSS_KIB, &HOST_AVAIL_KIB, &IDLE_CPU_MS_PER_S];
+
+/// The statistics flags of the run's headline figures (outliers, high variance, too few
+/// values for an interval), one `flag: ` line each, as hyperfine warns under its results;
+/// empty when there is none.
+pub fn render_flags(samples: &[Sample]) -> String {
+    flags::lines(&flags::flags(samples, &[], &FLAGGED))
+        .into_iter()
+        .map(|l| format!("flag: {l}\n"))
+        .collect()
 }
 
 fn row_cells(r: &SummaryRow) -> [String; 10] {
@@ -309,6 +323,31 @@ mod tests {
         // None prints as a lone "-".
         assert!(lines[2].split_whitespace().any(|c| c == "-"));
         assert!(lines[3].split_whitespace().filter(|c| *c == "-").count() >= 2);
+    }
+
+    #[test]
+    fn flags_are_printed_one_line_each() {
+        let s = |i: u32, ms: f64| Sample {
+            backend: "container".into(),
+            accel: "none".into(),
+            n: 20,
+            instance: i,
+            ok: true,
+            startup_ms: Some(ms),
+            ..Sample::default()
+        };
+        let mut v: Vec<Sample> = (0..19)
+            .map(|i| s(i, 5.0 + f64::from(i % 3) * 0.1))
+            .collect();
+        v.push(s(19, 500.0));
+        let text = render_flags(&v);
+        assert!(
+            text.starts_with("flag: startup_ms: outliers")
+                && text.contains("container N=20 (1 of 20)"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.starts_with("flag: ")), "{text}");
+        assert_eq!(render_flags(&v[..19]), "", "a steady group has no flag");
     }
 
     #[test]
