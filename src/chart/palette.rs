@@ -65,4 +65,26 @@ mod tests {
         assert_eq!(hex(backend("container")), "#1f77b4");
         assert!(!seen.contains(&hex(REFERENCE)));
     }
+
+    #[test]
+    fn the_readme_palette_table_is_this_palette() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<(String, String)> = readme
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+                let [b, c] = cells.as_slice() else {
+                    return None;
+                };
+                let b = b.strip_prefix('`')?.strip_suffix('`')?;
+                let hex = c.split('`').nth(1)?;
+                hex.starts_with('#').then(|| (b.to_string(), hex.to_string()))
+            })
+            .collect();
+        let want: Vec<(String, String)> = NAMED
+            .iter()
+            .map(|b| (b.to_string(), hex(backend(b))))
+            .collect();
+        assert_eq!(rows, want, "README's backend colour table");
+    }
 }
