@@ -178,7 +178,11 @@ fn check_text_report(run: &Path) {
         md.contains("- flag: startup_ms: too few values for a 95% interval"),
         "{md}"
     );
-    for (what, t) in [("report.md", &md), ("report.html", &html), ("stdout", &stdout.to_string())] {
+    for (what, t) in [
+        ("report.md", &md),
+        ("report.html", &html),
+        ("stdout", &stdout.to_string()),
+    ] {
         assert_no_inf_or_nan(what, t);
     }
 }
@@ -186,7 +190,9 @@ fn check_text_report(run: &Path) {
 /// Neither `inf` nor `NaN` as a word: a figure that has no finite value is said in words.
 fn assert_no_inf_or_nan(what: &str, text: &str) {
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
-        let w = word.trim_matches(|c| c == '-' || c == '.').to_ascii_lowercase();
+        let w = word
+            .trim_matches(|c| c == '-' || c == '.')
+            .to_ascii_lowercase();
         assert!(
             w != "inf" && w != "nan" && w != "infinity",
             "{what} says {word:?}"
@@ -254,7 +260,11 @@ fn committed_reports_have_one_revision_and_no_local_path() {
         }
     }
     assert!(metas >= 3, "density, capacity/sweep and capacity/until");
-    assert_eq!(revisions.len(), 1, "one revision in reports/: {revisions:?}");
+    assert_eq!(
+        revisions.len(),
+        1,
+        "one revision in reports/: {revisions:?}"
+    );
 }
 
 /// `--format json` prints one document with the runs, the claims and the files written.

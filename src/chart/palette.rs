@@ -78,7 +78,8 @@ mod tests {
                 };
                 let b = b.strip_prefix('`')?.strip_suffix('`')?;
                 let hex = c.split('`').nth(1)?;
-                hex.starts_with('#').then(|| (b.to_string(), hex.to_string()))
+                hex.starts_with('#')
+                    .then(|| (b.to_string(), hex.to_string()))
             })
             .collect();
         let want: Vec<(String, String)> = NAMED
