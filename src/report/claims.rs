@@ -53,8 +53,8 @@ pub enum Ratio {
     Missing,
     /// A figure only the subject has (a VM's VMM, its guest kernel, KSM across VMs).
     SubjectOnly,
-    /// A host-wide reading whose batch total lies within the host's noise band (the metric's
-    /// `host_noise`, given here in the claim's unit, for the whole batch): the figure is
+    /// A host-wide reading whose batch total lies within the host's noise band (the run's
+    /// [`noise_band`], given here in the claim's unit, for the whole batch): the figure is
     /// shown, the ratio is not claimed.
     WithinNoise(f64),
 }
@@ -75,19 +75,19 @@ impl Ratio {
         }
     }
 
-    /// [`Ratio::of`], unless `metric` is a host-wide reading (`host_noise`) and either side's
-    /// batch total (the figure x its N for a per-instance figure, the figure itself for a
-    /// batch's) lies within the noise band: then [`Ratio::WithinNoise`], with the band in the
-    /// claim's unit (`scale` turns the metric's unit into it). Figures are in the metric's
-    /// own unit here: the band is.
+    /// [`Ratio::of`], unless `band` is given (a host-wide reading: see [`noise_band`]) and
+    /// either side's batch total (the figure x its N for a per-instance figure, the figure
+    /// itself for a batch's) lies within it: then [`Ratio::WithinNoise`], with the band in the
+    /// claim's unit (`scale` turns the metric's unit into it). Figures and band are in the
+    /// metric's own unit here.
     pub fn judged(
-        metric: &Metric,
+        band: Option<f64>,
         per_instance: bool,
         subject: (Option<f64>, u32),
         reference: (Option<f64>, u32),
         scale: impl Fn(f64) -> f64,
     ) -> Ratio {
-        if let Some(band) = metric.host_noise {
+        if let Some(band) = band {
             let total = |(x, n): (Option<f64>, u32)| {
                 x.map(|x| if per_instance { x * f64::from(n) } else { x })
             };
@@ -132,6 +132,48 @@ impl Ratio {
             Ratio::SubjectOnly => format!("{reference}s have none"),
         }
     }
+}
+
+/// The noise band of a host-wide reading (`metric.host_noise`) in one run, for a batch: the
+/// metric's floor, or the largest fall of a batch total the run saw, whichever is larger. A
+/// batch cannot free memory or kernel threads that the host had not; a total below 0 is the
+/// rest of the host moving meanwhile, so the run's noise was at least that large (on a host
+/// shared with builds it reached hundreds of MiB). `totals` are the run's batch totals;
+/// `None` for a metric without a floor.
+pub fn noise_band(metric: &Metric, totals: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let floor = metric.host_noise?;
+    Some(
+        totals
+            .into_iter()
+            .filter(|t| t.is_finite() && *t < 0.0)
+            .map(f64::abs)
+            .fold(floor, f64::max),
+    )
+}
+
+/// [`noise_band`] of a per-instance host view read from summary.csv's means (the batch total
+/// is the mean x N).
+pub fn summary_band(metric: &Metric, rows: &[crate::results::record::SummaryRow]) -> Option<f64> {
+    noise_band(
+        metric,
+        rows.iter()
+            .filter_map(|r| Some(metric.of_summary(Stat::Mean, r)? * f64::from(r.n))),
+    )
+}
+
+/// [`noise_band`] of a kernel.csv figure (`per_instance`: the batch total is the figure x N).
+pub fn kernel_band(
+    metric: &Metric,
+    per_instance: bool,
+    rows: &[crate::results::record::KernelRow],
+) -> Option<f64> {
+    noise_band(
+        metric,
+        rows.iter().filter_map(|k| {
+            let v = metric.of_batch(k)?;
+            Some(if per_instance { v * f64::from(k.n) } else { v })
+        }),
+    )
 }
 
 /// One measured claim: a figure of both backends and their ratio.
@@ -490,8 +532,12 @@ fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet 
             if s.is_none() && r.is_none() {
                 return None;
             }
+            let band = match d.source {
+                Source::Summary(_) => summary_band(d.metric(), &run.summary),
+                Source::Kernel => kernel_band(d.metric(), d.per_instance, &run.kernel),
+            };
             let ratio = Ratio::judged(
-                d.metric(),
+                band,
                 d.per_instance,
                 (raw_s, subject.n),
                 (raw_r, reference.n),
@@ -811,6 +857,43 @@ mod tests {
         assert!(
             matches!(at_max.ratio, Ratio::Finite(x) if (x - 134_000.0 / 770.0).abs() < 1e-9),
             "{at_max:#?}"
+        );
+    }
+
+    #[test]
+    fn a_run_whose_host_view_fell_has_a_wider_noise_band() {
+        // The rest of the host freed 845 MiB during one batch: the band is at least that.
+        let host = |n, mib: f64| SummaryRow {
+            host_avail_kib_mean: Some(mib * 1024.0 / f64::from(n)),
+            ..row("container", "none", n)
+        };
+        let rows = vec![host(1, 1.0), host(100, -845.0), host(1000, 610.0)];
+        let band = summary_band(&HOST_AVAIL_KIB, &rows).unwrap();
+        assert!((band - 845.0 * 1024.0).abs() < 1e-6, "{band}");
+        assert_eq!(
+            summary_band(&HOST_AVAIL_KIB, &rows[..1]),
+            HOST_AVAIL_KIB.host_noise,
+            "no fall: the floor"
+        );
+        assert_eq!(
+            summary_band(&PSS_KIB, &rows),
+            None,
+            "PSS is the instance's own"
+        );
+        let mut vm = host(8, 1486.0);
+        vm.backend = "vm".into();
+        vm.accel = "tcg".into();
+        let mut r = run(rows, vec![]);
+        r.summary.push(vm);
+        let sets = claims(&r, &mut Vec::new());
+        let each = sets
+            .iter()
+            .find(|s| s.basis == Basis::EachLargestN)
+            .unwrap();
+        let c = find(each, "memory per instance: host MemAvailable");
+        assert!(
+            matches!(c.ratio, Ratio::WithinNoise(b) if (b - 845.0).abs() < 1e-6),
+            "610 MiB of containers is within it: {c:#?}"
         );
     }
 

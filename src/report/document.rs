@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::report::claims::ClaimSet;
+use crate::report::claims::summary_band;
 use crate::report::figures::PlotSpec;
 use crate::report::flags;
 use crate::results::load::RunData;
@@ -216,9 +217,10 @@ fn claims(
          where either went further, the per-instance figures at each backend's largest N \
          (shared costs amortised, the host view's noise divided by N). A host-wide reading \
          (MemAvailable, the host kernel's memory and threads) is compared only where both \
-         batches moved it by more than its noise band ({} MiB of MemAvailable, {} MiB of \
-         kernel memory, {} kernel threads for the batch): below that, the figure is shown and \
-         the ratio is not claimed. Definitions: see the end of the report; a ratio that has \
+         batches moved it by more than its noise band (at least {} MiB of MemAvailable, {} \
+         MiB of kernel memory, {} kernel threads for the batch, and at least the largest fall \
+         below 0 a batch of the run saw, which only the rest of the host can cause): below \
+         that, the figure is shown and the ratio is not claimed. Definitions: see the end of the report; a ratio that has \
          no finite value is said in words, never as inf or NaN.",
         band_mib(&HOST_AVAIL_KIB),
         band_mib(&KERNEL_KIB_PER_KERNEL),
@@ -558,12 +560,15 @@ pub fn negative_host_note(r: &RunData) -> Option<String> {
         return None;
     }
     Some(format!(
-        "host (MiB) below 0 at {}: the host's MemAvailable rose while the batch ran. The batch \
-         cost less than what the rest of the host freed meanwhile (page cache the kernel \
-         reclaimed, memory of an earlier batch still being freed): the batch is within the \
-         host view's noise ({} MiB for a batch), so read this view at large N. PSS, USS and \
-         the cgroup's charge are the instance's own and have no such noise.",
+        "host (MiB) below 0 at {}: the host's MemAvailable rose while the batch ran, because \
+         the rest of the host freed more than the batch took (page cache the kernel \
+         reclaimed, memory of an earlier batch or of other programs being freed). Such a batch \
+         measured the host's noise, not itself; the claims compare no batch within this run's \
+         noise band ({} MiB for a batch: the larger of {} MiB and the largest such fall). Read \
+         this view at large N on a quiet host; PSS, USS and the cgroup's charge are the \
+         instance's own and have no such noise.",
         rows.join(", "),
+        summary_band(&HOST_AVAIL_KIB, &r.summary).map_or_else(|| "-".into(), |b| sig(mib(b))),
         whole(mib(HOST_AVAIL_KIB.host_noise.unwrap_or(0.0)))
     ))
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::chart::series::{self, ECDF_POINTS, Key};
 use crate::chart::{AxisSpec, Chart, HLine, LegendEntry, Marker, Panel, Series, Style};
+use crate::report::claims::summary_band;
 use crate::results::load::RunData;
 use crate::results::metrics::{
     Backends, CGROUP_MEM_KIB, DISK_FULL_COPY_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB,
@@ -137,19 +138,30 @@ fn note_dropped(spec: &mut PlotSpec, panel: &str, dropped: Vec<String>) {
     }
 }
 
-/// [`note_dropped`] for a host-wide reading, with why it can fall below 0.
-fn note_host_noise(spec: &mut PlotSpec, panel: &str, dropped: Vec<String>) {
+/// [`note_dropped`] for a host-wide reading, with why it can fall below 0; `band` is the
+/// runs' noise band for a batch (KiB), see [`crate::report::claims::noise_band`].
+fn note_host_noise(spec: &mut PlotSpec, panel: &str, dropped: Vec<String>, band: Option<f64>) {
     if dropped.is_empty() {
         return;
     }
     note_dropped(spec, panel, dropped);
     spec.notes.push(format!(
         "{panel} below 0: the host's available memory rose while the batch ran, because the \
-         batch cost less than what the rest of the host freed meanwhile (page cache the \
-         kernel reclaimed, memory of an earlier batch still being freed). Such a batch is \
-         within the host view's noise ({} MiB for a batch); read this view at large N.",
+         rest of the host freed more than the batch took (page cache the kernel reclaimed, \
+         memory of an earlier batch or of other programs being freed). Such a batch measured \
+         the host's noise, not itself: the claims compare no batch within the noise band ({} \
+         MiB for a batch here: the larger of {} MiB and the largest such fall). Read this \
+         view at large N, on a quiet host.",
+        band.map_or_else(|| "-".into(), |b| sig(mib(b))),
         whole(mib(HOST_AVAIL_KIB.host_noise.unwrap_or(0.0)))
     ));
+}
+
+/// The host view's noise band over every run of the report (KiB, for a batch).
+fn host_band(runs: &[&RunData]) -> Option<f64> {
+    runs.iter()
+        .filter_map(|r| summary_band(&HOST_AVAIL_KIB, &r.summary))
+        .reduce(f64::max)
 }
 
 fn startup(keys: &[Key<'_>]) -> PlotSpec {
@@ -251,7 +263,8 @@ fn memory(keys: &[Key<'_>]) -> PlotSpec {
             .filter(|s| !s.points.is_empty())
             .collect();
         if m.host_noise.is_some() {
-            note_host_noise(&mut spec, m.name, dropped);
+            let runs: Vec<&RunData> = keys.iter().map(|k| k.run).collect();
+            note_host_noise(&mut spec, m.name, dropped, host_band(&runs));
         } else {
             note_dropped(&mut spec, m.name, dropped);
         }
@@ -327,7 +340,8 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
         "The host's MemAvailable decrease for a whole batch of N (host_avail_kib x N: the mean \
          over repetitions), in GiB, log-log; the upper dashed line is the host's MemTotal from \
          meta.json, the lower one the host view's noise band (a batch below it cannot be told \
-         from what the rest of the host did meanwhile; the claims compare no such batch). \
+         from what the rest of the host did meanwhile; the claims compare no such batch): \
+         16 MiB, or the largest fall below 0 a batch of the run saw, if larger. \
          Only measured batches are drawn; isobench plan extrapolates to the line.",
         &[&HOST_AVAIL_KIB],
     );
@@ -344,7 +358,8 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
         })
         .filter(|s| !s.points.is_empty())
         .collect();
-    note_host_noise(&mut spec, "host_avail_kib x N", dropped);
+    let band = host_band(&runs.iter().collect::<Vec<_>>());
+    note_host_noise(&mut spec, "host_avail_kib x N", dropped, band);
     let mut p = panel(
         "host_avail_kib x N, per batch",
         AxisSpec::log(N_AXIS),
@@ -371,7 +386,7 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
             }
         })
         .collect();
-    if let Some(band) = HOST_AVAIL_KIB.host_noise {
+    if let Some(band) = band {
         p.hlines.push(HLine {
             name: format!("host noise band {} MiB", whole(mib(band))),
             y: gib(band),
@@ -568,7 +583,11 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
             &mut dropped_batch,
         ),
     );
-    if let Some(band) = KERNEL_KIB_BATCH.host_noise {
+    let kernel_band = keys
+        .iter()
+        .filter_map(|k| crate::report::claims::kernel_band(&KERNEL_KIB_BATCH, false, &k.run.kernel))
+        .reduce(f64::max);
+    if let Some(band) = kernel_band {
         batch.hlines.push(HLine {
             name: format!("host noise band {} MiB", whole(mib(band))),
             y: mib(band),

@@ -1,7 +1,7 @@
 //! The tables printed at the end of a run: start-up per backend and N, the costs, and the
 //! VM-to-container ratios (all from summary.csv's rows).
 
-use crate::report::claims::Ratio;
+use crate::report::claims::{Ratio, summary_band};
 use crate::report::flags;
 use crate::results::metrics::{
     CGROUP_MEM_KIB, DISK_PRIVATE_KIB, HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, Metric, PSS_KIB,
@@ -95,7 +95,7 @@ pub fn render_ratios(rows: &[SummaryRow]) -> String {
     // The claims' rules: no `inf` or NaN, and no ratio from a host-wide reading whose batch
     // is within the host's noise (the metric's host_noise band).
     let ratio = |m: &Metric, v: Option<f64>, c: Option<f64>| {
-        Ratio::judged(m, true, (v, vm.n), (c, ct.n), |x| x).short("container")
+        Ratio::judged(summary_band(m, rows), true, (v, vm.n), (c, ct.n), |x| x).short("container")
     };
     let figures: [(&str, &Metric, Option<f64>, Option<f64>); 6] = [
         (
