@@ -6,6 +6,11 @@
 //! second set compares the per-instance figures at each one's largest N: shared costs are
 //! amortised there, and the host view's noise (a MemAvailable reading moves by megabytes) is
 //! divided by N.
+//!
+//! A host-wide reading (MemAvailable, the host kernel's memory and threads) gets no ratio
+//! where either batch moved it by less than the run's noise band ([`noise_band`]): the
+//! figures are shown, the ratio is said to be within the noise. No ratio is ever `inf` or
+//! NaN: the cases without a finite one are [`Ratio`]'s variants, said in words.
 
 use serde::Serialize;
 
