@@ -221,7 +221,7 @@ fn claims(
          MiB of kernel memory, {} kernel threads for the batch, and at least the largest fall \
          below 0 a batch of the run saw, which only the rest of the host can cause): below \
          that, the figure is shown and the ratio is not claimed. Definitions: see the end of the report; a ratio that has \
-         no finite value is said in words, never as inf or NaN.",
+         no finite value is said in words.",
         band_mib(&HOST_AVAIL_KIB),
         band_mib(&KERNEL_KIB_PER_KERNEL),
         band(&KTHREADS_ADDED)
