@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use crate::results::metrics::{
     CGROUP_MEM_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB, GUEST_KERNEL_KIB, HOST_AVAIL_KIB,
-    IDLE_CPU_MS_PER_S, Metric, PSS_KIB, RSS_KIB, STARTUP_MS, TEARDOWN_MS, USS_KIB,
-    VMM_OVERHEAD_KIB, RUNTIME_OVERHEAD_KIB,
+    IDLE_CPU_MS_PER_S, Metric, PSS_KIB, RSS_KIB, RUNTIME_OVERHEAD_KIB, STARTUP_MS, TEARDOWN_MS,
+    USS_KIB, VMM_OVERHEAD_KIB,
 };
 use crate::results::record::{Sample, SummaryRow};
 use crate::stats;

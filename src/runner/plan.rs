@@ -71,7 +71,9 @@ impl Plan {
                 _ => vec![None],
             };
             let profiles: Vec<Profile> = match kind {
-                BackendKind::Container | BackendKind::Oci | BackendKind::Docker => scenario.profiles.clone(),
+                BackendKind::Container | BackendKind::Oci | BackendKind::Docker => {
+                    scenario.profiles.clone()
+                }
                 _ => vec![scenario.security],
             };
             for runtime in runtimes {

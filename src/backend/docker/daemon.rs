@@ -156,9 +156,8 @@ impl Engine {
     }
 
     fn start_private(exe: &Path, run_id: &str, state_dir: &Path) -> Result<Engine, DockerError> {
-        let dockerd = crate::host::exec::which("dockerd").ok_or(DockerError::NotInstalled {
-            what: "dockerd",
-        })?;
+        let dockerd = crate::host::exec::which("dockerd")
+            .ok_or(DockerError::NotInstalled { what: "dockerd" })?;
         let data_root = state_dir.join("docker");
         let socket = state_dir.join("docker.sock");
         let log = state_dir.join("dockerd.log");
@@ -344,7 +343,9 @@ fn stop_child(mut child: Child, cgroup: &InstanceCgroup) -> Option<String> {
     let exited = loop {
         match child.try_wait() {
             Ok(Some(_)) => break true,
-            Ok(None) if start.elapsed() < STOP_WAIT => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if start.elapsed() < STOP_WAIT => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             _ => break false,
         }
     };

@@ -23,7 +23,10 @@ pub fn ensure(cli: &Cli, layers: &Layers, work_dir: &Path) -> Result<String, Doc
     let key = crate::image::vmdisk::layers_key(layers)?;
     let tag = format!("{REPOSITORY}:{key}");
     if cli
-        .run(&["image", "inspect", "--format", "{{.Id}}", &tag], INSPECT_LIMIT)
+        .run(
+            &["image", "inspect", "--format", "{{.Id}}", &tag],
+            INSPECT_LIMIT,
+        )
         .is_ok()
     {
         return Ok(tag);

@@ -94,7 +94,10 @@ impl From<DockerError> for PrepareError {
 
 /// A container id as docker prints it: 64 lowercase hex digits.
 pub fn valid_container_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The instance's cgroup parent relative to every hierarchy root: `isobench/<run-id>/<name>`.
@@ -208,6 +211,7 @@ impl DockerBackend {
             cidfile: cidfile.clone(),
             cid: None,
             cgroup_rel: rel.clone(),
+            pids: Vec::new(),
             live: true,
         };
         let parent = format!("/{}", rel.display());
@@ -256,6 +260,7 @@ impl DockerBackend {
                 std::fs::read_to_string(format!("/proc/{p}/comm"))
                     .is_ok_and(|c| c.starts_with("containerd-shim"))
             });
+        leftovers.pids = std::iter::once(agent_pid).chain(shim_pid).collect();
         let upper = self
             .cli
             .run(
@@ -269,7 +274,12 @@ impl DockerBackend {
                 CALL_LIMIT,
             )
             .ok()
-            .zip(self.engine.lock().ok().and_then(|e| e.data_root().map(Path::to_path_buf)))
+            .zip(
+                self.engine
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.data_root().map(Path::to_path_buf)),
+            )
             .and_then(|(p, root)| image::under(Path::new(&p), &root));
         Ok(DockerInstance {
             name: name.to_string(),
@@ -317,7 +327,10 @@ impl Backend for DockerBackend {
     fn finish(&self) -> Result<(), String> {
         let mut errs = Vec::new();
         let filter = format!("label={}={}", args::RUN_LABEL, self.ctx.run_id);
-        match self.cli.run(&["ps", "-aq", "--filter", &filter], CALL_LIMIT) {
+        match self
+            .cli
+            .run(&["ps", "-aq", "--filter", &filter], CALL_LIMIT)
+        {
             Ok(ids) => {
                 let ids: Vec<&str> = ids.lines().filter(|l| !l.is_empty()).collect();
                 if !ids.is_empty() {
@@ -368,6 +381,9 @@ struct Leftovers {
     cidfile: PathBuf,
     cid: Option<String>,
     cgroup_rel: PathBuf,
+    /// The container's init and its shim once known: `rm -f` returns before the shim has
+    /// exited, and neither is our child (the harness reaps them as subreaper).
+    pids: Vec<i32>,
     live: bool,
 }
 
@@ -387,6 +403,14 @@ impl Leftovers {
             && let Err(e) = self.cli.run(&["rm", "-f", cid], CALL_LIMIT)
         {
             errs.push(e.to_string());
+        }
+        for &pid in &self.pids {
+            if !crate::host::wait_gone(pid, EXIT_WAIT) {
+                errs.push(format!(
+                    "pid {pid} (container init or shim) still running {} after `docker rm -f`",
+                    crate::deadline::seconds(EXIT_WAIT)
+                ));
+            }
         }
         if let Some(mut p) = client {
             // It exits once its container is gone; killed if it did not.
