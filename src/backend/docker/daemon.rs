@@ -289,9 +289,9 @@ impl Engine {
 
     /// Stops a private daemon (SIGTERM, then SIGKILL) and removes its cgroup, data root and
     /// socket; nothing for a daemon that was already there.
-    pub fn stop(&mut self) -> Result<(), String> {
+    pub fn stop(&mut self) -> Vec<DockerError> {
         let Some(p) = self.private.take() else {
-            return Ok(());
+            return Vec::new();
         };
         let mut errs = Vec::new();
         let Private {
@@ -302,28 +302,21 @@ impl Engine {
             socket,
             log,
         } = p;
-        if let Some(e) = stop_child(child, &cgroup) {
-            errs.push(e);
-        }
+        errs.extend(stop_child(child, &cgroup));
         drop(_record);
-        for d in [&data_root] {
-            if let Err(e) = crate::host::remove_dir_tree(d) {
-                errs.push(e);
-            }
+        if let Err(e) = crate::host::remove_dir_tree(&data_root) {
+            errs.push(e.into());
         }
         for f in [&socket, &log] {
             match std::fs::remove_file(f) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    errs.push(format!("{}: {e}", f.display()))
-                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => errs.push(DockerError::Io {
+                    path: f.clone(),
+                    source: e,
+                }),
                 _ => {}
             }
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        errs
     }
 }
 
@@ -335,7 +328,7 @@ impl Drop for Engine {
 
 /// SIGTERM to dockerd, a wait for it to stop containerd and exit, SIGKILL if it did not; then
 /// the engine cgroup removed, which kills whatever is still in it (containerd, shims).
-fn stop_child(mut child: Child, cgroup: &InstanceCgroup) -> Option<String> {
+fn stop_child(mut child: Child, cgroup: &InstanceCgroup) -> Vec<DockerError> {
     let mut errs = Vec::new();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -350,17 +343,19 @@ fn stop_child(mut child: Child, cgroup: &InstanceCgroup) -> Option<String> {
         }
     };
     if !exited {
-        errs.push(format!(
-            "dockerd (pid {pid}) still running {} after SIGTERM: killed",
-            crate::deadline::seconds(STOP_WAIT)
-        ));
+        errs.push(DockerError::StillRunning {
+            pid: pid.as_raw(),
+            what: "dockerd",
+            after: "SIGTERM (killed)",
+            waited: STOP_WAIT,
+        });
         let _ = child.kill();
         let _ = child.wait();
     }
     if let Err(e) = cgroup.remove(Duration::from_secs(5)) {
-        errs.push(e.to_string());
+        errs.push(e.into());
     }
-    (!errs.is_empty()).then(|| errs.join("; "))
+    errs
 }
 
 /// The pre-exec step of dockerd: a mount namespace of its own, private, with a fresh tmpfs on

@@ -29,7 +29,9 @@ pub mod daemon;
 pub mod image;
 
 use super::process::{ProcessInstance, spawn_agent_with};
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use super::{
+    Backend, Instance, LaunchCause, LaunchError, PrepareError, RunContext, Startup, TeardownError,
+};
 use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::deadline::Limit;
 use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
@@ -77,10 +79,19 @@ pub enum DockerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("pid {pid} ({what}) still running {} after {after}", crate::deadline::seconds(*.waited))]
+    StillRunning {
+        pid: i32,
+        what: &'static str,
+        after: &'static str,
+        waited: Duration,
+    },
     #[error(transparent)]
     Cgroup(#[from] cgroup::CgroupError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Remove(#[from] crate::host::remove::RemoveError),
 }
 
 impl From<DockerError> for PrepareError {
@@ -190,15 +201,13 @@ impl DockerBackend {
     }
 
     fn launch_with(&self, name: &str, limit: Limit) -> Result<DockerInstance, LaunchError> {
-        let lerr = |what: String| LaunchError::new(name, what);
-        if !super::oci::valid_container_id(name) || name.contains('.') {
-            return Err(lerr(format!(
-                "not a valid instance name here (letters, digits, _ + - only): {name:?}"
-            )));
+        let lerr = |cause: LaunchCause| LaunchError::new(name, cause);
+        if !super::oci::valid_container_id(name) || name.starts_with('.') {
+            return Err(lerr(LaunchCause::BadName(name.to_string())));
         }
         let cidfile = self.dir.join("cid").join(name);
         if cidfile.exists() {
-            return Err(lerr(format!("{} exists already", cidfile.display())));
+            return Err(lerr(LaunchCause::Exists(cidfile)));
         }
         if let Ok(mut names) = self.names.lock() {
             names.push(name.to_string());
@@ -232,10 +241,13 @@ impl DockerBackend {
         let cid = std::fs::read_to_string(&cidfile).unwrap_or_default();
         let cid = cid.trim();
         if !valid_container_id(cid) {
-            let why = format!(
-                "ready, but {} holds no container id ({cid:?})",
-                cidfile.display()
-            );
+            let why = LaunchCause::Io {
+                path: cidfile.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("ready, but no container id here ({cid:?})"),
+                ),
+            };
             let _ = leftovers.remove(Some(inner));
             return Err(lerr(why));
         }
@@ -244,10 +256,10 @@ impl DockerBackend {
             InstanceCgroup::existing(&self.host, &self.ctx.run_id, &format!("{name}/{cid}"));
         let agent_pid = cgroup.dirs().iter().flat_map(|d| cgroup::procs(d)).next();
         let Some(agent_pid) = agent_pid else {
-            let why = format!(
-                "ready, but no process in its cgroup {}/{cid} (is the daemon's cgroup driver cgroupfs?)",
-                rel.display()
-            );
+            let why = LaunchCause::NoProcess {
+                cgroup: rel.join(cid),
+                runtime: "docker".into(),
+            };
             let _ = leftovers.remove(Some(inner));
             return Err(lerr(why));
         };
@@ -324,8 +336,8 @@ impl Backend for DockerBackend {
     /// instances' cgroup parents in every hierarchy, stops a private daemon and removes its
     /// data root; `isobench/<run-id>` itself is removed only in hierarchies isobench's own
     /// containers do not use (as the oci backend does).
-    fn finish(&self) -> Result<(), String> {
-        let mut errs = Vec::new();
+    fn finish(&self) -> Result<(), TeardownError> {
+        let mut errs: Vec<TeardownError> = Vec::new();
         let filter = format!("label={}={}", args::RUN_LABEL, self.ctx.run_id);
         match self
             .cli
@@ -337,16 +349,14 @@ impl Backend for DockerBackend {
                     let mut a = vec!["rm", "-f"];
                     a.extend(ids);
                     if let Err(e) = self.cli.run(&a, CALL_LIMIT) {
-                        errs.push(e.to_string());
+                        errs.push(e.into());
                     }
                 }
             }
-            Err(e) => errs.push(e.to_string()),
+            Err(e) => errs.push(e.into()),
         }
-        if let Ok(mut engine) = self.engine.lock()
-            && let Err(e) = engine.stop()
-        {
-            errs.push(e);
+        if let Ok(mut engine) = self.engine.lock() {
+            errs.extend(engine.stop().into_iter().map(TeardownError::from));
         }
         let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
         let ours = self.host.roots();
@@ -354,7 +364,7 @@ impl Backend for DockerBackend {
             for name in &names {
                 let d = root.join(cgroup_rel(&self.ctx.run_id, name));
                 if let Err(e) = cgroup::remove_tree(&d, EXIT_WAIT) {
-                    errs.push(e.to_string());
+                    errs.push(e.into());
                 }
             }
             if !ours.contains(&root) {
@@ -364,13 +374,9 @@ impl Backend for DockerBackend {
             }
         }
         if let Err(e) = crate::host::remove_dir_tree(&self.dir) {
-            errs.push(e);
+            errs.push(e.into());
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("docker: {}", errs.join("; ")))
-        }
+        TeardownError::collect(errs).map_err(|e| e.of("docker"))
     }
 }
 
@@ -390,9 +396,9 @@ struct Leftovers {
 impl Leftovers {
     /// `docker rm -f` of the container (its id from the cid file if the launch did not get
     /// that far), the attached CLI reaped, the cgroup parent and the cid file removed.
-    fn remove(&mut self, client: Option<ProcessInstance>) -> Result<(), String> {
+    fn remove(&mut self, client: Option<ProcessInstance>) -> Result<(), TeardownError> {
         self.live = false;
-        let mut errs = Vec::new();
+        let mut errs: Vec<TeardownError> = Vec::new();
         let cid = self.cid.clone().or_else(|| {
             std::fs::read_to_string(&self.cidfile)
                 .ok()
@@ -402,14 +408,19 @@ impl Leftovers {
         if let Some(cid) = &cid
             && let Err(e) = self.cli.run(&["rm", "-f", cid], CALL_LIMIT)
         {
-            errs.push(e.to_string());
+            errs.push(e.into());
         }
         for &pid in &self.pids {
             if !crate::host::wait_gone(pid, EXIT_WAIT) {
-                errs.push(format!(
-                    "pid {pid} (container init or shim) still running {} after `docker rm -f`",
-                    crate::deadline::seconds(EXIT_WAIT)
-                ));
+                errs.push(
+                    DockerError::StillRunning {
+                        pid,
+                        what: "container init or shim",
+                        after: "`docker rm -f`",
+                        waited: EXIT_WAIT,
+                    }
+                    .into(),
+                );
             }
         }
         if let Some(mut p) = client {
@@ -421,20 +432,17 @@ impl Leftovers {
         }
         for root in CgroupHost::all_roots() {
             if let Err(e) = cgroup::remove_tree(&root.join(&self.cgroup_rel), EXIT_WAIT) {
-                errs.push(e.to_string());
+                errs.push(e.into());
             }
         }
         match std::fs::remove_file(&self.cidfile) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                errs.push(format!("{}: {e}", self.cidfile.display()))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => errs.push(TeardownError::Io {
+                path: self.cidfile.clone(),
+                source: e,
+            }),
             _ => {}
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        TeardownError::collect(errs)
     }
 }
 
@@ -505,12 +513,12 @@ impl Instance for DockerInstance {
     fn private_dir(&self) -> Option<PathBuf> {
         self.upper.clone()
     }
-    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+    fn teardown(mut self: Box<Self>) -> Result<Duration, TeardownError> {
         let start = Instant::now();
         let inner = self.inner.take();
         self.leftovers
             .remove(inner)
-            .map_err(|e| format!("{}: teardown: {e}", self.name))?;
+            .map_err(|e| e.of(self.name.clone()))?;
         Ok(start.elapsed())
     }
 }
