@@ -318,3 +318,72 @@ fn a_killed_docker_run_is_cleaned_by_isobench_clean() {
     assert!(!state.join(&run_id).exists(), "state dir left");
     host::assert_clean_since(&before, &state, &[run_id]);
 }
+
+#[test]
+fn clean_cache_removes_isobench_images_from_a_daemon_that_answers() {
+    if skip() {
+        return;
+    }
+    let _lock = host::host_lock();
+    // A private daemon of a test run stands in for a daemon that was already there: `clean`
+    // is pointed at it through DOCKER_HOST.
+    let run = TestRun::new(BackendKind::Docker, &docker_scenario("t", ""));
+    let host_addr = format!("unix://{}", run.ctx.state_dir.join("docker.sock").display());
+    let cli = isobench::backend::docker::cli::Cli {
+        exe: isobench::backend::docker::cli::find_cli().unwrap(),
+        host: host_addr.clone(),
+    };
+    let images = || {
+        cli.run(
+            &[
+                "image",
+                "ls",
+                "--filter",
+                "label=isobench.image=1",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+            ],
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    };
+    let before = images();
+    assert!(before.starts_with("isobench-rootfs:"), "{before:?}");
+    let s = bin::Scratch::new("docker-cache");
+    let empty_root = s.path("state");
+    std::fs::create_dir_all(&empty_root).unwrap();
+    let cache = s.path("cache");
+    let args = |dry: bool| {
+        let mut a = vec![
+            "clean".to_string(),
+            "--state-dir".into(),
+            empty_root.display().to_string(),
+            "--cache".into(),
+            "--cache-dir".into(),
+            cache.display().to_string(),
+        ];
+        if dry {
+            a.push("--dry-run".into());
+        }
+        a
+    };
+    let env = [("DOCKER_HOST", host_addr.as_str())];
+    let dry = s.run(&args(true), &env, Duration::from_secs(120));
+    assert!(dry.status.success(), "{dry:?}");
+    assert!(
+        dry.stdout.contains(&format!(
+            "would remove from the docker daemon at {host_addr}: image {before}"
+        )),
+        "{dry:?}"
+    );
+    assert_eq!(images(), before, "a dry run removed the image");
+    let done = s.run(&args(false), &env, Duration::from_secs(120));
+    assert!(done.status.success(), "{done:?}");
+    assert!(
+        done.stdout.contains(&format!(
+            "removed from the docker daemon at {host_addr}: image {before}"
+        )),
+        "{done:?}"
+    );
+    assert_eq!(images(), "", "the image is still there");
+}

@@ -113,6 +113,16 @@ fn existing_address() -> Option<String> {
     }
 }
 
+/// The CLI bound to a daemon that answers now (`$DOCKER_HOST`, else the system socket), if
+/// any: what `clean --cache` removes isobench's images from.
+pub fn answering(exe: &Path) -> Option<Cli> {
+    let cli = Cli {
+        exe: exe.to_path_buf(),
+        host: existing_address()?,
+    };
+    cli.run(&["version"], PING_LIMIT).is_ok().then_some(cli)
+}
+
 impl Engine {
     /// The daemon that answers, or a private one started for run `run_id` in `state_dir`.
     pub fn connect_or_start(
@@ -120,22 +130,16 @@ impl Engine {
         run_id: &str,
         state_dir: &Path,
     ) -> Result<Engine, DockerError> {
-        if let Some(host) = existing_address() {
-            let cli = Cli {
-                exe: exe.to_path_buf(),
-                host,
-            };
-            if cli.run(&["version"], PING_LIMIT).is_ok() {
-                let info = Self::info(&cli, false)?;
-                if info.cgroup_driver != "cgroupfs" {
-                    return Err(DockerError::CgroupDriver(info.cgroup_driver));
-                }
-                return Ok(Engine {
-                    cli,
-                    info,
-                    private: None,
-                });
+        if let Some(cli) = answering(exe) {
+            let info = Self::info(&cli, false)?;
+            if info.cgroup_driver != "cgroupfs" {
+                return Err(DockerError::CgroupDriver(info.cgroup_driver));
             }
+            return Ok(Engine {
+                cli,
+                info,
+                private: None,
+            });
         }
         Self::start_private(exe, run_id, state_dir)
     }

@@ -41,6 +41,62 @@ pub fn ensure(cli: &Cli, layers: &Layers, work_dir: &Path) -> Result<String, Doc
     built.map(|_| tag)
 }
 
+/// What `clean --cache` did to isobench's images in a daemon that answers.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImageClean {
+    /// The daemon's address, if one answered.
+    pub daemon: Option<String>,
+    pub removed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Removes (or lists, dry) every image labelled `isobench.image=1` in the daemon that answers
+/// (`$DOCKER_HOST`, else the system socket); nothing when none does. A private daemon's images
+/// went with its run's state dir.
+pub fn clean_cached(dry_run: bool) -> ImageClean {
+    let mut out = ImageClean::default();
+    let Some(exe) = super::cli::find_cli() else {
+        return out;
+    };
+    let Some(cli) = super::daemon::answering(&exe) else {
+        return out;
+    };
+    out.daemon = Some(cli.host.clone());
+    let filter = format!("label={IMAGE_LABEL}=1");
+    let listed = cli.run(
+        &[
+            "image",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
+        INSPECT_LIMIT,
+    );
+    let tags = match listed {
+        Ok(t) => t,
+        Err(e) => {
+            out.errors.push(e.to_string());
+            return out;
+        }
+    };
+    for tag in tags
+        .lines()
+        .filter(|t| t.starts_with(&format!("{REPOSITORY}:")))
+    {
+        if dry_run {
+            out.removed.push(tag.to_string());
+            continue;
+        }
+        match cli.run(&["rmi", tag], IMPORT_LIMIT) {
+            Ok(_) => out.removed.push(tag.to_string()),
+            Err(e) => out.errors.push(e.to_string()),
+        }
+    }
+    out
+}
+
 /// Both layers merged in one tar, as overlayfs shows them: an entry of the agent layer hides
 /// the image's entry at the same path (Docker refuses a tar with a path twice). Symlinks are
 /// stored as symlinks, never followed.
