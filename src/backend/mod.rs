@@ -2,6 +2,7 @@
 //! containers; VMs and OCI runtimes later), and one factory over them.
 
 pub mod container;
+pub mod lxc;
 pub mod oci;
 pub mod process;
 pub mod unshare;
@@ -193,6 +194,8 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Unshare => Box::new(unshare::UnshareBackend::new(ctx.clone())?),
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
         BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
+        BackendKind::Gvisor => Box::new(oci::OciBackend::new(ctx.clone(), "runsc")?),
+        BackendKind::Lxc => lxc::LxcBackend::new(ctx.clone())?,
         BackendKind::Oci => {
             return Err(PrepareError {
                 backend: "oci",
@@ -202,7 +205,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
     })
 }
 
-/// The `oci` backend for one runtime (`runc`, `crun`).
+/// The `oci` backend for one runtime (`runc`, `crun`, `runsc`, or a path to one).
 pub fn create_oci(runtime: &str, ctx: &RunContext) -> Result<Box<dyn Backend>, PrepareError> {
     Ok(Box::new(oci::OciBackend::new(ctx.clone(), runtime)?))
 }
