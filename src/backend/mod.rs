@@ -195,7 +195,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
         BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
         BackendKind::Gvisor => Box::new(oci::OciBackend::new(ctx.clone(), "runsc")?),
-        BackendKind::Lxc => lxc::LxcBackend::new(ctx.clone())?,
+        BackendKind::Lxc => Box::new(lxc::LxcBackend::new(ctx.clone())?),
         BackendKind::Oci => {
             return Err(PrepareError {
                 backend: "oci",

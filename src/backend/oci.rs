@@ -476,7 +476,7 @@ impl OciBackend {
 
 /// The pre-exec step of the runtime process: a private mount namespace of its own with the
 /// overlay on the bundle's rootfs. Async-signal-safe: three syscalls on prepared strings.
-fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
+pub(super) fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
     // SAFETY: plain syscalls on NUL-terminated strings that outlive the calls.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
