@@ -2,7 +2,7 @@
 //! instance from a configuration file isobench writes.
 //!
 //! Every instance is `<state_dir>/lxc/<name>/` (the run's lxcpath): `config`, `seccomp` (the
-//! profile's policy in LXC's format), `upper/`, `work/`, `rootfs/` and `lxc.log`. Its root is
+//! profile's policy in LXC's format), `upper/`, `work/`, `rootfs/`, and beside it `<name>.log`. Its root is
 //! an overlay exactly like every other container's (the run's shared read-only layers under a
 //! private upper dir), mounted the way the `oci` backend mounts it: `lxc-start` is spawned
 //! with a pre-exec step that unshares a mount namespace of its own and mounts the overlay on
@@ -35,7 +35,9 @@
 
 use super::oci::private_overlay;
 use super::process::{ProcessInstance, spawn_agent_with};
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use super::{
+    Backend, Instance, LaunchCause, LaunchError, PrepareError, RunContext, Startup, TeardownError,
+};
 use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::deadline::Limit;
 use crate::host::cgroup::{self, CgroupHost, CgroupMode, InstanceCgroup};
@@ -55,23 +57,21 @@ use std::time::{Duration, Instant};
 /// cgroup to empty.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
-/// What can go wrong writing an instance's files.
-#[derive(Debug, thiserror::Error)]
-pub enum LxcError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0} contains NUL")]
-    Nul(&'static str),
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LxcError + '_ {
-    move |source| LxcError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LaunchCause + '_ {
+    move |source| LaunchCause::Io {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The last line LXC logged for instance `name` (its log lies beside the instance's
+/// directory, so it outlives a failed launch's removal), for a probe's error.
+fn last_logged(lxcpath: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(lxcpath.join(format!("{name}.log"))).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
 }
 
 /// The instance's cgroup relative to every hierarchy root: `isobench/<run-id>/<name>`.
@@ -289,13 +289,18 @@ impl LxcBackend {
         match b.launch_with("probe", limit) {
             Ok(inst) => {
                 let ms = inst.startup().startup.as_secs_f64() * 1e3;
-                Box::new(inst).teardown().map_err(err)?;
+                Box::new(inst).teardown().map_err(|e| err(e.to_string()))?;
                 b.probe = format!("LXC {version}: a probe container was ready in {ms:.0} ms");
                 Ok(b)
             }
             Err(e) => {
+                let logged = last_logged(&b.lxcpath, "probe");
                 let _ = b.finish();
-                Err(err(e.what))
+                let mut what = super::oci::runtime_message(&e);
+                if let Some(l) = logged {
+                    what = format!("{what} (lxc.log: {l})");
+                }
+                Err(err(what))
             }
         }
     }
@@ -306,7 +311,7 @@ impl LxcBackend {
     }
 
     /// Writes the instance's config and seccomp policy and makes its directories.
-    fn write_files(&self, name: &str, dir: &Path) -> Result<(), LxcError> {
+    fn write_files(&self, name: &str, dir: &Path) -> Result<(), LaunchCause> {
         for d in ["upper", "work", "rootfs"] {
             let p = dir.join(d);
             std::fs::create_dir_all(&p).map_err(io(&p))?;
@@ -320,15 +325,13 @@ impl LxcBackend {
     }
 
     fn launch_with(&self, name: &str, limit: Limit) -> Result<LxcInstance, LaunchError> {
-        let lerr = |what: String| LaunchError::new(name, what);
+        let lerr = |cause: LaunchCause| LaunchError::new(name, cause);
         if !super::oci::valid_container_id(name) {
-            return Err(lerr(format!(
-                "not a valid container name (letters, digits, _ + - . only): {name:?}"
-            )));
+            return Err(lerr(LaunchCause::BadName(name.to_string())));
         }
         let dir = self.lxcpath.join(name);
         if dir.exists() {
-            return Err(lerr(format!("{} exists already", dir.display())));
+            return Err(lerr(LaunchCause::Exists(dir)));
         }
         if let Ok(mut names) = self.names.lock() {
             names.push(name.to_string());
@@ -339,6 +342,7 @@ impl LxcBackend {
             lxcpath: self.lxcpath.clone(),
             name: name.to_string(),
             dir: dir.clone(),
+            log: self.lxcpath.join(format!("{name}.log")),
             cgroups: vec![
                 cgroup_rel(&self.ctx.run_id, name),
                 monitor_rel(&self.ctx.run_id, name),
@@ -346,8 +350,7 @@ impl LxcBackend {
             agent_pid: None,
             live: true,
         };
-        self.write_files(name, &dir)
-            .map_err(|e| lerr(e.to_string()))?;
+        self.write_files(name, &dir).map_err(lerr)?;
         // Everything the pre-exec step uses is built here: it runs in the forked child of a
         // multithreaded process, where allocating could deadlock.
         let rootfs = dir.join("rootfs");
@@ -357,13 +360,19 @@ impl LxcBackend {
             dir.join("upper").display(),
             dir.join("work").display()
         );
-        let opts =
-            CString::new(opts).map_err(|_| lerr(LxcError::Nul("overlay options").to_string()))?;
-        let target = CString::new(rootfs.as_os_str().as_bytes())
-            .map_err(|_| lerr(LxcError::Nul("rootfs path").to_string()))?;
+        let opts = CString::new(opts).map_err(|_| {
+            lerr(LaunchCause::Nul {
+                what: "overlay options",
+            })
+        })?;
+        let target = CString::new(rootfs.as_os_str().as_bytes()).map_err(|_| {
+            lerr(LaunchCause::Nul {
+                what: "rootfs path",
+            })
+        })?;
         let step = move || private_overlay(&target, &opts);
 
-        let log = dir.join("lxc.log");
+        let log = leftovers.log.clone();
         let mut cmd = Command::new(&self.start_exe);
         cmd.arg("-P")
             .arg(&self.lxcpath)
@@ -376,23 +385,15 @@ impl LxcBackend {
             .args(["-l", "ERROR"]);
         // lxc-start moves itself into the monitor cgroup under the run's; recorded all the
         // same, so `clean` may kill it if it is found elsewhere.
-        let inner = spawn_agent_with(&self.ctx, name, cmd, limit, true, step).map_err(|e| {
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
-            let said = said.lines().last().unwrap_or("").trim().to_string();
-            if said.is_empty() {
-                e
-            } else {
-                lerr(format!("{} (lxc.log: {said})", e.what))
-            }
-        })?;
+        let inner = spawn_agent_with(&self.ctx, name, cmd, limit, true, step)?;
         let cgroup = InstanceCgroup::existing(&self.host, &self.ctx.run_id, name);
         // Right after `ready` the agent (the container's init) is its cgroup's only process.
         let agent_pid = cgroup.dirs().iter().flat_map(|d| cgroup::procs(d)).next();
         let Some(agent_pid) = agent_pid else {
-            let why = format!(
-                "ready, but no process in its cgroup {} (did LXC put it elsewhere?)",
-                leftovers.cgroups[0].display()
-            );
+            let why = LaunchCause::NoProcess {
+                cgroup: leftovers.cgroups[0].clone(),
+                runtime: "LXC".into(),
+            };
             let _ = leftovers.remove(Some(inner));
             return Err(lerr(why));
         };
@@ -439,8 +440,8 @@ impl Backend for LxcBackend {
     /// Removes the lxcpath and checks that no cgroup of an instance (or of its monitor) is
     /// left in any hierarchy. `isobench/<run-id>` itself is removed only in hierarchies our
     /// own containers do not use (LXC made it there); elsewhere the run's end removes it.
-    fn finish(&self) -> Result<(), String> {
-        let mut errs = Vec::new();
+    fn finish(&self) -> Result<(), TeardownError> {
+        let mut errs: Vec<TeardownError> = Vec::new();
         let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
         let ours = self.host.roots();
         for root in CgroupHost::all_roots() {
@@ -450,7 +451,7 @@ impl Backend for LxcBackend {
                     monitor_rel(&self.ctx.run_id, name),
                 ] {
                     if let Err(e) = cgroup::remove_tree(&root.join(rel), EXIT_WAIT) {
-                        errs.push(e.to_string());
+                        errs.push(e.into());
                     }
                 }
             }
@@ -461,13 +462,9 @@ impl Backend for LxcBackend {
             }
         }
         if let Err(e) = crate::host::remove_dir_tree(&self.lxcpath) {
-            errs.push(e);
+            errs.push(e.into());
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("lxc: {}", errs.join("; ")))
-        }
+        TeardownError::collect(errs).map_err(|e| e.of("lxc"))
     }
 }
 
@@ -478,6 +475,8 @@ struct Leftovers {
     lxcpath: PathBuf,
     name: String,
     dir: PathBuf,
+    /// LXC's log of the instance (`lxc-start -o`), beside its directory.
+    log: PathBuf,
     cgroups: Vec<PathBuf>,
     /// The container's init once known (lxc-start's child, seen gone in /proc).
     agent_pid: Option<i32>,
@@ -487,9 +486,9 @@ struct Leftovers {
 impl Leftovers {
     /// `lxc-stop -k` (SIGKILL to init through the monitor), then the wait for init and for
     /// `lxc-start` to end, then whatever is left: processes and cgroups, the directory.
-    fn remove(&mut self, monitor: Option<ProcessInstance>) -> Result<(), String> {
+    fn remove(&mut self, monitor: Option<ProcessInstance>) -> Result<(), TeardownError> {
         self.live = false;
-        let mut errs = Vec::new();
+        let mut errs: Vec<TeardownError> = Vec::new();
         let mut stop = Command::new(&self.stop_exe);
         // A process group of its own: a second Ctrl-C reaches the harness, never an lxc-stop
         // half way (see interrupt.rs).
@@ -506,32 +505,38 @@ impl Leftovers {
         if let Some(pid) = self.agent_pid
             && !crate::host::wait_gone(pid, EXIT_WAIT)
         {
-            errs.push(format!(
-                "container init pid {pid} still running {} after `lxc-stop -k`",
-                crate::deadline::seconds(EXIT_WAIT)
-            ));
+            errs.push(TeardownError::StillRunning {
+                pid,
+                runtime: self.stop_exe.clone(),
+                waited: EXIT_WAIT,
+            });
         }
         // lxc-start exits once its container is gone: reap it (killed if it did not).
         if let Some(p) = monitor
             && let Err(e) = Box::new(p).teardown()
         {
-            errs.push(e);
+            errs.push(e.into());
         }
         for root in CgroupHost::all_roots() {
             for rel in &self.cgroups {
                 if let Err(e) = cgroup::remove_tree(&root.join(rel), EXIT_WAIT) {
-                    errs.push(e.to_string());
+                    errs.push(e.into());
                 }
             }
         }
         if let Err(e) = crate::host::remove_dir_tree(&self.dir) {
-            errs.push(e);
+            errs.push(e.into());
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
+        match std::fs::remove_file(&self.log) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                errs.push(TeardownError::Io {
+                    path: self.log.clone(),
+                    source,
+                });
+            }
+            _ => {}
         }
+        TeardownError::collect(errs)
     }
 }
 
@@ -611,12 +616,12 @@ impl Instance for LxcInstance {
     fn private_dir(&self) -> Option<PathBuf> {
         Some(self.upper.clone())
     }
-    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+    fn teardown(mut self: Box<Self>) -> Result<Duration, TeardownError> {
         let start = Instant::now();
         let inner = self.inner.take();
         self.leftovers
             .remove(inner)
-            .map_err(|e| format!("{}: teardown: {e}", self.leftovers.name))?;
+            .map_err(|e| e.of(self.leftovers.name.clone()))?;
         Ok(start.elapsed())
     }
 }
