@@ -88,7 +88,10 @@ impl Facts {
             // gVisor's /proc/sys/kernel has no osrelease; uname(2) is its kernel's answer.
             kernel_release = field(nix::sys::utsname::UtsName::release);
         }
-        let mut boot_id = read_trimmed("/proc/sys/kernel/random/boot_id");
+        let mut boot_id = read_trimmed(BOOT_ID_FILE);
+        if !boot_id.is_empty() && boot_id_mounted_over() {
+            boot_id = format!("{BOOT_ID_MOUNTED}{boot_id}");
+        }
         if boot_id.is_empty() {
             boot_id = absent_boot_id(&[
                 &field(nix::sys::utsname::UtsName::sysname),
@@ -123,6 +126,17 @@ impl Facts {
 
 /// Prefix of the `boot_id` of a kernel that has none (gVisor's Sentry): the row says so.
 pub const BOOT_ID_ABSENT: &str = "absent:";
+/// Prefix of a `boot_id` read from a file mounted over the kernel's (LXC bind-mounts a random
+/// one per container over it, /dev/.lxc-boot-id): it identifies no kernel.
+pub const BOOT_ID_MOUNTED: &str = "mounted:";
+const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Whether something is mounted on the boot_id file (mount point, field 5 of mountinfo).
+fn boot_id_mounted_over() -> bool {
+    read_trimmed("/proc/self/mountinfo")
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(BOOT_ID_FILE))
+}
 
 /// The identity of a kernel without /proc/sys/kernel/random/boot_id: `absent:` and the first
 /// 16 hex digits of the SHA-256 of its uname (sysname, release, version, machine). It tells

@@ -731,7 +731,7 @@ pub static OPS: Metric = Metric {
 pub static DISTINCT_KERNELS: Metric = Metric {
     name: "distinct_kernels",
     unit: Unit::Count,
-    definition: "kernel.csv: distinct boot_ids across the host and the batch's instances (1 for containers: they share the host's); for gvisor 1 + the sandboxes' Sentries alive (user-space kernels, which have no boot_id)",
+    definition: "kernel.csv: distinct boot_ids across the host and the batch's instances (1 for containers: they share the host's; a boot_id mounted over the kernel's file, as LXC does with a random one per container, is recorded as `mounted:ID` and names no kernel); for gvisor 1 + the sandboxes' Sentries alive (user-space kernels, which have no boot_id)",
     file: File::Kernel,
     read: Read::Batch(|k| Some(f64::from(k.distinct_kernels))),
     ..Metric::BASE

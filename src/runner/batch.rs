@@ -485,7 +485,11 @@ fn kernel_row(env: &Env, live: &Live, r: &Readings) -> KernelRow {
             .filter_map(|(_, l)| instance(l))
             .map(|i| &i.startup().facts)
     };
-    let mut boot_ids: BTreeSet<&str> = facts().map(|f| f.boot_id.as_str()).collect();
+    // A boot_id mounted over the kernel's (LXC's, random per container) names no kernel.
+    let mut boot_ids: BTreeSet<&str> = facts()
+        .map(|f| f.boot_id.as_str())
+        .filter(|b| !b.starts_with(crate::agent::BOOT_ID_MOUNTED))
+        .collect();
     let host_boot_id = crate::host::boot_id();
     boot_ids.insert(&host_boot_id);
     // gVisor's sandboxes report one identity between them (no boot_id, the same uname): each
