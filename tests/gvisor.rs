@@ -76,12 +76,18 @@ fn two_sandboxes_run_their_own_kernels_cost_a_syscall_dearly_and_leave_nothing()
         assert!(!st.facts.kernel_release.is_empty());
         assert_ne!(st.facts.kernel_release, host_release);
         assert!(
-            st.facts.boot_id.starts_with(isobench::agent::BOOT_ID_ABSENT),
+            st.facts
+                .boot_id
+                .starts_with(isobench::agent::BOOT_ID_ABSENT),
             "{}",
             st.facts.boot_id
         );
         // The instance's first process is its Sentry, with a Gofer beside it in the cgroup.
-        assert!(argv0_is(i.pid(), SENTRY_COMM), "pid {} is no Sentry", i.pid());
+        assert!(
+            argv0_is(i.pid(), SENTRY_COMM),
+            "pid {} is no Sentry",
+            i.pid()
+        );
         assert!(i.pids().iter().any(|p| argv0_is(*p, GOFER_COMM)));
     }
     // Each Sentry is a kernel: N + 1 with the host's, and their memory is counted.
@@ -188,7 +194,8 @@ fn a_platform_the_installed_runsc_lacks_is_said_as_such() {
         .expect("systrap refused");
     let _ = isobench::host::remove_dir_tree(&state_dir);
     assert!(
-        err.what.contains("runsc_platform = \"systrap\" is not offered"),
+        err.what
+            .contains("runsc_platform = \"systrap\" is not offered"),
         "{}",
         err.what
     );

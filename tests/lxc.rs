@@ -96,7 +96,10 @@ fn two_lxc_containers_share_the_host_kernel_in_their_cgroups_confined_and_leave_
             mask(DOCKER_CAPS),
             "{iso:?}"
         );
-        assert_eq!(u64::from_str_radix(&iso.cap_bnd, 16).unwrap(), mask(DOCKER_CAPS));
+        assert_eq!(
+            u64::from_str_radix(&iso.cap_bnd, 16).unwrap(),
+            mask(DOCKER_CAPS)
+        );
         assert_eq!(iso.no_new_privs, Some(true));
         assert_eq!(iso.seccomp, "filter");
         assert_eq!(iso.ns_private, "cgroup,ipc,mnt,net,pid,uts");
@@ -164,8 +167,8 @@ fn the_lxc_config_follows_the_scenario() {
     let text = scenario(
         "[limits]\nmemory_mib = 48\ncpus = 0.25\npids = 32\n[namespaces]\nnet = false\nuts = false\n",
     );
-    let s = isobench::scenario::Scenario::parse(&text, "t.toml", std::path::Path::new("/"))
-        .unwrap();
+    let s =
+        isobench::scenario::Scenario::parse(&text, "t.toml", std::path::Path::new("/")).unwrap();
     let ctx = isobench::backend::RunContext {
         run_id: run_id.clone(),
         scenario: std::sync::Arc::new(s),
@@ -181,16 +184,31 @@ fn the_lxc_config_follows_the_scenario() {
     println!("{v1}");
     let has = |c: &str, l: &str| c.lines().any(|x| x == l);
     assert!(has(&v1, "lxc.rootfs.path = dir:/x/lxc/i0/rootfs"));
-    assert!(has(&v1, &format!("lxc.init.cmd = {AGENT_IN_ROOTFS} agent idle")));
-    assert!(has(&v1, "lxc.namespace.keep = net uts"), "net and uts shared");
-    assert!(!v1.contains("lxc.net.0.type"), "no network namespace, no network");
-    assert!(!v1.contains("lxc.uts.name"), "no UTS namespace, no hostname");
+    assert!(has(
+        &v1,
+        &format!("lxc.init.cmd = {AGENT_IN_ROOTFS} agent idle")
+    ));
+    assert!(
+        has(&v1, "lxc.namespace.keep = net uts"),
+        "net and uts shared"
+    );
+    assert!(
+        !v1.contains("lxc.net.0.type"),
+        "no network namespace, no network"
+    );
+    assert!(
+        !v1.contains("lxc.uts.name"),
+        "no UTS namespace, no hostname"
+    );
     assert!(has(&v1, "lxc.cgroup.relative = 0"));
     assert!(has(
         &v1,
         &format!("lxc.cgroup.dir.container = isobench/{run_id}/i0")
     ));
-    assert!(has(&v1, &format!("lxc.environment = ISOBENCH_RUN_ID={run_id}")));
+    assert!(has(
+        &v1,
+        &format!("lxc.environment = ISOBENCH_RUN_ID={run_id}")
+    ));
     assert!(has(&v1, "lxc.cgroup.memory.limit_in_bytes = 50331648"));
     assert!(has(&v1, "lxc.cgroup.cpu.cfs_quota_us = 25000"));
     assert!(has(&v1, "lxc.cgroup.pids.max = 32"));

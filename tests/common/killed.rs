@@ -110,22 +110,30 @@ pub fn killed_run_is_cleaned(label: &str, scenario: &str, n: usize, ready: impl 
         .arg(&sdir)
         .output()
         .expect("isobench clean runs");
-    eprintln!(
+    let said = format!(
         "isobench clean: {}\n{}",
         String::from_utf8_lossy(&cleaned.stdout),
         String::from_utf8_lossy(&cleaned.stderr)
     );
-    assert!(cleaned.status.success(), "isobench clean failed");
+    eprintln!("{said}");
+    assert!(cleaned.status.success(), "isobench clean failed: {said}");
 
     let left = host::wait_until_no_marked(std::slice::from_ref(&run_id), Duration::from_secs(5));
     assert!(left.is_empty(), "processes of the run left: {left:?}");
     let naming = wait_until_none_naming(&state_dir, Duration::from_secs(5));
-    assert!(naming.is_empty(), "processes naming the state dir left: {naming:?}");
+    assert!(
+        naming.is_empty(),
+        "processes naming the state dir left: {naming:?}"
+    );
     for root in CgroupHost::all_roots() {
         let d = root.join("isobench").join(&run_id);
         assert!(!d.exists(), "cgroup left: {}", d.display());
     }
-    assert!(!state_dir.exists(), "state dir left: {}", state_dir.display());
+    assert!(
+        !state_dir.exists(),
+        "state dir left: {}",
+        state_dir.display()
+    );
     let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
