@@ -9,6 +9,8 @@
 
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -58,8 +60,7 @@ fn text(o: &Output) -> String {
 /// Measures SCENARIO into `<dir>/run` and checks the host is clean afterwards. `None` (after
 /// saying why) when this host cannot run instances.
 fn measure(dir: &Path) -> Option<PathBuf> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run instances");
+    if skip::unless_root() {
         return None;
     }
     let _lock = host::host_lock();
@@ -359,7 +360,7 @@ fn chromium() -> Option<PathBuf> {
 /// Headless Chromium parses the page with every inline SVG and draws it.
 fn check_browser(run: &Path) {
     let Some(browser) = chromium() else {
-        eprintln!("browser check skipped: no chromium (Debian package `chromium`)");
+        skip::because("no chromium for the browser check (Debian package `chromium`)");
         return;
     };
     let profile = run.join("chromium-profile");

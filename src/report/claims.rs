@@ -12,6 +12,7 @@
 //! figures are shown, the ratio is said to be within the noise. No ratio is ever `inf` or
 //! NaN: the cases without a finite one are [`Ratio`]'s variants, said in words.
 
+use crate::scenario::BackendKind;
 use serde::Serialize;
 
 use crate::results::load::RunData;
@@ -440,7 +441,11 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
         ));
         return out;
     }
-    if !has("vm") {
+    let kind = |b: &str| BackendKind::of_label(b);
+    if !backends
+        .iter()
+        .any(|(b, _)| kind(b) == Some(BackendKind::Vm))
+    {
         notes.push(format!(
             "{}: no VM claims, the run has no vm backend",
             run.label
@@ -449,8 +454,12 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
     // VMs first: they are what the claims are about; OCI runtimes check isobench's container.
     let subjects = backends
         .iter()
-        .filter(|(b, _)| b == "vm")
-        .chain(backends.iter().filter(|(b, _)| b.starts_with("oci")))
+        .filter(|(b, _)| kind(b) == Some(BackendKind::Vm))
+        .chain(
+            backends
+                .iter()
+                .filter(|(b, _)| kind(b) == Some(BackendKind::Oci)),
+        )
         .map(|(b, _)| b.clone());
     for subject in subjects {
         out.extend(pair(run, &subject, notes));
@@ -511,7 +520,7 @@ fn pair(run: &RunData, subject: &str, notes: &mut Vec<String>) -> Vec<ClaimSet> 
 }
 
 fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet {
-    let is_vm = subject.backend == "vm";
+    let is_vm = BackendKind::of_label(&subject.backend) == Some(BackendKind::Vm);
     let claims = DEFS
         .iter()
         .filter(|d| basis == Basis::LargestCommonN || d.per_instance)

@@ -35,7 +35,7 @@ pub fn render_summary(rows: &[SummaryRow]) -> String {
     render(&HEADER, &RIGHT_ALIGNED, &cells)
 }
 
-const COST_HEADER: [&str; 12] = [
+const COST_HEADER: [&str; 13] = [
     "backend",
     "accel",
     "N",
@@ -45,6 +45,7 @@ const COST_HEADER: [&str; 12] = [
     "host (MiB)",
     "guest kernel (MiB)",
     "VMM (MiB)",
+    "engine (MiB)",
     "disk private (MiB)",
     "disk shared (MiB)",
     "idle CPU (ms/s)",
@@ -67,13 +68,14 @@ pub fn render_costs(rows: &[SummaryRow]) -> String {
                 mib(r.host_avail_kib_mean),
                 mib(r.guest_kernel_kib_mean),
                 mib(r.vmm_overhead_kib_mean),
+                mib(r.runtime_overhead_kib_mean),
                 mib(r.disk_private_kib_mean),
                 mib(r.disk_shared_kib),
                 opt(r.idle_cpu_ms_per_s_mean),
             ]
         })
         .collect();
-    let mut right = [true; 12];
+    let mut right = [true; 13];
     right[0] = false;
     right[1] = false;
     render(&COST_HEADER, &right, &cells)

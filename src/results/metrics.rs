@@ -137,6 +137,8 @@ pub enum Backends {
     Vm,
     /// Only isobench's own container, whose child reports its phases.
     Container,
+    /// Only backends run by a container engine with processes of its own (docker).
+    Engine,
 }
 
 /// How a consumer reads one value of a metric from a row, where it is a number per row.
@@ -541,6 +543,17 @@ pub static VMM_OVERHEAD_KIB: Metric = Metric {
     compare: Some(Gate::memory(1024.0)),
     read: Read::Sample(|s| big(s.vmm_overhead_kib)),
     summary: &[(Stat::Mean, |r| r.vmm_overhead_kib_mean)],
+    ..Metric::BASE
+};
+
+pub static RUNTIME_OVERHEAD_KIB: Metric = Metric {
+    name: "runtime_overhead_kib",
+    unit: Unit::Kib,
+    definition: "engine only (docker): what the engine costs per instance, read with pss_kib: the PSS of the instance's containerd-shim plus the PSS of dockerd and containerd divided by the number of live instances of the batch (the attached docker CLI, the harness's reader, is not counted)",
+    better: Better::Lower,
+    backends: Backends::Engine,
+    read: Read::Sample(|s| big(s.runtime_overhead_kib)),
+    summary: &[(Stat::Mean, |r| r.runtime_overhead_kib_mean)],
     ..Metric::BASE
 };
 
@@ -980,6 +993,7 @@ pub static METRICS: &[&Metric] = &[
     &HOST_SLAB_KIB,
     &HOST_ANON_KIB,
     &VMM_OVERHEAD_KIB,
+    &RUNTIME_OVERHEAD_KIB,
     &GUEST_MEM_TOTAL_KIB,
     &GUEST_MEM_USED_KIB,
     &GUEST_KERNEL_KIB,
@@ -1295,6 +1309,11 @@ pub(crate) mod tests {
                 assert_eq!(
                     m.backends == Backends::Container,
                     m.definition.starts_with("phase (container): "),
+                    "{what}"
+                );
+                assert_eq!(
+                    m.backends == Backends::Engine,
+                    m.definition.starts_with("engine only (docker): "),
                     "{what}"
                 );
             }

@@ -59,6 +59,8 @@ backend_kinds! {
     Vm => "vm",
     /// The same rootfs and agent through the host's OCI runtimes (runc, crun: `[oci] runtimes`).
     Oci => "oci",
+    /// The real Docker Engine (`docker.io`): the daemon that answers, or a private dockerd.
+    Docker => "docker",
 }
 
 impl BackendKind {
@@ -68,6 +70,18 @@ impl BackendKind {
             .iter()
             .copied()
             .find(|k| k.as_str() == name)
+    }
+
+    /// The kind a result row's backend label names: `container+docker` is a container,
+    /// `oci-runc` and `oci-crun+none` OCI runtimes. Rows keep the label as text (it says more
+    /// than the kind); analyses that need the kind ask here, never compare labels themselves.
+    pub fn of_label(label: &str) -> Option<BackendKind> {
+        let base = label.split_once('+').map_or(label, |(b, _)| b);
+        BackendKind::from_name(base).or_else(|| {
+            base.strip_prefix("oci-")
+                .filter(|rt| !rt.is_empty())
+                .map(|_| BackendKind::Oci)
+        })
     }
 
     /// "process, unshare, container": for error messages and help text.
