@@ -10,7 +10,7 @@ mod common;
 #[path = "common/host.rs"]
 mod host;
 
-use common::{TestRun, skip_or_fail, skip_unless_root};
+use common::{TestRun, skip};
 use isobench::results::record::Sample;
 use isobench::scenario::BackendKind;
 use nix::sys::signal::{Signal, kill};
@@ -23,15 +23,14 @@ const DOCKER_CAPS: &str = "00000000a80425fb";
 
 /// True (after saying why) when these tests cannot run here.
 fn skip() -> bool {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return true;
     }
-    if isobench::backend::docker::cli::find_cli().is_none()
-        || isobench::host::exec::which("dockerd").is_none()
-    {
-        return skip_or_fail("docker.io is not installed (scripts/setup.sh installs it)");
-    }
-    false
+    skip::when(
+        isobench::backend::docker::cli::find_cli().is_none()
+            || isobench::host::exec::which("dockerd").is_none(),
+        "docker.io is not installed (scripts/setup.sh installs it)",
+    )
 }
 
 /// Processes of the engine on the host now (dockerd, containerd, shims), by pid.
