@@ -19,6 +19,10 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
         },
         None => Scenario::default_embedded(),
     };
+    let host_label = match host_label(args.host_label.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return fail(e, exit::BAD_INPUT),
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     if let Err(e) = crate::runner::interrupt::install(cancel.clone()) {
         return fail(
@@ -44,6 +48,7 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
         progress: !args.quiet,
         cancel,
         command_line: std::env::args().collect(),
+        host_label,
     };
     let outcome = match crate::runner::run(scenario, &opts) {
         Ok(o) => o,
@@ -81,6 +86,24 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
         exit::MEASURED_FAILURE
     } else {
         exit::OK
+    }
+}
+
+/// `--host-label`, or the hostname when none is given; either must be a valid label.
+fn host_label(given: Option<&str>) -> Result<String, String> {
+    use crate::host::facts::check_label;
+    match given {
+        Some(l) => check_label("--host-label", l).map_err(|e| e.to_string()),
+        None => {
+            let name = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            check_label("--host-label", &name).map_err(|_| {
+                format!(
+                    "the hostname {name:?} is not a valid host label (1 to 63 of A-Z a-z 0-9 . _ -, not starting with . or -): give --host-label"
+                )
+            })
+        }
     }
 }
 
