@@ -126,9 +126,10 @@ pub struct Mix {
     pub hosts: Vec<(String, u64)>,
     pub total_hosts: u64,
     pub cost: f64,
-    /// Instances the mix holds at the fitted lines, and at the low and high ends of every
-    /// type's range (`None` high: unbounded).
-    pub holds: u64,
+    /// Instances the mix holds at the fitted lines (`None`: unbounded, a host type whose
+    /// cost does not grow with N), and at the low and high ends of every type's range
+    /// (`None` high: unbounded).
+    pub holds: Option<u64>,
     pub holds_range: Option<Range>,
     /// Whether the low end still holds the demand.
     pub holds_at_low_end: Option<bool>,
@@ -540,7 +541,7 @@ fn answer(types: &[HostType], backend: &str, demand: u64) -> DemandAnswer {
         .collect();
     let costs: Vec<f64> = with.iter().map(|t| t.cost).collect();
     let cheapest = cheapest(demand, &per_host, &costs).map(|counts| {
-        let mut holds = 0u64;
+        let mut holds = Some(0u64);
         let (mut low, mut high) = (Some(0u64), Some(0u64));
         let mut hosts = Vec::new();
         for ((t, &c), p) in with.iter().zip(&counts).zip(&per_host) {
@@ -548,7 +549,7 @@ fn answer(types: &[HostType], backend: &str, demand: u64) -> DemandAnswer {
                 continue;
             }
             hosts.push((t.label.clone(), c));
-            holds = holds.saturating_add(p.map_or(u64::MAX, |p| p * c));
+            holds = holds.and_then(|h| p.map(|p| h + p * c));
             match t.backend(backend).expect("filtered").per_host.range {
                 Some(r) => {
                     low = low.map(|l| l + r.low.saturating_mul(c));
@@ -914,7 +915,7 @@ pub fn text(f: &Fleet) -> String {
                     } else {
                         String::new()
                     },
-                    m.holds,
+                    opt(m.holds, "unbounded"),
                     range_text(m.holds_range),
                     match m.holds_at_low_end {
                         Some(false) => format!(
