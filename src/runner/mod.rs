@@ -175,7 +175,7 @@ impl Places {
     fn remove_run_state(&self) -> Vec<String> {
         let mut leftovers = Vec::new();
         if let Err(e) = crate::host::remove_dir_tree(&self.state_dir) {
-            leftovers.push(e);
+            leftovers.push(e.to_string());
         }
         // A state root that was there before the run (a --state-dir the user made, one other
         // runs share) is not the run's to remove; the dirs the run made for it go if empty.
