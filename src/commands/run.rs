@@ -3,6 +3,7 @@
 
 use crate::cli::{Format, ReportArgs, RunArgs};
 use crate::exit;
+use crate::host::facts::{LabelError, check_label};
 use crate::report::terminal;
 use crate::runner::RunOutcome;
 use crate::scenario::Scenario;
@@ -90,19 +91,14 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
 }
 
 /// `--host-label`, or the hostname when none is given; either must be a valid label.
-fn host_label(given: Option<&str>) -> Result<String, String> {
-    use crate::host::facts::check_label;
+fn host_label(given: Option<&str>) -> Result<String, LabelError> {
     match given {
-        Some(l) => check_label("--host-label", l).map_err(|e| e.to_string()),
+        Some(l) => check_label("--host-label", l),
         None => {
             let name = nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            check_label("--host-label", &name).map_err(|_| {
-                format!(
-                    "the hostname {name:?} is not a valid host label (1 to 63 of A-Z a-z 0-9 . _ -, not starting with . or -): give --host-label"
-                )
-            })
+            check_label("--host-label", &name).map_err(|_| LabelError::Hostname { name })
         }
     }
 }

@@ -159,6 +159,10 @@ pub enum LabelError {
         "{flag} {value:?}: give 1 to {LABEL_MAX} characters of A-Z a-z 0-9 . _ -, not starting with . or -"
     )]
     Bad { flag: &'static str, value: String },
+    #[error(
+        "the hostname {name:?} is not a valid host label (1 to {LABEL_MAX} of A-Z a-z 0-9 . _ -, not starting with . or -): give --host-label"
+    )]
+    Hostname { name: String },
 }
 
 /// Checks a host label: 1..=63 of `[A-Za-z0-9._-]`, not starting with `.` or `-`, so that it

@@ -334,12 +334,15 @@ fn check(args: &PlanArgs) -> Result<FleetInputs, FleetError> {
     Ok(FleetInputs { costs, specs, mix })
 }
 
+/// The host types, notes about them, and the workload they all ran.
+type Types = (Vec<HostType>, Vec<String>, Option<String>);
+
 /// The host types of the runs, in the order their labels first appear.
 fn host_types(
     args: &PlanArgs,
     inputs: &FleetInputs,
     workload_mem_kib: f64,
-) -> Result<(Vec<HostType>, Vec<String>, Option<String>), PlanError> {
+) -> Result<Types, PlanError> {
     let mut groups: Vec<(String, Vec<RunData>)> = Vec::new();
     for dir in &args.runs {
         let run = load(dir, None)?;
