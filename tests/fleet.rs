@@ -290,6 +290,40 @@ fn fleet_plan_with_known_costs_is_exact() {
     assert!((dens["ratio"].as_f64().unwrap() - 147.0 / 73.0).abs() < 1e-9);
     assert!(out.join("fleet.csv").is_file());
 
+    // compare of host A against host B: the density, NEW's host over BASE's.
+    let o = isobench(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let c: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let hd = &c["host_density"][0];
+    assert_eq!(
+        (hd["a"].as_str(), hd["b"].as_str()),
+        (Some("small"), Some("large")),
+        "{c}"
+    );
+    assert_eq!(
+        (hd["a_per_host"].as_u64(), hd["b_per_host"].as_u64()),
+        (Some(73), Some(147))
+    );
+    let o = isobench(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("large denser"), "{}", show(&o));
+    // The same host label: no density (it is one host type).
+    let o = isobench(&[
+        "compare",
+        a.to_str().unwrap(),
+        a2.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["host_density"], serde_json::json!([]));
+
     // A mix: each backend on hosts of its own, the totals added.
     let vm = s.path("vm");
     write_run(&vm, "small", 8, "vm", 400.0);

@@ -644,6 +644,46 @@ pub fn density_pair(a: &Capacity, b: &Capacity) -> Option<Density> {
     })
 }
 
+/// The headroom `compare` plans each host with when it sets two hosts' density side by side
+/// (`plan`'s default).
+pub const COMPARE_HEADROOM: f64 = 0.10;
+
+/// Host B (NEW) against host A (BASE) for every backend both have a memory model of: the
+/// instances each host holds by its own meta.json (memory, cores) at `headroom`, and their
+/// ratio with its interval. Empty when a run records no memory or cores.
+pub fn host_density(a: &RunData, b: &RunData, headroom: f64) -> Vec<Density> {
+    let per_host = |r: &RunData| -> Vec<(String, Capacity)> {
+        if r.meta.mem_total_kib == 0 || r.meta.cpu_cores == 0 {
+            return Vec::new();
+        }
+        let host = Host {
+            mem_kib: r.meta.mem_total_kib as f64,
+            // Core counts are small integers: exact in an f64.
+            cpus: r.meta.cpu_cores as f64,
+            headroom,
+            mem_source: format!("{}/meta.json", r.dir.display()),
+            cpus_source: format!("{}/meta.json", r.dir.display()),
+        };
+        model::models(r, |_, _, _| false)
+            .into_iter()
+            .filter(|m| m.memory.fit.is_some())
+            .map(|m| (m.backend.clone(), capacity_of(&m, &host, 0.0)))
+            .collect()
+    };
+    let (pa, pb) = (per_host(a), per_host(b));
+    pa.iter()
+        .filter_map(|(backend, ca)| {
+            let (_, cb) = pb.iter().find(|(x, _)| x == backend)?;
+            density_pair(ca, cb).map(|d| Density {
+                backend: backend.clone(),
+                a: label_of(a),
+                b: label_of(b),
+                ..d
+            })
+        })
+        .collect()
+}
+
 /// Builds the fleet plan from the arguments, reading but writing nothing.
 pub fn build(args: &PlanArgs) -> Result<Fleet, PlanError> {
     let base = super::check_flags(args)?;
