@@ -135,3 +135,60 @@ pub fn section(b: &mut Vec<Block>, runs: &[RunData], used: &mut BTreeSet<&'stati
     ));
     b.push(Block::Table(table(runs)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::record::SummaryRow;
+
+    fn run(dir: &str, host: &str, pss: f64) -> RunData {
+        RunData {
+            dir: dir.into(),
+            label: dir.into(),
+            meta: crate::results::meta::RunMeta {
+                host_label: host.into(),
+                cpu_cores: 4,
+                mem_total_kib: 8 * 1024 * 1024,
+                ..Default::default()
+            },
+            samples: Vec::new(),
+            summary: [1, 4]
+                .into_iter()
+                .map(|n| SummaryRow {
+                    backend: "container".into(),
+                    accel: "none".into(),
+                    n,
+                    count: n,
+                    ok: n,
+                    pss_kib_mean: Some(pss * f64::from(n)),
+                    ..Default::default()
+                })
+                .collect(),
+            kernel: Vec::new(),
+            until: Vec::new(),
+            syscalls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn runs_are_named_after_their_hosts_and_shared_labels_kept_apart() {
+        let one_host = [run("r1", "a", 1024.0), run("r2", "a", 1024.0)];
+        assert_eq!(
+            host_labels(&one_host),
+            None,
+            "one host: directory names stay"
+        );
+        let runs = [
+            run("r1", "small", 1024.0),
+            run("r2", "big", 2048.0),
+            run("r3", "big", 2048.0),
+        ];
+        assert_eq!(host_labels(&runs).unwrap(), ["small", "big/r2", "big/r3"]);
+        let t = table(&runs);
+        assert_eq!(t.rows.len(), 3);
+        // At the largest N (4): 4 x 1024 KiB = 4 MiB.
+        assert_eq!(t.rows[0][4], "4");
+        assert_eq!(t.rows[0][6], "4.00");
+        assert!(t.header[6].starts_with("pss_kib"));
+    }
+}
