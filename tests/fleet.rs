@@ -190,7 +190,18 @@ fn ansible_runs_two_labelled_hosts_and_report_and_plan_answer_per_host() {
     assert_eq!(types[1]["host"]["cpus"].as_f64(), Some(32.0));
     for d in v["demands"].as_array().unwrap() {
         assert_eq!(d["instances"], 1000);
-        assert!(d["cheapest"]["total_hosts"].as_u64().unwrap() >= 1, "{d}");
+        // A host type whose host-memory line does not grow on this busy host (noise at
+        // N <= 3) is left out with a note; with a bounded one there is a cheapest mix.
+        match d["cheapest"]["total_hosts"].as_u64() {
+            Some(h) => assert!(h >= 1, "{d}"),
+            None => assert!(d["note"].as_str().unwrap().contains("left out"), "{d}"),
+        }
+        for a in d["alone"].as_array().unwrap() {
+            assert!(
+                a["per_host"].as_u64().unwrap() > 0,
+                "only bounded types: {d}"
+            );
+        }
     }
     // Density B vs A for each backend both bound (a host-memory line that does not grow on
     // a busy host leaves a backend unbounded, and out of this table).

@@ -519,11 +519,15 @@ pub fn cheapest(demand: u64, per_host: &[Option<u64>], cost: &[f64]) -> Option<V
     Some(counts)
 }
 
+/// A backend's demand over the host types that bound it. A type where neither memory nor idle
+/// CPU grows with N in its run (a host view swamped by noise at small N) is left out with a
+/// note: "unbounded" there is a measurement too small to tell, not a host without limits.
 fn answer(types: &[HostType], backend: &str, demand: u64) -> DemandAnswer {
-    let with: Vec<&HostType> = types
-        .iter()
-        .filter(|t| t.backend(backend).is_some())
-        .collect();
+    let bounded = |t: &&HostType| {
+        t.backend(backend)
+            .is_some_and(|b| b.per_host.max_n.is_some())
+    };
+    let with: Vec<&HostType> = types.iter().filter(bounded).collect();
     let alone = with
         .iter()
         .map(|t| {
@@ -573,21 +577,36 @@ fn answer(types: &[HostType], backend: &str, demand: u64) -> DemandAnswer {
             holds_range,
         }
     });
-    let missing: Vec<&str> = types
-        .iter()
-        .filter(|t| t.backend(backend).is_none())
-        .map(|t| t.label.as_str())
-        .collect();
+    let labels = |keep: &dyn Fn(&HostType) -> bool| -> Vec<&str> {
+        types
+            .iter()
+            .filter(|t| keep(t))
+            .map(|t| t.label.as_str())
+            .collect()
+    };
+    let missing = labels(&|t| t.backend(backend).is_none());
+    let unbounded = labels(&|t| {
+        t.backend(backend)
+            .is_some_and(|b| b.per_host.max_n.is_none())
+    });
+    let mut notes = Vec::new();
+    if !missing.is_empty() {
+        notes.push(format!(
+            "no memory model of {backend} on host type(s) {}: left out",
+            missing.join(", ")
+        ));
+    }
+    if !unbounded.is_empty() {
+        notes.push(format!(
+            "{backend} on host type(s) {}: neither memory nor idle CPU grows with N in the run(s), so no bound per host can be told (the host view is noise at the N measured): left out; measure larger N or more repetitions there",
+            unbounded.join(", ")
+        ));
+    }
     DemandAnswer {
         backend: backend.to_string(),
         instances: demand,
         alone,
-        note: (!missing.is_empty()).then(|| {
-            format!(
-                "no memory model of {backend} on host type(s) {}: left out",
-                missing.join(", ")
-            )
-        }),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
         cheapest,
     }
 }
@@ -972,7 +991,7 @@ pub fn text(f: &Fleet) -> String {
             None => {
                 let _ = writeln!(
                     o,
-                    "  cheapest: none: not one instance fits on any host type"
+                    "  cheapest: none: no host type has a bound that holds an instance"
                 );
             }
         }
