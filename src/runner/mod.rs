@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub progress: bool,
     pub cancel: Arc<AtomicBool>,
     pub command_line: Vec<String>,
+    /// meta.json's host_label, checked by the caller (`host::facts::check_label`).
+    pub host_label: String,
 }
 
 #[derive(Debug)]
@@ -215,6 +217,8 @@ fn start_meta(
         git_revision: GIT_REVISION.into(),
         command_line: opts.command_line.clone(),
         hostname: host.hostname,
+        host_label: opts.host_label.clone(),
+        virtualization: host.virtualization,
         host_kernel: host.kernel,
         host_boot_id: crate::host::boot_id(),
         cgroup_mode: cg
