@@ -98,6 +98,9 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
     let env = [
         c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         c"HOME=/root".to_owned(),
+        // The guest's kernel is the agent's own: its kernel threads are the guest's.
+        CString::new(format!("{}=1", crate::agent::COUNT_KTHREADS_ENV))
+            .map_err(|e| e.to_string())?,
     ];
     let e = nix::unistd::execve(&exe, &argv, &env).err();
     Err(format!("exec {}: {e:?}", crate::agent::AGENT_IN_ROOTFS))

@@ -53,7 +53,9 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         }
     };
 
-    let facts = serde_json::to_string(&Facts::gather()).map_err(|e| e.to_string())?;
+    let mut facts = Facts::gather();
+    facts.ready_ns = Some(super::mono_ns());
+    let facts = serde_json::to_string(&facts).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{facts}\n{READY_LINE}")
         .and_then(|_| out.flush())

@@ -162,6 +162,7 @@ where
         });
     }
     let start = Instant::now();
+    let start_ns = crate::agent::mono_ns();
     let child = cmd
         .spawn()
         .map_err(|e| lerr(format!("spawning {:?}: {e}", cmd.get_program())))?;
@@ -197,10 +198,10 @@ where
         startup,
         spawn: Some(spawn),
         first_output,
-        setup: None,
-        exec: None,
         facts,
+        ..Startup::default()
     };
+    inst.startup.agent_phases(start_ns);
     Ok(inst)
 }
 
