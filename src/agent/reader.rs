@@ -39,6 +39,17 @@ pub enum AgentError {
     Io(#[from] std::io::Error),
 }
 
+impl AgentError {
+    /// The last lines the instance printed besides the protocol (a runtime's or QEMU's own
+    /// error lines), kept with a timeout or an early end of output.
+    pub fn output(&self) -> &[String] {
+        match self {
+            AgentError::Timeout { output, .. } | AgentError::Eof { output, .. } => output,
+            _ => &[],
+        }
+    }
+}
+
 /// The last lines of the instance's output, each named by who said it: QEMU writes its own
 /// errors to the pipe that carries a guest's console, and those must not read as the agent's.
 fn output_suffix(output: &[String]) -> String {

@@ -26,13 +26,53 @@ pub fn run(args: &[String]) -> String {
     }
 }
 
-fn mount(src: &str, target: &str, fstype: &str, flags: nix::mount::MsFlags) -> Result<(), String> {
-    std::fs::create_dir_all(target).map_err(|e| format!("mkdir {target}: {e}"))?;
-    nix::mount::mount(Some(src), target, Some(fstype), flags, None::<&str>)
-        .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+/// A step of the guest's init that failed, and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{step} {target}: {source}")]
+    Sys {
+        step: &'static str,
+        target: String,
+        source: nix::errno::Errno,
+    },
+    #[error("{DISK} did not appear within {} s (virtio-blk missing?)", DISK_WAIT.as_secs())]
+    NoDisk,
+    #[error("{0}: contains NUL")]
+    Nul(&'static str),
 }
 
-fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
+fn io(step: &'static str, path: &str) -> impl FnOnce(std::io::Error) -> InitError {
+    let path = path.to_string();
+    move |source| InitError::Io { step, path, source }
+}
+
+fn sys(step: &'static str, target: &str) -> impl FnOnce(nix::errno::Errno) -> InitError {
+    let target = target.to_string();
+    move |source| InitError::Sys {
+        step,
+        target,
+        source,
+    }
+}
+
+fn mount(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: nix::mount::MsFlags,
+) -> Result<(), InitError> {
+    std::fs::create_dir_all(target).map_err(io("mkdir", target))?;
+    nix::mount::mount(Some(src), target, Some(fstype), flags, None::<&str>)
+        .map_err(sys("mount", &format!("{fstype} on {target}")))
+}
+
+fn boot(args: &[String]) -> Result<std::convert::Infallible, InitError> {
     use nix::mount::MsFlags;
     mount("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID)?;
     mount(
@@ -51,10 +91,10 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
     let order = std::fs::read_to_string("/modules/order").unwrap_or_default();
     for name in order.lines().filter(|l| !l.is_empty()) {
         let path = format!("/modules/{name}");
-        let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        let f = std::fs::File::open(&path).map_err(io("open", &path))?;
         match nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty()) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-            Err(e) => return Err(format!("loading {path}: {e}")),
+            Err(e) => return Err(sys("loading", &path)(e)),
         }
         // Free the initramfs copy: it stays in guest RAM otherwise.
         let _ = std::fs::remove_file(&path);
@@ -64,17 +104,14 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
     let start = Instant::now();
     while !Path::new(DISK).exists() {
         if start.elapsed() > DISK_WAIT {
-            return Err(format!(
-                "{DISK} did not appear within {} s (virtio-blk missing?)",
-                DISK_WAIT.as_secs()
-            ));
+            return Err(InitError::NoDisk);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     mount(DISK, NEWROOT, "ext4", MsFlags::empty())?;
     for d in ["/dev", "/proc", "/sys"] {
         let target = format!("{NEWROOT}{d}");
-        std::fs::create_dir_all(&target).map_err(|e| format!("mkdir {target}: {e}"))?;
+        std::fs::create_dir_all(&target).map_err(io("mkdir", &target))?;
         nix::mount::mount(
             Some(d),
             target.as_str(),
@@ -82,17 +119,18 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
             MsFlags::MS_MOVE,
             None::<&str>,
         )
-        .map_err(|e| format!("moving {d}: {e}"))?;
+        .map_err(sys("moving", d))?;
     }
     let _ = std::fs::remove_file("/init");
     // switch_root: make the disk the root of the mount tree, then of this process.
-    std::env::set_current_dir(NEWROOT).map_err(|e| format!("chdir {NEWROOT}: {e}"))?;
+    std::env::set_current_dir(NEWROOT).map_err(io("chdir", NEWROOT))?;
     nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|e| format!("moving the root: {e}"))?;
-    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+        .map_err(sys("moving", "the root"))?;
+    nix::unistd::chroot(".").map_err(sys("chroot", "."))?;
+    std::env::set_current_dir("/").map_err(io("chdir", "/"))?;
 
-    let exe = CString::new(crate::agent::AGENT_IN_ROOTFS).map_err(|e| e.to_string())?;
+    let exe =
+        CString::new(crate::agent::AGENT_IN_ROOTFS).map_err(|_| InitError::Nul("agent path"))?;
     let mut argv = vec![exe.clone()];
     argv.extend(args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
     let env = [
@@ -100,8 +138,10 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, String> {
         c"HOME=/root".to_owned(),
         // The guest's kernel is the agent's own: its kernel threads are the guest's.
         CString::new(format!("{}=1", crate::agent::COUNT_KTHREADS_ENV))
-            .map_err(|e| e.to_string())?,
+            .map_err(|_| InitError::Nul("agent environment"))?,
     ];
-    let e = nix::unistd::execve(&exe, &argv, &env).err();
-    Err(format!("exec {}: {e:?}", crate::agent::AGENT_IN_ROOTFS))
+    let e = nix::unistd::execve(&exe, &argv, &env)
+        .err()
+        .unwrap_or(nix::errno::Errno::UnknownErrno);
+    Err(sys("exec", crate::agent::AGENT_IN_ROOTFS)(e))
 }

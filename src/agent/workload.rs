@@ -24,16 +24,67 @@ pub const SYSCALLS_BUDGET_MS_MAX: i64 = 10_000;
 
 const MIB: usize = 1 << 20;
 
+/// Why the agent could not run its workload (printed by the agent, which then exits).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("agent: {workload:?}: {what} must be 1..={max}")]
+    BadNumber {
+        workload: Vec<String>,
+        what: &'static str,
+        max: usize,
+    },
+    #[error(
+        "agent: unknown workload {0:?}; allowed: idle, probe, syscalls [BUDGET_MS], touch-memory MIB, write-file MIB, fork COUNT"
+    )]
+    Unknown(String),
+    #[error("agent: writing to stdout: {0}")]
+    Stdout(#[source] std::io::Error),
+    #[error("agent: encoding the {what} line: {source}")]
+    Json {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("agent: write-file {}: {source}", .path.display())]
+    WriteFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The `fork` workload's outcome when the kernel refused a fork: how far it got.
+    #[error("fork {wanted}: refused after {made} children: {}", fork_why(*.errno))]
+    ForkRefused {
+        wanted: usize,
+        made: usize,
+        errno: nix::errno::Errno,
+    },
+}
+
+fn fork_why(errno: nix::errno::Errno) -> String {
+    if errno == nix::errno::Errno::EAGAIN {
+        "EAGAIN (a pids limit or RLIMIT_NPROC is in force)".to_string()
+    } else {
+        errno.to_string()
+    }
+}
+
+fn json<T: serde::Serialize>(what: &'static str, v: &T) -> Result<String, WorkloadError> {
+    serde_json::to_string(v).map_err(|source| WorkloadError::Json { what, source })
+}
+
 /// Runs the agent with the workload named by `args` (`idle`, `touch-memory MIB`,
 /// `write-file MIB`). Returns only on bad arguments or an I/O error; otherwise it idles
 /// until killed, because an instance's lifetime is the harness's decision.
-pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
+pub fn run(args: &[String]) -> Result<std::convert::Infallible, WorkloadError> {
     let workload: Vec<&str> = args.iter().map(String::as_str).collect();
-    let number = |v: Option<&&str>, max: usize, what: &str| -> Result<usize, String> {
-        v.and_then(|s| s.parse::<usize>().ok())
-            .filter(|m| (1..=max).contains(m))
-            .ok_or_else(|| format!("agent: {workload:?}: {what} must be 1..={max}"))
-    };
+    let number =
+        |v: Option<&&str>, max: usize, what: &'static str| -> Result<usize, WorkloadError> {
+            v.and_then(|s| s.parse::<usize>().ok())
+                .filter(|m| (1..=max).contains(m))
+                .ok_or_else(|| WorkloadError::BadNumber {
+                    workload: args.to_vec(),
+                    what,
+                    max,
+                })
+        };
     let mib = |v| number(v, 65536, "MiB");
     // Validate before printing anything, so a bad call never looks ready.
     let plan = match workload.first().copied() {
@@ -46,36 +97,30 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         Some("touch-memory") => Plan::Touch(mib(workload.get(1))?),
         Some("write-file") => Plan::Write(mib(workload.get(1))?),
         Some("fork") => Plan::Fork(number(workload.get(1), FORK_MAX as usize, "COUNT")?),
-        Some(other) => {
-            return Err(format!(
-                "agent: unknown workload {other:?}; allowed: idle, probe, syscalls [BUDGET_MS], touch-memory MIB, write-file MIB, fork COUNT"
-            ));
-        }
+        Some(other) => return Err(WorkloadError::Unknown(other.to_string())),
     };
 
     let mut facts = Facts::gather();
     facts.ready_ns = Some(super::mono_ns());
-    let facts = serde_json::to_string(&facts).map_err(|e| e.to_string())?;
+    let facts = json("facts", &facts)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{facts}\n{READY_LINE}")
-        .and_then(|_| out.flush())
-        .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+        .and_then(|()| out.flush())
+        .map_err(WorkloadError::Stdout)?;
 
     // The memory stays referenced until the process dies: `_held` lives for the idle loop.
     let mut failed = None;
     let _held = match plan {
         Plan::Idle => Vec::new(),
         Plan::Probe => {
-            let results = serde_json::to_string(&super::probe::run()).map_err(|e| e.to_string())?;
-            writeln!(out, "{PROBE_PREFIX}{results}")
-                .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+            let results = json("probe", &super::probe::run())?;
+            writeln!(out, "{PROBE_PREFIX}{results}").map_err(WorkloadError::Stdout)?;
             Vec::new()
         }
         Plan::Syscalls(ms) => {
             let costs = super::syscalls::run(std::time::Duration::from_millis(ms as u64));
-            let json = serde_json::to_string(&costs).map_err(|e| e.to_string())?;
-            writeln!(out, "{SYSCALLS_PREFIX}{json}")
-                .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+            let line = json("syscalls", &costs)?;
+            writeln!(out, "{SYSCALLS_PREFIX}{line}").map_err(WorkloadError::Stdout)?;
             Vec::new()
         }
         Plan::Touch(m) => touch_memory(m),
@@ -93,8 +138,8 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, String> {
         Some(why) => format!("{ERROR_PREFIX}{why}"),
     };
     writeln!(out, "{last}")
-        .and_then(|_| out.flush())
-        .map_err(|e| format!("agent: writing to stdout: {e}"))?;
+        .and_then(|()| out.flush())
+        .map_err(WorkloadError::Stdout)?;
     drop(out);
     loop {
         // pause() until a signal; the harness ends us with SIGKILL.
@@ -113,7 +158,7 @@ enum Plan {
 
 /// Forks `n` children that idle until killed (they die with the instance). A fork refused
 /// with EAGAIN is what a pids limit (or RLIMIT_NPROC) does: the error says how far it got.
-fn fork_children(n: usize) -> Result<(), String> {
+fn fork_children(n: usize) -> Result<(), WorkloadError> {
     use nix::unistd::{ForkResult, fork};
     for made in 0..n {
         // SAFETY: the agent is single-threaded; the child only loops on pause(2).
@@ -122,12 +167,13 @@ fn fork_children(n: usize) -> Result<(), String> {
                 nix::unistd::pause();
             },
             Ok(ForkResult::Parent { .. }) => {}
-            Err(nix::errno::Errno::EAGAIN) => {
-                return Err(format!(
-                    "fork {n}: refused after {made} children: EAGAIN (a pids limit or RLIMIT_NPROC is in force)"
-                ));
+            Err(errno) => {
+                return Err(WorkloadError::ForkRefused {
+                    wanted: n,
+                    made,
+                    errno,
+                });
             }
-            Err(e) => return Err(format!("fork {n}: refused after {made} children: {e}")),
         }
     }
     Ok(())
@@ -147,9 +193,12 @@ fn touch_memory(mib: usize) -> Vec<u8> {
 
 /// Writes `mib` MiB of non-repeating data and syncs it, so it lands on the instance's private
 /// layer (overlay upper dir, qcow2 overlay) where disk use is measured.
-fn write_file(mib: usize) -> Result<(), String> {
+fn write_file(mib: usize) -> Result<(), WorkloadError> {
     let path = write_file_path();
-    let err = |e: std::io::Error| format!("agent: write-file {}: {e}", path.display());
+    let err = |source| WorkloadError::WriteFile {
+        path: path.clone(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }

@@ -2,6 +2,7 @@
 //! containers; VMs and OCI runtimes later), and one factory over them.
 
 pub mod container;
+pub mod error;
 pub mod oci;
 pub mod process;
 pub mod unshare;
@@ -108,21 +109,7 @@ pub fn since(start_ns: u64, t_ns: u64) -> Option<Duration> {
         .then(|| Duration::from_nanos(t_ns - start_ns))
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{instance}: {what}")]
-pub struct LaunchError {
-    pub instance: String,
-    pub what: String,
-}
-
-impl LaunchError {
-    pub fn new(instance: &str, what: impl std::fmt::Display) -> LaunchError {
-        LaunchError {
-            instance: instance.to_string(),
-            what: what.to_string(),
-        }
-    }
-}
+pub use error::{LaunchCause, LaunchError, TeardownError};
 
 /// Preparing a backend failed: the environment cannot run it (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +157,7 @@ pub trait Backend: Send + Sync {
         None
     }
     /// Removes what the backend shared between instances (image layers, run cgroups).
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), TeardownError> {
         Ok(())
     }
 }
@@ -213,7 +200,7 @@ pub trait Instance: Send {
     }
     /// Kills the instance and removes everything it had; returns how long that took.
     /// Dropping an instance without calling this also cleans up (without timing).
-    fn teardown(self: Box<Self>) -> Result<Duration, String>;
+    fn teardown(self: Box<Self>) -> Result<Duration, TeardownError>;
 }
 
 /// A backend's row label when the run measures several security profiles: `container+none`,

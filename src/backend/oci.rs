@@ -22,7 +22,9 @@
 //! figure).
 
 use super::process::{ProcessInstance, spawn_agent_with};
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use super::{
+    Backend, Instance, LaunchCause, LaunchError, PrepareError, RunContext, Startup, TeardownError,
+};
 use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::deadline::Limit;
 use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
@@ -249,13 +251,13 @@ impl OciBackend {
         match b.launch_with("probe", limit) {
             Ok(inst) => {
                 let ms = inst.startup().startup.as_secs_f64() * 1e3;
-                Box::new(inst).teardown().map_err(err)?;
+                Box::new(inst).teardown().map_err(|e| err(e.to_string()))?;
                 b.probe = format!("a probe container was ready in {ms:.0} ms");
                 Ok(b)
             }
             Err(e) => {
                 let _ = b.finish();
-                Err(err(runtime_message(&e.what)))
+                Err(err(runtime_message(&e)))
             }
         }
     }
@@ -280,15 +282,13 @@ impl OciBackend {
     }
 
     fn launch_with(&self, name: &str, limit: Limit) -> Result<OciInstance, LaunchError> {
-        let lerr = |what: String| LaunchError::new(name, what);
+        let lerr = |cause: LaunchCause| LaunchError::new(name, cause);
         if !valid_container_id(name) {
-            return Err(lerr(format!(
-                "not a valid container id (letters, digits, _ + - . only): {name:?}"
-            )));
+            return Err(lerr(LaunchCause::BadName(name.to_string())));
         }
         let bundle = self.bundle_dir(name);
         if bundle.exists() {
-            return Err(lerr(format!("{} exists already", bundle.display())));
+            return Err(lerr(LaunchCause::Exists(bundle)));
         }
         if let Ok(mut names) = self.names.lock() {
             names.push(name.to_string());
@@ -309,13 +309,17 @@ impl OciBackend {
             bundle.join("work"),
             bundle.join("rootfs"),
         );
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| lerr(LaunchCause::Io { path, source })
+        };
         for d in [&upper, &work, &rootfs] {
-            std::fs::create_dir_all(d).map_err(|e| lerr(format!("{}: {e}", d.display())))?;
+            std::fs::create_dir_all(d).map_err(io(d))?;
         }
         let config = bundle.join("config.json");
         let text = serde_json::to_vec_pretty(&bundle_config(&self.ctx, name))
-            .map_err(|e| lerr(format!("config.json: {e}")))?;
-        std::fs::write(&config, text).map_err(|e| lerr(format!("{}: {e}", config.display())))?;
+            .map_err(|e| lerr(e.into()))?;
+        std::fs::write(&config, text).map_err(io(&config))?;
 
         // Everything the pre-exec step uses is built here: it runs in the forked child of a
         // multithreaded process, where allocating could deadlock.
@@ -325,9 +329,16 @@ impl OciBackend {
             upper.display(),
             work.display()
         );
-        let opts = CString::new(opts).map_err(|_| lerr("overlay options contain NUL".into()))?;
-        let target = CString::new(rootfs.as_os_str().as_bytes())
-            .map_err(|_| lerr("rootfs path contains NUL".into()))?;
+        let opts = CString::new(opts).map_err(|_| {
+            lerr(LaunchCause::Nul {
+                what: "overlay options",
+            })
+        })?;
+        let target = CString::new(rootfs.as_os_str().as_bytes()).map_err(|_| {
+            lerr(LaunchCause::Nul {
+                what: "rootfs path",
+            })
+        })?;
         let step = move || private_overlay(&target, &opts);
 
         let mut cmd = Command::new(&self.exe);
@@ -343,27 +354,31 @@ impl OciBackend {
             .arg(&bundle)
             .arg(name);
         // The runtime process stays in the harness's cgroup: recorded, so `clean` may kill it.
-        let inner = spawn_agent_with(&self.ctx, name, cmd, limit, true, step).map_err(|e| {
-            if e.what.starts_with("spawning") {
-                lerr(format!(
-                    "{} (in the spawn or its pre-exec step: private mount namespace, overlay on {})",
-                    e.what,
-                    rootfs.display()
-                ))
-            } else {
-                e
-            }
-        })?;
+        let inner =
+            spawn_agent_with(&self.ctx, name, cmd, limit, true, step).map_err(|e| {
+                match e.cause {
+                    LaunchCause::Spawn {
+                        program, source, ..
+                    } => lerr(LaunchCause::Spawn {
+                        program,
+                        source,
+                        pre_exec: Some(format!(
+                            "private mount namespace, overlay on {}",
+                            rootfs.display()
+                        )),
+                    }),
+                    cause => lerr(cause),
+                }
+            })?;
         let cgroup = InstanceCgroup::existing(&self.host, &self.ctx.run_id, name);
         // The agent's host pid: right after `ready` it is the only process of the cgroup the
         // runtime made (the runtime process itself stays in the harness's cgroup).
         let agent_pid = cgroup.dirs().iter().flat_map(|d| cgroup::procs(d)).next();
         let Some(agent_pid) = agent_pid else {
-            let why = format!(
-                "ready, but no process in its cgroup {} (did {} put it elsewhere?)",
-                leftovers.cgroup_rel.display(),
-                self.runtime
-            );
+            let why = LaunchCause::NoProcess {
+                cgroup: leftovers.cgroup_rel.clone(),
+                runtime: self.runtime.clone(),
+            };
             let _ = leftovers.remove(Some(inner));
             return Err(lerr(why));
         };
@@ -412,17 +427,24 @@ fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The runtime's own words from a failed launch's error: the lines it printed (which the
-/// agent reader keeps as "instance said"), followed by what the harness saw.
-fn runtime_message(what: &str) -> String {
-    const SAID: &str = " (instance said: ";
-    match what.find(SAID) {
-        Some(i) if what.ends_with(')') => {
-            let said = &what[i + SAID.len()..what.len() - 1];
-            format!("{said} (probe container: {})", &what[..i])
-        }
-        _ => format!("probe container: {what}"),
+/// The runtime's own words from a failed launch: the lines it printed (which the agent
+/// reader keeps), followed by what the harness saw. Read from the error's fields, never
+/// from its text.
+fn runtime_message(e: &LaunchError) -> String {
+    let said = e.instance_output();
+    if said.is_empty() {
+        return format!("probe container: {}", e.cause);
     }
+    let seen = match &e.cause {
+        LaunchCause::Agent(AgentError::Timeout {
+            expected, deadline, ..
+        }) => format!("agent not `{expected}` {}", deadline.after()),
+        LaunchCause::Agent(AgentError::Eof { expected, .. }) => {
+            format!("agent output ended before `{expected}`")
+        }
+        other => other.to_string(),
+    };
+    format!("{} (probe container: {seen})", said.join(" | "))
 }
 
 impl Backend for OciBackend {
@@ -459,15 +481,15 @@ impl Backend for OciBackend {
     /// container ends; a leftover is removed here). `isobench/<run-id>` itself is removed only in hierarchies
     /// isobench's own containers do not use (the runtime made it there); elsewhere it may be
     /// shared with other backends of the run, and the run's end removes it.
-    fn finish(&self) -> Result<(), String> {
-        let mut errs = Vec::new();
+    fn finish(&self) -> Result<(), TeardownError> {
+        let mut errs: Vec<TeardownError> = Vec::new();
         let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
         let ours = self.host.roots();
         for root in CgroupHost::all_roots() {
             for name in &names {
                 let d = root.join(cgroup_rel(&self.ctx.run_id, name));
                 if let Err(e) = cgroup::remove_tree(&d, EXIT_WAIT) {
-                    errs.push(e.to_string());
+                    errs.push(e.into());
                 }
             }
             if !ours.contains(&root) {
@@ -477,13 +499,9 @@ impl Backend for OciBackend {
             }
         }
         if let Err(e) = crate::host::remove_dir_tree(&self.dir) {
-            errs.push(e);
+            errs.push(e.into());
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("oci-{}: {}", self.runtime, errs.join("; ")))
-        }
+        TeardownError::collect(errs).map_err(|e| e.of(format!("oci-{}", self.runtime)))
     }
 }
 
@@ -523,7 +541,7 @@ impl Leftovers {
     /// and deletes it (its cgroups and state), then `delete --force` if the runtime left its
     /// state (no runtime process: a failed launch), and removes what may still be there:
     /// cgroups in any hierarchy, the runtime's state dir of the container, the bundle.
-    fn remove(&mut self, runtime_proc: Option<ProcessInstance>) -> Result<(), String> {
+    fn remove(&mut self, runtime_proc: Option<ProcessInstance>) -> Result<(), TeardownError> {
         self.live = false;
         let mut errs = Vec::new();
         let mut kill = self.runtime_cmd();
@@ -543,11 +561,11 @@ impl Leftovers {
         if let Some(pid) = self.agent_pid
             && !crate::host::wait_gone(pid, EXIT_WAIT)
         {
-            errs.push(format!(
-                "container init pid {pid} still running {} after `{} kill`",
-                crate::deadline::seconds(EXIT_WAIT),
-                self.exe.display()
-            ));
+            errs.push(TeardownError::StillRunning {
+                pid,
+                runtime: self.exe.clone(),
+                waited: EXIT_WAIT,
+            });
         }
         let state = self.state_root.join(&self.id);
         // A stopped container is deleted at once; `--force` (which polls every 100 ms in
@@ -561,31 +579,33 @@ impl Leftovers {
                 .args(["delete", "--force", &self.id])
                 .output()
             {
-                Ok(o) if !o.status.success() && state.exists() => errs.push(format!(
-                    "{} delete --force {}: {}",
-                    self.exe.display(),
-                    self.id,
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )),
-                Err(e) => errs.push(format!("{}: {e}", self.exe.display())),
+                Ok(o) if !o.status.success() && state.exists() => {
+                    errs.push(TeardownError::Runtime {
+                        runtime: self.exe.clone(),
+                        action: "delete --force",
+                        id: self.id.clone(),
+                        status: o.status.code(),
+                        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                    });
+                }
+                Err(source) => errs.push(TeardownError::RunTool {
+                    program: self.exe.clone(),
+                    source,
+                }),
                 _ => {}
             }
         }
         for root in CgroupHost::all_roots() {
             if let Err(e) = cgroup::remove_tree(&root.join(&self.cgroup_rel), EXIT_WAIT) {
-                errs.push(e.to_string());
+                errs.push(e.into());
             }
         }
         for d in [&state, &self.bundle] {
             if let Err(e) = crate::host::remove_dir_tree(d) {
-                errs.push(e);
+                errs.push(e.into());
             }
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        TeardownError::collect(errs)
     }
 }
 
@@ -646,12 +666,12 @@ impl Instance for OciInstance {
     fn private_dir(&self) -> Option<PathBuf> {
         Some(self.upper.clone())
     }
-    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+    fn teardown(mut self: Box<Self>) -> Result<Duration, TeardownError> {
         let start = Instant::now();
         let inner = self.inner.take();
         self.leftovers
             .remove(inner)
-            .map_err(|e| format!("{}: teardown: {e}", self.leftovers.id))?;
+            .map_err(|e| e.of(&self.leftovers.id))?;
         Ok(start.elapsed())
     }
 }

@@ -1,7 +1,7 @@
 //! `process`: the agent as a plain child process, no isolation at all. The floor every other
 //! backend's figures are compared to. Also the spawn path of `unshare`.
 
-use super::{Backend, Instance, LaunchError, RunContext, Startup};
+use super::{Backend, Instance, LaunchCause, LaunchError, RunContext, Startup, TeardownError};
 use crate::agent::reader::{AgentError, AgentReader, WorkloadReport};
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::host::run_id::PidRecord;
@@ -61,16 +61,23 @@ impl HostPlace {
         name: &str,
         mut cmd: Command,
     ) -> Result<Box<dyn Instance>, LaunchError> {
-        let lerr = |what: String| LaunchError::new(name, what);
         let dir = self.dir.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| lerr(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|source| {
+            LaunchError::new(
+                name,
+                LaunchCause::Io {
+                    path: dir.clone(),
+                    source,
+                },
+            )
+        })?;
         cmd.env(crate::agent::workload::WRITE_DIR_ENV, &dir);
         let cgroup = match &self.cgroups {
             Some(run) => match run.create_instance(name, &crate::scenario::Limits::default()) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     let _ = crate::host::remove_dir_tree(&dir);
-                    return Err(lerr(e.to_string()));
+                    return Err(LaunchError::new(name, e));
                 }
             },
             None => None,
@@ -96,11 +103,11 @@ impl HostPlace {
     }
 
     /// Removes the run's directories and cgroups of this backend.
-    pub fn finish(&self) -> Result<(), String> {
+    pub fn finish(&self) -> Result<(), TeardownError> {
         if let Some(c) = &self.cgroups {
-            c.remove().map_err(|e| e.to_string())?;
+            c.remove()?;
         }
-        crate::host::remove_dir_tree(&self.dir)
+        Ok(crate::host::remove_dir_tree(&self.dir)?)
     }
 }
 
@@ -114,7 +121,7 @@ impl Backend for ProcessBackend {
             .args(self.ctx.scenario.workload.agent_args());
         self.place.launch(&self.ctx, name, cmd)
     }
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), TeardownError> {
         self.place.finish()
     }
 }
@@ -141,9 +148,15 @@ pub fn spawn_agent_with<F>(
 where
     F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
 {
-    let lerr = |what: String| LaunchError::new(name, what);
-    let (out_r, out_w) = std::io::pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
-    let out_w2 = out_w.try_clone().map_err(|e| lerr(format!("pipe: {e}")))?;
+    let lerr = |cause: LaunchCause| LaunchError::new(name, cause);
+    let pipe_err = |source| {
+        lerr(LaunchCause::Sys {
+            call: "pipe",
+            source,
+        })
+    };
+    let (out_r, out_w) = std::io::pipe().map_err(pipe_err)?;
+    let out_w2 = out_w.try_clone().map_err(pipe_err)?;
     cmd.stdin(Stdio::null())
         .stdout(out_w)
         .stderr(out_w2)
@@ -163,9 +176,13 @@ where
     }
     let start = Instant::now();
     let start_ns = crate::agent::mono_ns();
-    let child = cmd
-        .spawn()
-        .map_err(|e| lerr(format!("spawning {:?}: {e}", cmd.get_program())))?;
+    let child = cmd.spawn().map_err(|source| {
+        lerr(LaunchCause::Spawn {
+            program: cmd.get_program().to_string_lossy().into_owned(),
+            source,
+            pre_exec: None,
+        })
+    })?;
     let spawn = start.elapsed();
     // The Command still holds the write ends: drop it so EOF shows if the agent dies.
     drop(cmd);
@@ -180,18 +197,17 @@ where
     };
     if record {
         // On error the instance drops: the child is killed and reaped.
-        inst.record = Some(PidRecord::create(&ctx.state_dir, inst.pid()).map_err(|e| {
-            lerr(format!(
-                "recording pid {} for isobench clean: {e}",
-                inst.pid()
-            ))
-        })?);
+        let pid = inst.pid();
+        inst.record = Some(
+            PidRecord::create(&ctx.state_dir, pid)
+                .map_err(|source| lerr(LaunchCause::RecordPid { pid, source }))?,
+        );
     }
     crate::fault::point(crate::fault::Boundary::Boot);
     let facts = inst
         .reader
         .wait_ready(limit.from(start), &ctx.cancel)
-        .map_err(|e| lerr(e.to_string()))?;
+        .map_err(|e| lerr(e.into()))?;
     let startup = start.elapsed();
     let first_output = inst.reader.first_byte().map(|t| t - start);
     inst.startup = Startup {
@@ -220,23 +236,19 @@ pub struct ProcessInstance {
 
 impl ProcessInstance {
     /// Removes the instance's directory and cgroup (after its processes are gone).
-    fn remove_place(&mut self) -> Result<(), String> {
+    fn remove_place(&mut self) -> Result<(), TeardownError> {
         let mut errs = Vec::new();
         if let Some(c) = self.cgroup.take()
             && let Err(e) = c.remove(Duration::from_secs(5))
         {
-            errs.push(e.to_string());
+            errs.push(e.into());
         }
         if let Some(d) = self.private.take()
             && let Err(e) = crate::host::remove_dir_tree(&d)
         {
-            errs.push(e);
+            errs.push(e.into());
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        TeardownError::collect(errs)
     }
 }
 
@@ -289,31 +301,31 @@ impl Instance for ProcessInstance {
     fn private_dir(&self) -> Option<PathBuf> {
         self.private.clone()
     }
-    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+    fn teardown(mut self: Box<Self>) -> Result<Duration, TeardownError> {
         let start = Instant::now();
         if let Some(mut c) = self.child.take() {
+            let pid = c.id() as i32;
             // Its descendants (unshare's agent) die with it (parent-death signal) and, the
             // harness being a subreaper, become ours to reap.
-            let family = crate::host::with_descendants(c.id() as i32);
+            let family = crate::host::with_descendants(pid);
             let _ = c.kill();
             c.wait()
-                .map_err(|e| format!("{}: waiting for pid {}: {e}", self.name, c.id()))?;
+                .map_err(|source| TeardownError::Wait { pid, source }.of(&self.name))?;
             let stragglers: Vec<i32> = family
                 .into_iter()
-                .filter(|p| *p != c.id() as i32)
+                .filter(|p| *p != pid)
                 .filter(|p| !crate::host::wait_gone(*p, DESCENDANT_WAIT))
                 .collect();
             if !stragglers.is_empty() {
-                return Err(format!(
-                    "{}: pids {stragglers:?} below pid {} still running {} after it was killed",
-                    self.name,
-                    c.id(),
-                    crate::deadline::seconds(DESCENDANT_WAIT)
-                ));
+                return Err(TeardownError::Stragglers {
+                    parent: pid,
+                    pids: stragglers,
+                    waited: DESCENDANT_WAIT,
+                }
+                .of(&self.name));
             }
         }
-        self.remove_place()
-            .map_err(|e| format!("{}: teardown: {e}", self.name))?;
+        self.remove_place().map_err(|e| e.of(&self.name))?;
         Ok(start.elapsed())
     }
 }

@@ -3,7 +3,7 @@
 //! reference point our container launcher's start-up is held against.
 
 use super::process::HostPlace;
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext};
+use super::{Backend, Instance, LaunchError, PrepareError, RunContext, TeardownError};
 use crate::scenario::BackendKind;
 use std::process::Command;
 
@@ -41,7 +41,7 @@ impl Backend for UnshareBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Unshare
     }
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), TeardownError> {
         self.place.finish()
     }
     fn launch_files(&self) -> Vec<std::path::PathBuf> {

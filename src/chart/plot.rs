@@ -36,20 +36,27 @@ pub enum PlotError {
 
 /// Registers [`FONT_PATH`] as plotters' "sans-serif" once per process.
 pub fn ensure_font() -> Result<(), PlotError> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    /// The outcome kept for the whole process (an io::Error is not Clone: its kind and text).
+    #[derive(Debug)]
+    enum FontFailure {
+        Read(std::io::ErrorKind, String),
+        Unusable,
+    }
+    static DONE: OnceLock<Result<(), FontFailure>> = OnceLock::new();
     let r = DONE.get_or_init(|| {
-        let bytes = std::fs::read(FONT_PATH).map_err(|e| e.to_string())?;
+        let bytes =
+            std::fs::read(FONT_PATH).map_err(|e| FontFailure::Read(e.kind(), e.to_string()))?;
         // plotters keeps a &'static reference to the font; it is read once per process.
         let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         plotters::style::register_font("sans-serif", FontStyle::Normal, leaked)
-            .map_err(|_| "bad font".to_string())
+            .map_err(|_| FontFailure::Unusable)
     });
     match r {
         Ok(()) => Ok(()),
-        Err(m) if m == "bad font" => Err(PlotError::BadFont(FONT_PATH.into())),
-        Err(m) => Err(PlotError::Font {
+        Err(FontFailure::Unusable) => Err(PlotError::BadFont(FONT_PATH.into())),
+        Err(FontFailure::Read(kind, text)) => Err(PlotError::Font {
             path: FONT_PATH.into(),
-            source: std::io::Error::other(m.clone()),
+            source: std::io::Error::new(*kind, text.clone()),
         }),
     }
 }

@@ -446,7 +446,7 @@ fn restore_ksm(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
                 r.ksm_restored = true;
                 // Not restored twice should the state dir stay (the user may change KSM since).
                 if let Err(e) = state.remove_file(record) {
-                    r.errors.push(e);
+                    r.errors.push(e.to_string());
                 }
             }
             Err(e) => r.errors.push(format!(

@@ -121,9 +121,13 @@ fn print_text(outcome: &RunOutcome) {
 /// One JSON document with everything the run wrote (meta, raw samples, summary, kernel,
 /// until and syscalls rows), read back from the run directory so it is exactly what the files
 /// hold.
-fn print_json(outcome: &RunOutcome, report_files: &[PathBuf]) -> Result<(), String> {
-    let run = crate::results::load::load(&outcome.run_dir, None)
-        .map_err(|e| format!("reading back {}: {e}", outcome.run_dir.display()))?;
+fn print_json(outcome: &RunOutcome, report_files: &[PathBuf]) -> Result<(), JsonError> {
+    let run = crate::results::load::load(&outcome.run_dir, None).map_err(|source| {
+        JsonError::ReadBack {
+            dir: outcome.run_dir.clone(),
+            source,
+        }
+    })?;
     let doc = serde_json::json!({
         "run_dir": outcome.run_dir,
         "interrupted": outcome.interrupted,
@@ -138,9 +142,20 @@ fn print_json(outcome: &RunOutcome, report_files: &[PathBuf]) -> Result<(), Stri
         "samples": run.samples,
         "report_files": report_files,
     });
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    println!("{text}");
+    println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
+}
+
+/// Why `run --format json` could not print the run.
+#[derive(Debug, thiserror::Error)]
+enum JsonError {
+    #[error("reading back {}: {source}", .dir.display())]
+    ReadBack {
+        dir: PathBuf,
+        source: crate::results::load::LoadError,
+    },
+    #[error("encoding the run as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// `run --report`: the report of the run just made, into its directory. A report that cannot

@@ -21,18 +21,25 @@ pub enum ScenarioCheck {
     /// Keys that differ, each as "repetitions: 15 in BASE, 12 in NEW".
     Differ(Vec<String>),
     /// It cannot be told, and why ("BASE's meta.json records no scenario").
-    Unknown(String),
+    Unknown(Unreadable),
+}
+
+/// Why a run's recorded scenario cannot be compared; `run` is `BASE` or `NEW`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error("{run}'s meta.json records no scenario")]
+    Missing { run: &'static str },
+    #[error("{run}'s recorded scenario is not valid TOML")]
+    NotToml { run: &'static str },
 }
 
 /// Compares the scenario texts of BASE and NEW.
 pub fn check(base: &str, new: &str) -> ScenarioCheck {
-    let parse = |which: &str, text: &str| -> Result<BTreeMap<String, String>, String> {
+    let parse = |run: &'static str, text: &str| -> Result<BTreeMap<String, String>, Unreadable> {
         if text.trim().is_empty() {
-            return Err(format!("{which}'s meta.json records no scenario"));
+            return Err(Unreadable::Missing { run });
         }
-        let table: toml::Table = text
-            .parse()
-            .map_err(|_| format!("{which}'s recorded scenario is not valid TOML"))?;
+        let table: toml::Table = text.parse().map_err(|_| Unreadable::NotToml { run })?;
         let mut flat = BTreeMap::new();
         flatten("", &table, &mut flat);
         Ok(flat)
@@ -152,11 +159,19 @@ mod tests {
     fn a_run_without_a_recorded_scenario_cannot_be_checked() {
         assert_eq!(
             check("", GATE),
-            ScenarioCheck::Unknown("BASE's meta.json records no scenario".into())
+            ScenarioCheck::Unknown(Unreadable::Missing { run: "BASE" })
+        );
+        assert_eq!(
+            Unreadable::Missing { run: "BASE" }.to_string(),
+            "BASE's meta.json records no scenario"
         );
         assert_eq!(
             check(GATE, "name = "),
-            ScenarioCheck::Unknown("NEW's recorded scenario is not valid TOML".into())
+            ScenarioCheck::Unknown(Unreadable::NotToml { run: "NEW" })
+        );
+        assert_eq!(
+            Unreadable::NotToml { run: "NEW" }.to_string(),
+            "NEW's recorded scenario is not valid TOML"
         );
     }
 }

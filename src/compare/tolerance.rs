@@ -42,6 +42,15 @@ pub enum ToleranceError {
     },
 }
 
+/// Why a tolerance value is not one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error("`{0}` is not {ALLOWED_VALUE}")]
+    NotANumber(String),
+    #[error("not allowed: a tolerance is {ALLOWED_VALUE}")]
+    OutOfRange,
+}
+
 /// The resolved tolerances.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tolerances {
@@ -83,7 +92,7 @@ impl Tolerances {
                 parse_value(t).map_err(|why| ToleranceError::Flag {
                     flag: "--tolerance",
                     value: one_line(t),
-                    why,
+                    why: why.to_string(),
                 })
             })
             .transpose()?;
@@ -122,7 +131,7 @@ pub fn gate(m: &Metric) -> Gate {
 
 /// A tolerance as given: a ratio (`0.1`) or a percentage (`10%`, `12.5 %`), finite and >= 0;
 /// the reason when it is not one.
-pub fn parse_value(text: &str) -> Result<f64, String> {
+pub fn parse_value(text: &str) -> Result<f64, ValueError> {
     let t = text.trim();
     let (number, scale) = match t.strip_suffix('%') {
         Some(n) => (n.trim_end(), 100.0),
@@ -130,16 +139,16 @@ pub fn parse_value(text: &str) -> Result<f64, String> {
     };
     let v: f64 = number
         .parse()
-        .map_err(|_| format!("`{}` is not {ALLOWED_VALUE}", one_line(text)))?;
+        .map_err(|_| ValueError::NotANumber(one_line(text)))?;
     check(v / scale)
 }
 
 /// A tolerance must be a finite number >= 0; the reason when it is not.
-fn check(t: f64) -> Result<f64, String> {
+fn check(t: f64) -> Result<f64, ValueError> {
     if t.is_finite() && t >= 0.0 {
         Ok(t)
     } else {
-        Err(format!("not allowed: a tolerance is {ALLOWED_VALUE}"))
+        Err(ValueError::OutOfRange)
     }
 }
 
@@ -163,7 +172,7 @@ fn parse_tolerance_for(arg: &str) -> Result<(String, f64), ToleranceError> {
             metric::names()
         )));
     }
-    let t = parse_value(tol).map_err(err)?;
+    let t = parse_value(tol).map_err(|why| err(why.to_string()))?;
     Ok((name.to_string(), t))
 }
 
@@ -201,7 +210,7 @@ fn read_file(path: &Path) -> Result<FileTolerances, ToleranceError> {
             toml::Value::Integer(i) => {
                 check(*i as f64).map_err(|why| key_err(key, format!("{i}: {why}")))
             }
-            toml::Value::String(s) => parse_value(s).map_err(|why| key_err(key, why)),
+            toml::Value::String(s) => parse_value(s).map_err(|why| key_err(key, why.to_string())),
             other => Err(key_err(
                 key,
                 format!("{} is not {ALLOWED_VALUE}", other.type_str()),

@@ -106,8 +106,8 @@ pub fn wait_gone(pid: i32, limit: std::time::Duration) -> bool {
 
 /// Removes a directory tree that may already be gone, never following a symlink nor crossing
 /// a mount point (see [`remove`]); the error names the path and what was left.
-pub fn remove_dir_tree(path: &std::path::Path) -> Result<(), String> {
-    remove::remove_tree(path).map_err(|e| e.to_string())
+pub fn remove_dir_tree(path: &std::path::Path) -> Result<(), remove::RemoveError> {
+    remove::remove_tree(path)
 }
 
 /// Creates `path` and its missing parents one by one, returning those it made (outermost

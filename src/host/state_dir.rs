@@ -114,11 +114,42 @@ pub enum Rejected {
     #[error("owned by uid {0}, not by root: not a run's state dir")]
     OwnedBy(u32),
     #[error("{OWNER_FILE}: {0}")]
-    OwnerFile(String),
+    OwnerFile(FileError),
     #[error(transparent)]
     Owner(#[from] OwnerError),
     #[error("{0}")]
     Io(String),
+}
+
+/// Why a small file of a state dir was not read (or removed).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("missing")]
+    Missing,
+    #[error("a symlink: not followed")]
+    Symlink,
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("owned by uid {found}, not {wanted}")]
+    Owner { found: u32, wanted: u32 },
+    #[error("larger than {0} bytes")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<Errno> for FileError {
+    fn from(e: Errno) -> FileError {
+        FileError::Io(e.into())
+    }
+}
+
+/// A [`FileError`] naming the file's path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", .path.display())]
+pub struct StateFileError {
+    pub path: PathBuf,
+    pub source: FileError,
 }
 
 /// A state dir proven to be run `id`'s.
@@ -236,7 +267,7 @@ impl StateRoot {
         }
         let text = read_file_at(&fd, OsStr::new(OWNER_FILE), OWNER_FILE_MAX, uid)
             .map_err(Rejected::OwnerFile)?
-            .ok_or_else(|| Rejected::OwnerFile("missing".into()))?;
+            .ok_or(Rejected::OwnerFile(FileError::Missing))?;
         let owner = Owner::parse(&text, &id, uid)?;
         Ok(RunStateDir {
             id,
@@ -260,7 +291,7 @@ fn read_file_at(
     name: &OsStr,
     max: usize,
     uid: u32,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<Vec<u8>>, FileError> {
     let fd = match rustix::fs::openat(
         dir,
         name,
@@ -269,40 +300,49 @@ fn read_file_at(
     ) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
-        Err(Errno::LOOP) => return Err("a symlink: not followed".into()),
-        Err(e) => return Err(e.to_string()),
+        Err(Errno::LOOP) => return Err(FileError::Symlink),
+        Err(e) => return Err(e.into()),
     };
-    let st = rustix::fs::fstat(&fd).map_err(|e| e.to_string())?;
+    let st = rustix::fs::fstat(&fd)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err("not a regular file".into());
+        return Err(FileError::NotRegular);
     }
     if st.st_uid != uid {
-        return Err(format!("owned by uid {}, not {uid}", st.st_uid));
+        return Err(FileError::Owner {
+            found: st.st_uid,
+            wanted: uid,
+        });
     }
     let mut text = Vec::new();
     std::fs::File::from(fd)
         .take(max as u64 + 1)
-        .read_to_end(&mut text)
-        .map_err(|e| e.to_string())?;
+        .read_to_end(&mut text)?;
     if text.len() > max {
-        return Err(format!("larger than {max} bytes"));
+        return Err(FileError::TooLarge(max));
     }
     Ok(Some(text))
 }
 
 impl RunStateDir {
     /// Reads file `name` of this state dir (see [`read_file_at`]); the error names the path.
-    pub fn read_file(&self, name: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
-        read_file_at(&self.fd, OsStr::new(name), max, self.owner.uid)
-            .map_err(|e| format!("{}: {e}", self.path.join(name).display()))
+    pub fn read_file(&self, name: &str, max: usize) -> Result<Option<Vec<u8>>, StateFileError> {
+        read_file_at(&self.fd, OsStr::new(name), max, self.owner.uid).map_err(|source| {
+            StateFileError {
+                path: self.path.join(name),
+                source,
+            }
+        })
     }
 
     /// Removes the entry `name` of this state dir (unlinkat: a symlink is removed, its target
     /// never touched).
-    pub fn remove_file(&self, name: &str) -> Result<(), String> {
+    pub fn remove_file(&self, name: &str) -> Result<(), StateFileError> {
         match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(format!("{}: {e}", self.path.join(name).display())),
+            Err(e) => Err(StateFileError {
+                path: self.path.join(name),
+                source: e.into(),
+            }),
         }
     }
 

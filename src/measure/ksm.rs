@@ -125,30 +125,33 @@ impl Settings {
     /// Parses a record strictly: exactly the three keys, once each, each a decimal number of at
     /// most 20 digits, `run` one of 0, 1, 2. A record is read back from a killed run's state
     /// dir and its values are written into /sys: nothing else may pass.
-    fn parse_record(text: &str) -> Result<Settings, String> {
+    fn parse_record(text: &str) -> Result<Settings, RecordError> {
         let mut vals: [Option<String>; 3] = [None, None, None];
         for line in text.lines() {
             let (k, v) = line
                 .split_once('=')
-                .ok_or_else(|| format!("line {line:?} is not key=value"))?;
+                .ok_or_else(|| RecordError::NotKeyValue(line.to_string()))?;
             let slot = match k {
                 "run" => 0,
                 "pages_to_scan" => 1,
                 "sleep_millisecs" => 2,
-                _ => return Err(format!("unknown key {k:?}")),
+                _ => return Err(RecordError::UnknownKey(k.to_string())),
             };
             if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{k} = {v:?} is not a number"));
+                return Err(RecordError::NotANumber {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                });
             }
             if vals[slot].replace(v.to_string()).is_some() {
-                return Err(format!("{k} is given twice"));
+                return Err(RecordError::Twice(k.to_string()));
             }
         }
         let [Some(run), Some(pages_to_scan), Some(sleep_millisecs)] = vals else {
-            return Err("run, pages_to_scan and sleep_millisecs are all needed".into());
+            return Err(RecordError::Incomplete);
         };
         if !matches!(run.as_str(), "0" | "1" | "2") {
-            return Err(format!("run = {run} is not 0, 1 or 2"));
+            return Err(RecordError::BadRun(run));
         }
         Ok(Settings {
             run,
@@ -372,6 +375,23 @@ impl Drop for KsmGuard {
 /// Puts back the KSM settings a killed run recorded (the text of its record, see
 /// [`KsmGuard::enable_recorded`]), as a guard's drop would have. A record that does not parse
 /// strictly changes nothing: the error says why.
+/// Why a recorded KSM settings file is refused (its values would be written into /sys).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("line {0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("unknown key {0:?}")]
+    UnknownKey(String),
+    #[error("{key} = {value:?} is not a number")]
+    NotANumber { key: String, value: String },
+    #[error("{0} is given twice")]
+    Twice(String),
+    #[error("run, pages_to_scan and sleep_millisecs are all needed")]
+    Incomplete,
+    #[error("run = {0} is not 0, 1 or 2")]
+    BadRun(String),
+}
+
 pub fn restore_record(text: &[u8]) -> io::Result<()> {
     let text = std::str::from_utf8(text)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
@@ -568,8 +588,10 @@ mod tests {
             "before the children: {idle:?} after {:?}",
             enabled.elapsed()
         );
-        let a = Toucher::spawn(8, true, |_| Ok(())).expect("fork the first child");
-        let b = Toucher::spawn(8, true, |_| Ok(())).expect("fork the second child");
+        let a = Toucher::spawn(8, true, |_| Ok::<(), std::io::Error>(()))
+            .expect("fork the first child");
+        let b = Toucher::spawn(8, true, |_| Ok::<(), std::io::Error>(()))
+            .expect("fork the second child");
         let start = Instant::now();
         let r = g.wait_settled(Duration::from_secs(20), &AtomicBool::new(false));
         let took = start.elapsed();
@@ -608,8 +630,10 @@ mod tests {
     fn one_gib_settles_within_seconds() {
         let Some(_one) = usable() else { return };
         let before = Settings::read().expect("read KSM's settings");
-        let a = Toucher::spawn(512, true, |_| Ok(())).expect("fork the first child");
-        let b = Toucher::spawn(512, true, |_| Ok(())).expect("fork the second child");
+        let a = Toucher::spawn(512, true, |_| Ok::<(), std::io::Error>(()))
+            .expect("fork the first child");
+        let b = Toucher::spawn(512, true, |_| Ok::<(), std::io::Error>(()))
+            .expect("fork the second child");
         let cpu0 = ksmd_cpu_ns();
         let g = enable();
         let start = Instant::now();

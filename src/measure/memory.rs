@@ -315,7 +315,8 @@ Referenced:         1688 kB
 
     #[test]
     fn rollup_of_a_process_touching_64_mib() {
-        let child = Toucher::spawn(64, false, |_| Ok(())).expect("fork a toucher");
+        let child =
+            Toucher::spawn(64, false, |_| Ok::<(), std::io::Error>(())).expect("fork a toucher");
         let m = rollup(&[child.pid()]);
         println!("toucher: {m:?}");
         assert!(m.pss_kib >= 64 * 1024, "{m:?}");
@@ -375,8 +376,8 @@ Referenced:         1688 kB
         let before = cgroup_mem_kib(&cg).expect("read an empty cgroup's charge");
         // The child joins the cgroup before it touches anything: pages are charged to the
         // cgroup they are faulted in, and are not moved when a process migrates.
-        let child = Toucher::spawn(64, false, |pid| cg.add_pid(pid).map_err(|e| e.to_string()))
-            .expect("fork a toucher in the cgroup");
+        let child =
+            Toucher::spawn(64, false, |pid| cg.add_pid(pid)).expect("fork a toucher in the cgroup");
         let after = cgroup_mem_kib(&cg).expect("read the cgroup's charge");
         println!(
             "cgroup {:?}: {before} KiB empty, {after} KiB with the toucher",

@@ -20,6 +20,24 @@ impl Drop for KillOnDrop {
 /// A forked child that maps and touches `mib` MiB of anonymous memory, then waits to be
 /// killed. Page i of the region holds i in its first word and 0x5a elsewhere, so two
 /// touchers hold identical pages, pairwise (what KSM merges), and no page is all zeros.
+/// A toucher that could not be started, and at which step.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ToucherError {
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        source: nix::errno::Errno,
+    },
+    #[error("before touching: {0}")]
+    Before(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("child {pid} did not get ready: {outcome}")]
+    NotReady { pid: i32, outcome: String },
+}
+
+fn sys(step: &'static str) -> impl FnOnce(nix::errno::Errno) -> ToucherError {
+    move |source| ToucherError::Sys { step, source }
+}
+
 pub(crate) struct Toucher {
     pid: Pid,
 }
@@ -27,30 +45,36 @@ pub(crate) struct Toucher {
 impl Toucher {
     /// Forks the child; `before_touch` runs in the parent while the child waits (to put it
     /// in a cgroup before it faults its pages in). Returns once every page is touched.
-    pub(crate) fn spawn(
+    pub(crate) fn spawn<E>(
         mib: usize,
         mergeable: bool,
-        before_touch: impl FnOnce(i32) -> Result<(), String>,
-    ) -> Result<Toucher, String> {
+        before_touch: impl FnOnce(i32) -> Result<(), E>,
+    ) -> Result<Toucher, ToucherError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         // Close-on-exec, so that children other tests spawn meanwhile do not hold them open.
-        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         // SAFETY: the child only makes async-signal-safe system calls (prctl, read, mmap,
         // madvise, write, pause, _exit) and writes to memory it mapped itself; it never
         // allocates, locks or unwinds, so the test harness's other threads do not matter.
-        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        match unsafe { fork() }.map_err(sys("fork"))? {
             ForkResult::Child => child_main(mib, mergeable, &go_r, &ready_w),
             ForkResult::Parent { child } => {
                 let t = Toucher { pid: child };
                 drop(go_r);
                 drop(ready_w);
-                before_touch(child.as_raw())?;
-                nix::unistd::write(&go_w, b"g").map_err(|e| format!("release child: {e}"))?;
+                before_touch(child.as_raw()).map_err(|e| ToucherError::Before(Box::new(e)))?;
+                nix::unistd::write(&go_w, b"g").map_err(sys("release child"))?;
                 let mut b = [0u8; 1];
                 let mut f = std::fs::File::from(ready_r);
                 match f.read(&mut b) {
                     Ok(1) => Ok(t),
-                    other => Err(format!("child {child} did not get ready: {other:?}")),
+                    other => Err(ToucherError::NotReady {
+                        pid: child.as_raw(),
+                        outcome: format!("{other:?}"),
+                    }),
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! turns what was seen into one [`BatchOutcome`]: sample rows, a kernel.csv row and
 //! syscalls.csv rows. What differs per backend kind is asked of runner::kind.
 
+use crate::agent::reader::AgentError;
 use crate::backend::{Backend, Instance, LaunchError, RunContext};
 use crate::measure::ksm::{KsmGuard, KsmReading};
 use crate::measure::{self, memory::HostMem};
@@ -272,14 +273,11 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
 fn wait_workloads(env: &Env, launched: &mut [Launched], seen: &mut [Seen]) {
     let deadline = env.ctx.ready_limit().from_now();
     let cancel = &env.ctx.cancel;
-    let reports: Vec<Option<Result<_, String>>> = env.pool.install(|| {
+    let reports: Vec<Option<Result<_, AgentError>>> = env.pool.install(|| {
         launched
             .par_iter_mut()
             .map(|(_, r)| match r {
-                Ok(inst) => Some(
-                    inst.wait_done(deadline, cancel)
-                        .map_err(|e| format!("workload: {e}")),
-                ),
+                Ok(inst) => Some(inst.wait_done(deadline, cancel)),
                 Err(_) => None,
             })
             .collect()
@@ -290,7 +288,7 @@ fn wait_workloads(env: &Env, launched: &mut [Launched], seen: &mut [Seen]) {
                 sn.probe = report.probe;
                 sn.syscalls = report.syscalls;
             }
-            Some(Err(e)) => sn.workload_error = Some(e),
+            Some(Err(e)) => sn.workload_error = Some(format!("workload: {e}")),
             None => {}
         }
     }
@@ -452,7 +450,7 @@ pub fn teardown(env: &Env, live: Live, readings: Readings) -> BatchOutcome {
                 }
                 match r {
                     Ok(inst) => tear_down(inst, &mut row),
-                    Err(e) => row.error = e.what,
+                    Err(e) => row.error = e.cause.to_string(),
                 }
                 row
             })
@@ -653,7 +651,7 @@ fn tear_down(inst: Box<dyn Instance>, row: &mut Sample) {
     crate::fault::point(crate::fault::Boundary::Teardown);
     match torn {
         Ok(d) => row.teardown_ms = Some(ms(d)),
-        Err(e) if row.error.is_empty() => row.error = e,
+        Err(e) if row.error.is_empty() => row.error = e.to_string(),
         Err(e) => row.error = format!("{}; {e}", row.error),
     }
 }

@@ -175,7 +175,7 @@ impl Places {
     fn remove_run_state(&self) -> Vec<String> {
         let mut leftovers = Vec::new();
         if let Err(e) = crate::host::remove_dir_tree(&self.state_dir) {
-            leftovers.push(e);
+            leftovers.push(e.to_string());
         }
         // A state root that was there before the run (a --state-dir the user made, one other
         // runs share) is not the run's to remove; the dirs the run made for it go if empty.
@@ -242,12 +242,7 @@ type Measured = (
 
 /// Writes meta.json, opens the result files and walks the plan under one progress display.
 /// Returns the walk's result (the backends' leftovers) and the sinks, if they opened.
-fn measure(
-    ctx: &RunContext,
-    run_dir: &Path,
-    meta: &RunMeta,
-    show_progress: bool,
-) -> Measured {
+fn measure(ctx: &RunContext, run_dir: &Path, meta: &RunMeta, show_progress: bool) -> Measured {
     let opened = write_meta(run_dir, meta).and_then(|()| Ok(Sinks::open(run_dir)?));
     match opened {
         Ok(mut sinks) => {

@@ -45,8 +45,33 @@ pub enum OutDirError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("results directory {path}: emptying it for --overwrite: {what}")]
-    Empty { path: PathBuf, what: String },
+    #[error("results directory {path}: emptying it for --overwrite: {source}")]
+    Empty { path: PathBuf, source: EmptyError },
+}
+
+/// Why `--overwrite` could not empty a results directory.
+#[derive(Debug, thiserror::Error)]
+pub enum EmptyError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is a mount point; nothing was removed (isobench does not cross mounts)",
+        .0.display()
+    )]
+    MountPoint(PathBuf),
+    #[error(transparent)]
+    Remove(#[from] crate::host::remove::RemoveError),
+}
+
+/// An [`EmptyError::Io`] naming `path`.
+fn io_at(path: &Path) -> impl FnOnce(rustix::io::Errno) -> EmptyError + '_ {
+    move |e| EmptyError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
 }
 
 /// A results directory in use by this run: open and locked until dropped.
@@ -109,9 +134,9 @@ impl OutDir {
         if !overwrite {
             return Err(OutDirError::NotEmpty(self.path.clone()));
         }
-        self.check_no_mount().map_err(|what| OutDirError::Empty {
+        self.check_no_mount().map_err(|source| OutDirError::Empty {
             path: self.path.clone(),
-            what,
+            source,
         })?;
         self.to_clear = true;
         Ok(())
@@ -126,9 +151,9 @@ impl OutDir {
     /// the old results in place.
     pub fn clear(&mut self) -> Result<(), OutDirError> {
         if std::mem::take(&mut self.to_clear) {
-            self.empty().map_err(|what| OutDirError::Empty {
+            self.empty().map_err(|source| OutDirError::Empty {
                 path: self.path.clone(),
-                what,
+                source,
             })?;
         }
         Ok(())
@@ -152,36 +177,33 @@ impl OutDir {
     }
 
     /// Refuses a directory with a mount point anywhere below it, before anything is removed.
-    fn check_no_mount(&self) -> Result<(), String> {
+    fn check_no_mount(&self) -> Result<(), EmptyError> {
         let fd = self.dir.as_fd();
-        let here = mount_id(fd, c".").map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let here = mount_id(fd, c".").map_err(io_at(&self.path))?;
         match find_mount(fd, &self.path, here)? {
-            Some(m) => Err(format!(
-                "{} is a mount point; nothing was removed (isobench does not cross mounts)",
-                m.display()
-            )),
+            Some(m) => Err(EmptyError::MountPoint(m)),
             None => Ok(()),
         }
     }
 
     /// Empties the directory, refusing (before removing anything) if a mount point is
     /// anywhere below it.
-    fn empty(&self) -> Result<(), String> {
+    fn empty(&self) -> Result<(), EmptyError> {
         self.check_no_mount()?;
         let fd = self.dir.as_fd();
         // host::remove compares against mountinfo's canonical mount points.
-        let canonical = std::fs::canonicalize(&self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        for name in entries(fd).map_err(|e| format!("{}: {e}", self.path.display()))? {
-            let st = stat_entry(fd, &name).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let canonical = std::fs::canonicalize(&self.path).map_err(|source| EmptyError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        for name in entries(fd).map_err(io_at(&self.path))? {
+            let st = stat_entry(fd, &name).map_err(io_at(&self.path))?;
             let name = OsStr::from_bytes(&name);
             if is_dir(&st) {
-                crate::host::remove::remove_tree_at(fd, name, &canonical.join(name))
-                    .map_err(|e| e.to_string())?;
+                crate::host::remove::remove_tree_at(fd, name, &canonical.join(name))?;
             } else {
                 // A symlink is unlinked itself, never followed; files likewise.
-                unlinkat(fd, name, AtFlags::empty())
-                    .map_err(|e| format!("{}: {e}", canonical.join(name).display()))?;
+                unlinkat(fd, name, AtFlags::empty()).map_err(io_at(&canonical.join(name)))?;
             }
         }
         Ok(())
@@ -281,16 +303,15 @@ fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> 
 }
 
 /// The first mount point found below `dir` (whose mount id is `mount`), if any.
-fn find_mount(dir: BorrowedFd<'_>, path: &Path, mount: u64) -> Result<Option<PathBuf>, String> {
+fn find_mount(dir: BorrowedFd<'_>, path: &Path, mount: u64) -> Result<Option<PathBuf>, EmptyError> {
     let at = |name: &[u8]| path.join(OsStr::from_bytes(name));
-    for name in entries(dir).map_err(|e| format!("{}: {e}", path.display()))? {
-        let st = stat_entry(dir, &name).map_err(|e| format!("{}: {e}", at(&name).display()))?;
+    for name in entries(dir).map_err(io_at(path))? {
+        let st = stat_entry(dir, &name).map_err(io_at(&at(&name)))?;
         if is_mount(&st, mount) {
             return Ok(Some(at(&name)));
         }
         if is_dir(&st) {
-            let sub =
-                open_subdir(dir, &name).map_err(|e| format!("{}: {e}", at(&name).display()))?;
+            let sub = open_subdir(dir, &name).map_err(io_at(&at(&name)))?;
             if let Some(m) = find_mount(sub.as_fd(), &at(&name), mount)? {
                 return Ok(Some(m));
             }

@@ -54,7 +54,7 @@ fn grow(env: &Env, live: &mut Live, cfg: &UntilConfig) -> String {
         let next = have.saturating_add(cfg.step).min(cfg.max);
         batch::launch(env, live, have..next);
         if let Some((_, Err(e))) = live.launched.iter().find(|(_, r)| r.is_err()) {
-            return format!("a launch failed: {}", e.what);
+            return format!("a launch failed: {}", e.cause);
         }
         // Instances report ready before their workload runs: a reading taken at once would
         // miss the memory the last ones are still touching, and the batch would overshoot

@@ -52,7 +52,7 @@ pub fn measure_plan(
         };
         let r = run_peer(&env, peer, sinks);
         if let Err(e) = backend.finish() {
-            leftovers.push(e);
+            leftovers.push(e.to_string());
         }
         r?;
     }

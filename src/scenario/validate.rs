@@ -48,6 +48,12 @@ impl Check<'_> {
         ScenarioError::invalid(self.origin, key, message)
     }
 
+    /// A rule broken by a value of `key`.
+    fn broke(&self, key: &str) -> impl FnOnce(Rule) -> ScenarioError + '_ {
+        let key = key.to_string();
+        move |rule| self.err(&key, rule.to_string())
+    }
+
     /// An integer in lo..=hi, converted to the public type.
     fn ranged(&self, key: &str, value: Int, lo: i64, hi: i64) -> Result<u64, ScenarioError> {
         if (lo..=hi).contains(&value.0) {
@@ -102,11 +108,11 @@ pub(super) fn validate(
     base_dir: &Path,
 ) -> Result<Scenario, ScenarioError> {
     let c = Check { origin, base_dir };
-    validate_name(&raw.name).map_err(|m| c.err("name", m))?;
+    validate_name(&raw.name).map_err(c.broke("name"))?;
     let image = image(&c, raw.image.as_deref())?;
     let workload = workload(&c, raw.workload)?;
     let backends = backends(&c, &raw.backends)?;
-    let counts = validate_counts(&raw.counts).map_err(|m| c.err("counts", m))?;
+    let counts = validate_counts(&raw.counts).map_err(c.broke("counts"))?;
     let parallelism = match raw.parallelism {
         Some(p) => c.ranged32("parallelism", p, 1, PARALLELISM_MAX)?,
         None => default_parallelism(),
@@ -120,7 +126,7 @@ pub(super) fn validate(
         .unwrap_or(30.0);
     let limits = limits(&c, raw.limits)?;
     let namespaces = namespaces(raw.namespaces);
-    let profiles = validate_profiles(raw.security).map_err(|m| c.err("security", m))?;
+    let profiles = validate_profiles(raw.security).map_err(c.broke("security"))?;
     Ok(Scenario {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -151,7 +157,7 @@ pub(super) fn validate(
 fn image(c: &Check, given: Option<&str>) -> Result<ImageSpec, ScenarioError> {
     match given {
         None | Some("busybox") => Ok(ImageSpec::Busybox),
-        Some(given) => resolve_image(given, c.base_dir).map_err(|m| c.err("image", m)),
+        Some(given) => resolve_image(given, c.base_dir).map_err(c.broke("image")),
     }
 }
 
@@ -322,7 +328,7 @@ fn vm(c: &Check, v: RawVm) -> Result<VmConfig, ScenarioError> {
             .unwrap_or(d.probe_timeout_s),
         counts: v
             .counts
-            .map(|counts| validate_counts(&counts).map_err(|m| c.err("vm.counts", m)))
+            .map(|counts| validate_counts(&counts).map_err(c.broke("vm.counts")))
             .transpose()?,
     })
 }
@@ -367,26 +373,59 @@ fn vm_machine(c: &Check, given: Option<&str>) -> Result<Machine, ScenarioError> 
     }
 }
 
+const PROFILES_ALLOWED: &str = "allowed: \"docker\", \"runc\", \"none\", or a list of them";
+const NAME_RULE: &str =
+    "allowed: 1 to 40 characters of a-z, 0-9, '_' and '-', starting with a-z or 0-9";
+
+/// A rule a value of one key broke; the caller adds the file and the key.
+#[derive(Debug, thiserror::Error)]
+enum Rule {
+    #[error("empty; {PROFILES_ALLOWED}")]
+    NoProfile,
+    #[error("{0} is not a profile; {PROFILES_ALLOWED}")]
+    NotProfile(toml::Value),
+    #[error("empty; list at least one N, each in 1..={COUNT_MAX}")]
+    NoCount,
+    #[error("N = {0} is out of range; allowed 1..={COUNT_MAX}")]
+    CountRange(i64),
+    /// `shown` is the value as the file's reader knows it (`"docker"`, `N = 4`).
+    #[error("{shown} is listed twice; each {what} may appear once")]
+    Twice { shown: String, what: &'static str },
+    #[error("{0:?} is not a valid name; {NAME_RULE}")]
+    Name(String),
+    #[error("empty path ({IMAGE_ALLOWED})")]
+    EmptyPath,
+    #[error("{} does not exist ({IMAGE_ALLOWED})", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is a file without a .tar/.tar.gz/.tgz suffix ({IMAGE_ALLOWED})", .0.display())]
+    NotTarball(PathBuf),
+    #[error("{} is neither a directory nor a regular file ({IMAGE_ALLOWED})", .0.display())]
+    NotFileOrDir(PathBuf),
+}
+
 /// `security`: a profile name or a non-empty list of distinct ones; default `docker`.
-fn validate_profiles(raw: Option<toml::Value>) -> Result<Vec<Profile>, String> {
-    const ALLOWED: &str = "allowed: \"docker\", \"runc\", \"none\", or a list of them";
+fn validate_profiles(raw: Option<toml::Value>) -> Result<Vec<Profile>, Rule> {
     let names: Vec<toml::Value> = match raw {
         None => return Ok(vec![Profile::default()]),
-        Some(toml::Value::Array(a)) if a.is_empty() => return Err(format!("empty; {ALLOWED}")),
+        Some(toml::Value::Array(a)) if a.is_empty() => return Err(Rule::NoProfile),
         Some(toml::Value::Array(a)) => a,
         Some(v) => vec![v],
     };
     let mut out: Vec<Profile> = Vec::new();
     for v in names {
-        let p = v
-            .as_str()
-            .and_then(Profile::from_name)
-            .ok_or_else(|| format!("{v} is not a profile; {ALLOWED}"))?;
+        let Some(p) = v.as_str().and_then(Profile::from_name) else {
+            return Err(Rule::NotProfile(v));
+        };
         if out.contains(&p) {
-            return Err(format!(
-                "{:?} is listed twice; each profile may appear once",
-                p.as_str()
-            ));
+            return Err(Rule::Twice {
+                shown: format!("{:?}", p.as_str()),
+                what: "profile",
+            });
         }
         out.push(p);
     }
@@ -395,20 +434,21 @@ fn validate_profiles(raw: Option<toml::Value>) -> Result<Vec<Profile>, String> {
 
 /// A list of N: non-empty, each in 1..=COUNT_MAX, none twice (a repeated N would measure the
 /// same point twice under the same result directory).
-fn validate_counts(raw: &[Int]) -> Result<Vec<u32>, String> {
+fn validate_counts(raw: &[Int]) -> Result<Vec<u32>, Rule> {
     if raw.is_empty() {
-        return Err(format!(
-            "empty; list at least one N, each in 1..={COUNT_MAX}"
-        ));
+        return Err(Rule::NoCount);
     }
     let mut counts = Vec::with_capacity(raw.len());
     for &n in raw {
         let v = u32::try_from(n.0)
             .ok()
             .filter(|&v| (1..=COUNT_MAX).contains(&i64::from(v)))
-            .ok_or_else(|| format!("N = {} is out of range; allowed 1..={COUNT_MAX}", n.0))?;
+            .ok_or(Rule::CountRange(n.0))?;
         if counts.contains(&v) {
-            return Err(format!("N = {v} is listed twice; each N may appear once"));
+            return Err(Rule::Twice {
+                shown: format!("N = {v}"),
+                what: "N",
+            });
         }
         counts.push(v);
     }
@@ -416,9 +456,7 @@ fn validate_counts(raw: &[Int]) -> Result<Vec<u32>, String> {
 }
 
 /// The name ends up in directory and cgroup names, hence the conservative alphabet.
-fn validate_name(name: &str) -> Result<(), String> {
-    const RULE: &str =
-        "allowed: 1 to 40 characters of a-z, 0-9, '_' and '-', starting with a-z or 0-9";
+fn validate_name(name: &str) -> Result<(), Rule> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
@@ -428,24 +466,21 @@ fn validate_name(name: &str) -> Result<(), String> {
     if first_ok && rest_ok && name.len() <= NAME_MAX_LEN {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a valid name; {RULE}"))
+        Err(Rule::Name(name.to_string()))
     }
 }
 
 /// "busybox" is handled by the caller; anything else is a path that must exist now, so a typo
 /// fails before any instance is launched rather than in the middle of a run.
-fn resolve_image(given: &str, base_dir: &Path) -> Result<ImageSpec, String> {
+fn resolve_image(given: &str, base_dir: &Path) -> Result<ImageSpec, Rule> {
     if given.is_empty() {
-        return Err(format!("empty path ({IMAGE_ALLOWED})"));
+        return Err(Rule::EmptyPath);
     }
     let path = base_dir.join(given);
-    let shown = path.display();
     let meta = match std::fs::metadata(&path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("{shown} does not exist ({IMAGE_ALLOWED})"));
-        }
-        Err(e) => return Err(format!("{shown}: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rule::Missing(path)),
+        Err(source) => return Err(Rule::Io { path, source }),
     };
     if meta.is_dir() {
         return Ok(ImageSpec::Directory(path));
@@ -459,12 +494,8 @@ fn resolve_image(given: &str, base_dir: &Path) -> Result<ImageSpec, String> {
         .any(|ext| file_name.ends_with(ext));
     match (meta.is_file(), is_tarball) {
         (true, true) => Ok(ImageSpec::Tarball(path)),
-        (true, false) => Err(format!(
-            "{shown} is a file without a .tar/.tar.gz/.tgz suffix ({IMAGE_ALLOWED})"
-        )),
-        (false, _) => Err(format!(
-            "{shown} is neither a directory nor a regular file ({IMAGE_ALLOWED})"
-        )),
+        (true, false) => Err(Rule::NotTarball(path)),
+        (false, _) => Err(Rule::NotFileOrDir(path)),
     }
 }
 

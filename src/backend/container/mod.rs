@@ -9,7 +9,9 @@
 pub mod child;
 pub mod sync;
 
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use super::{
+    Backend, Instance, LaunchCause, LaunchError, PrepareError, RunContext, Startup, TeardownError,
+};
 use crate::agent::reader::{AgentError, AgentReader, WorkloadReport};
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::image::{AGENT_IN_ROOTFS, Layers};
@@ -241,10 +243,6 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
-fn errno_text(errno: i32) -> String {
-    std::io::Error::from_raw_os_error(errno).to_string()
-}
-
 impl Backend for ContainerBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Container
@@ -267,12 +265,14 @@ impl Backend for ContainerBackend {
     }
 
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
-        let lerr = |what: String| LaunchError::new(name, what);
+        let lerr = |cause: LaunchCause| LaunchError::new(name, cause);
+        let sys = |call: &'static str| move |source| lerr(LaunchCause::Sys { call, source });
         let dir = self.instances_dir.join(name);
         if self.layers.is_some() {
             for d in ["upper", "work", "merged"] {
-                let p = dir.join(d);
-                std::fs::create_dir_all(&p).map_err(|e| lerr(format!("{}: {e}", p.display())))?;
+                let path = dir.join(d);
+                std::fs::create_dir_all(&path)
+                    .map_err(|source| lerr(LaunchCause::Io { path, source }))?;
             }
         }
         // From here on, `Partial` owns what exists and removes it if launch fails.
@@ -281,20 +281,16 @@ impl Backend for ContainerBackend {
             cgroup: None,
             dir: Some(dir.clone()),
         };
-        partial.cgroup = Some(
+        let cg = partial.cgroup.insert(
             self.cgroups
                 .create_instance(name, &self.ctx.scenario.limits)
-                .map_err(|e| lerr(e.to_string()))?,
+                .map_err(|e| lerr(e.into()))?,
         );
         let spec = self.child_spec(name, &dir);
-        let cg = partial
-            .cgroup
-            .as_ref()
-            .ok_or_else(|| lerr("cgroup vanished".into()))?;
-        let cg_dir = cg.open_v2_dir().map_err(|e| lerr(e.to_string()))?;
-        let (msg_r, msg_w) = pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
-        let (out_r, out_w) = pipe().map_err(|e| lerr(format!("pipe: {e}")))?;
-        let null = std::fs::File::open("/dev/null").map_err(|e| lerr(format!("/dev/null: {e}")))?;
+        let cg_dir = cg.open_v2_dir().map_err(|e| lerr(e.into()))?;
+        let (msg_r, msg_w) = pipe().map_err(sys("pipe"))?;
+        let (out_r, out_w) = pipe().map_err(sys("pipe"))?;
+        let null = std::fs::File::open("/dev/null").map_err(sys("open /dev/null"))?;
         let mut fds = ChildFds {
             msg_w: msg_w.as_raw_fd(),
             out_w: out_w.as_raw_fd(),
@@ -313,7 +309,7 @@ impl Backend for ContainerBackend {
         // itself into descriptors opened now.
         let mut procs = Vec::new();
         if cg_dir.is_none() || ret == -1 {
-            procs = cg.open_procs().map_err(|e| lerr(e.to_string()))?;
+            procs = cg.open_procs().map_err(|e| lerr(e.into()))?;
             fds.cgroup_procs = procs.iter().map(|f| f.as_raw_fd()).collect();
             ret = clone_plain(flags);
         }
@@ -321,7 +317,7 @@ impl Backend for ContainerBackend {
             child::run(&spec, &fds);
         }
         if ret < 0 {
-            return Err(lerr(format!("clone: {}", std::io::Error::last_os_error())));
+            return Err(sys("clone")(std::io::Error::last_os_error()));
         }
         let spawn = start.elapsed();
         let pid = ret as i32;
@@ -336,12 +332,11 @@ impl Backend for ContainerBackend {
         let ready = reader.wait_ready(deadline, &self.ctx.cancel);
         let left = sync::drain(msg_r.as_fd());
         let facts = ready.map_err(|e| match left.error {
-            Some((stage, errno)) => lerr(format!(
-                "{} failed: {}",
-                stage.describe(),
-                errno_text(errno)
-            )),
-            None => lerr(e.to_string()),
+            Some((stage, errno)) => lerr(LaunchCause::ChildStage {
+                stage: stage.describe(),
+                errno,
+            }),
+            None => lerr(e.into()),
         })?;
         let startup = start.elapsed();
         let first_output = reader.first_byte().map(|t| t - start);
@@ -372,19 +367,15 @@ impl Backend for ContainerBackend {
         }))
     }
 
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), TeardownError> {
         let mut errs = Vec::new();
         if let Err(e) = self.cgroups.remove() {
-            errs.push(e.to_string());
+            errs.push(e.into());
         }
         if let Err(e) = crate::host::remove_dir_tree(&self.instances_dir) {
-            errs.push(e);
+            errs.push(e.into());
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        TeardownError::collect(errs)
     }
 }
 
@@ -417,29 +408,25 @@ fn destroy(
     pid: Option<i32>,
     cgroup: Option<InstanceCgroup>,
     dir: Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<(), TeardownError> {
     let mut errs = Vec::new();
     if let Some(pid) = pid.filter(|p| *p > 0) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        if let Err(e) = waitpid(Pid::from_raw(pid), None) {
-            errs.push(format!("waitpid {pid}: {e}"));
+        if let Err(source) = waitpid(Pid::from_raw(pid), None) {
+            errs.push(TeardownError::WaitPid { pid, source });
         }
     }
     if let Some(cg) = cgroup
         && let Err(e) = cg.remove(CGROUP_EMPTY_WAIT)
     {
-        errs.push(e.to_string());
+        errs.push(e.into());
     }
     if let Some(dir) = dir
         && let Err(e) = crate::host::remove_dir_tree(&dir)
     {
-        errs.push(e);
+        errs.push(e.into());
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(errs.join("; "))
-    }
+    TeardownError::collect(errs)
 }
 
 pub struct ContainerInstance {
@@ -478,11 +465,11 @@ impl Instance for ContainerInstance {
             .filter(|_| self.startup.setup.is_some())
             .map(|d| d.join("upper"))
     }
-    fn teardown(mut self: Box<Self>) -> Result<Duration, String> {
+    fn teardown(mut self: Box<Self>) -> Result<Duration, TeardownError> {
         let start = Instant::now();
         self.live = false;
         destroy(Some(self.pid), self.cgroup.take(), self.dir.take())
-            .map_err(|e| format!("{}: teardown: {e}", self.name))?;
+            .map_err(|e| e.of(&self.name))?;
         Ok(start.elapsed())
     }
 }

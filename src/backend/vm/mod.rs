@@ -6,7 +6,9 @@
 pub mod qemu;
 
 use super::process::{ProcessInstance, spawn_agent_with};
-use super::{Backend, Instance, LaunchError, PrepareError, RunContext, Startup};
+use super::{
+    Backend, Instance, LaunchCause, LaunchError, PrepareError, RunContext, Startup, TeardownError,
+};
 use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::deadline::Limit;
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
@@ -129,7 +131,7 @@ impl VmBackend {
                 Err(e) => Err(format!(
                     "a probe guest under KVM was not ready (limit {:.0} s): {}",
                     probe_timeout.as_secs_f64(),
-                    e.what
+                    e.cause
                 )),
             }
         };
@@ -152,7 +154,7 @@ impl VmBackend {
     }
 
     fn launch_with(&self, name: &str, limit: Limit) -> Result<VmInstance, LaunchError> {
-        let lerr = |what: String| LaunchError::new(name, what);
+        let lerr = |cause: LaunchCause| LaunchError::new(name, cause);
         let overlay = self.instances_dir.join(format!("{name}.qcow2"));
         let pidfile = self.instances_dir.join(format!("{name}.pid"));
         // From here the files exist; `files` removes them unless the launch succeeds.
@@ -168,19 +170,26 @@ impl VmBackend {
             .arg(&self.boot.base)
             .arg(&overlay)
             .output()
-            .map_err(|e| lerr(format!("qemu-img: {e}")))?;
+            .map_err(|source| {
+                lerr(LaunchCause::Spawn {
+                    program: "qemu-img".into(),
+                    source,
+                    pre_exec: None,
+                })
+            })?;
         if !out.status.success() {
-            return Err(lerr(format!(
-                "qemu-img create {}: {}",
-                overlay.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(lerr(LaunchCause::Tool {
+                program: "qemu-img".into(),
+                action: format!("create {}", overlay.display()),
+                status: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }));
         }
         let cmd = self.boot.command(self.accel, &overlay, &pidfile);
         let cgroup = match &self.cgroups {
             Some(run) => Some(
                 run.create_instance(name, &crate::scenario::Limits::default())
-                    .map_err(|e| lerr(e.to_string()))?,
+                    .map_err(|e| lerr(e.into()))?,
             ),
             None => None,
         };
@@ -198,7 +207,7 @@ impl VmBackend {
                     let _ = cg.remove(Duration::from_secs(5));
                 }
                 // The agent's wait covers the whole boot: say so.
-                return Err(lerr(format!("booting the guest (QEMU): {}", e.what)));
+                return Err(lerr(LaunchCause::Boot(Box::new(e.cause))));
             }
         };
         Ok(VmInstance {
@@ -261,11 +270,11 @@ impl Backend for VmBackend {
     fn launch(&self, name: &str) -> Result<Box<dyn Instance>, LaunchError> {
         Ok(Box::new(self.launch_with(name, self.ctx.ready_limit())?))
     }
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), TeardownError> {
         if let Some(c) = &self.cgroups {
-            c.remove().map_err(|e| e.to_string())?;
+            c.remove()?;
         }
-        crate::host::remove_dir_tree(&self.instances_dir)
+        Ok(crate::host::remove_dir_tree(&self.instances_dir)?)
     }
 }
 
@@ -277,21 +286,20 @@ struct VmFiles {
 }
 
 impl VmFiles {
-    fn remove(&mut self) -> Result<(), String> {
+    fn remove(&mut self) -> Result<(), TeardownError> {
         self.live = false;
         let mut errs = Vec::new();
         for p in [&self.overlay, &self.pidfile] {
-            if let Err(e) = std::fs::remove_file(p)
-                && e.kind() != std::io::ErrorKind::NotFound
+            if let Err(source) = std::fs::remove_file(p)
+                && source.kind() != std::io::ErrorKind::NotFound
             {
-                errs.push(format!("{}: {e}", p.display()));
+                errs.push(TeardownError::Io {
+                    path: p.clone(),
+                    source,
+                });
             }
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs.join("; "))
-        }
+        TeardownError::collect(errs)
     }
 }
 
@@ -332,7 +340,7 @@ impl Instance for VmInstance {
     fn cgroup(&self) -> Option<&InstanceCgroup> {
         self.cgroup.as_ref()
     }
-    fn teardown(self: Box<Self>) -> Result<Duration, String> {
+    fn teardown(self: Box<Self>) -> Result<Duration, TeardownError> {
         let start = Instant::now();
         let VmInstance {
             inner,
@@ -340,14 +348,15 @@ impl Instance for VmInstance {
             cgroup,
         } = *self;
         // QEMU first: its overlay and cgroup are in use until it is gone.
+        let name = inner.name().to_string();
         let r = Box::new(inner).teardown();
         let f = files.remove();
         let c = cgroup
             .map(|cg| cg.remove(Duration::from_secs(5)))
             .transpose();
         r?;
-        f.map_err(|e| format!("teardown: {e}"))?;
-        c.map_err(|e| format!("teardown: {e}"))?;
+        f.map_err(|e| e.of(&name))?;
+        c.map_err(|e| TeardownError::from(e).of(&name))?;
         Ok(start.elapsed())
     }
 }
