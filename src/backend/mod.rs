@@ -111,12 +111,15 @@ pub fn since(start_ns: u64, t_ns: u64) -> Option<Duration> {
 
 pub use error::{LaunchCause, LaunchError, TeardownError};
 
-/// Preparing a backend failed: the environment cannot run it (exit code 2).
+/// Preparing a backend failed: the environment cannot run it (exit code 2), or, with `skip`,
+/// this host cannot run it as configured (a finding about the host, found by a short probe:
+/// the run goes on without it and meta.json says why).
 #[derive(Debug, thiserror::Error)]
 #[error("backend {backend}: {what}")]
 pub struct PrepareError {
     pub backend: &'static str,
     pub what: String,
+    pub skip: bool,
 }
 
 pub trait Backend: Send + Sync {
@@ -225,6 +228,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
             return Err(PrepareError {
                 backend: "oci",
                 what: "one backend per runtime: use create_oci".into(),
+                skip: false,
             });
         }
     })

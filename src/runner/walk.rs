@@ -60,7 +60,9 @@ pub fn measure_plan(
 }
 
 /// The backend of `peer`, or None for an OCI runtime that cannot run here (crun 1.8 on a
-/// hybrid cgroup host): a finding about the host, not a reason to stop measuring the others.
+/// hybrid cgroup host) or a backend its own short probe found unable to run as configured
+/// (a VM machine type that does not boot under this accelerator): a finding about the host,
+/// not a reason to stop measuring the others.
 fn prepare(
     ctx: &RunContext,
     peer: &Peer,
@@ -74,7 +76,7 @@ fn prepare(
     });
     match (created, &peer.runtime) {
         (Ok(b), _) => Ok(Some(b)),
-        (Err(e), Some(_)) => {
+        (Err(e), rt) if rt.is_some() || e.skip => {
             progress.warn(&format!(
                 "isobench: {} is unavailable on this host: {}; the run goes on",
                 peer.label, e.what
@@ -82,7 +84,7 @@ fn prepare(
             sinks.note_accel(peer.label.clone(), "unavailable", e.what);
             Ok(None)
         }
-        (Err(e), None) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
     }
 }
 

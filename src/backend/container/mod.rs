@@ -49,6 +49,7 @@ impl ContainerBackend {
         let err = |what: String| PrepareError {
             backend: "container",
             what,
+            skip: false,
         };
         if !crate::host::is_root() {
             return Err(err(
