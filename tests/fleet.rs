@@ -45,13 +45,10 @@ fn meta_of(dir: &Path) -> RunMeta {
 
 #[test]
 fn ansible_runs_two_labelled_hosts_and_report_and_plan_answer_per_host() {
-    if !bin::require_root() {
+    if common::skip::unless_root() || common::skip::unless_on_path(&["ansible-playbook"]) {
         return;
     }
-    let Some(playbook) = isobench::host::exec::which("ansible-playbook") else {
-        common::skip_or_fail("ansible-playbook not found: run scripts/setup.sh (ansible-core)");
-        return;
-    };
+    let playbook = isobench::host::exec::which("ansible-playbook").expect("checked above");
     let _lock = host::host_lock();
     let s = bin::Scratch::new("fleet-ansible");
     let inventory = s.path("inventory.ini");

@@ -239,6 +239,7 @@ impl LxcBackend {
         let err = |what: String| PrepareError {
             backend: "lxc",
             what,
+            skip: false,
         };
         if !crate::host::is_root() {
             return Err(err(

@@ -269,6 +269,7 @@ impl OciBackend {
         let err = |what: String| PrepareError {
             backend: "oci",
             what: format!("{runtime}: {what}"),
+            skip: false,
         };
         if !crate::host::is_root() {
             return Err(err(

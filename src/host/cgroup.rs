@@ -554,6 +554,41 @@ impl InstanceCgroup {
         }
     }
 
+    /// `cgroup.procs` of every hierarchy, opened for writing (close-on-exec): a process that
+    /// inherits them writes "0" into each to move itself in (container/child.rs), without
+    /// building a path or allocating after its fork.
+    pub fn open_procs(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        self.dirs
+            .iter()
+            .map(|d| {
+                let p = d.join("cgroup.procs");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(io(&p))
+            })
+            .collect()
+    }
+
+    /// The v2 cgroup's directory, opened for clone3's CLONE_INTO_CGROUP (the child is born in
+    /// it: no migration at all). None on v1 and hybrid hosts, whose controllers are v1.
+    pub fn open_v2_dir(&self) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> {
+        if self.mode != CgroupMode::V2 {
+            return Ok(None);
+        }
+        let Some(d) = self.dirs.first() else {
+            return Ok(None);
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(d)
+            .map(|f| Some(std::os::fd::OwnedFd::from(f)))
+            .map_err(io(d))
+    }
+
     /// Moves `pid` into the instance's cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
         let s = pid.to_string();

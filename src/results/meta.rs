@@ -31,6 +31,13 @@ pub struct RunMeta {
     pub ended_at: Option<String>,
     /// Peak resident set of the harness itself over the run, KiB (VmHWM).
     pub harness_peak_rss_kib: Option<u64>,
+    /// CPU time (user + system) of the harness process itself over the run, ms: its own
+    /// threads, not the instances it launched (RUSAGE_SELF).
+    pub harness_cpu_ms: Option<f64>,
+    /// harness_cpu_ms over the instances the run launched (rows of samples.csv).
+    pub harness_cpu_ms_per_instance: Option<f64>,
+    /// Where the run's wall time went, phase by phase.
+    pub wall: Option<WallBreakdown>,
     /// `complete`, `interrupted`, or `failed: <why>`.
     pub outcome: String,
     /// How each backend ran: `none` on the host kernel, `kvm` or `tcg` for VMs, and why.
@@ -38,6 +45,28 @@ pub struct RunMeta {
     /// The scenario's security profiles (`docker`, `runc`, `none`): what container and oci
     /// instances were given. What each instance really had is in its row.
     pub security: Vec<String>,
+}
+
+/// A run's wall time by phase, seconds. The phases are the progress display's: `prepare`
+/// (backends, images, probes), `warmup`, `launch`, `measure` (workloads, isolation, memory
+/// views), `teardown`, and the waits: `settle` (memory readings holding still), `ksm` (until
+/// KSM's counters converge) and `idle` (the idle-CPU window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WallBreakdown {
+    pub total_s: f64,
+    pub prepare_s: f64,
+    pub warmup_s: f64,
+    pub launch_s: f64,
+    pub measure_s: f64,
+    pub teardown_s: f64,
+    pub settle_s: f64,
+    pub ksm_s: f64,
+    pub idle_s: f64,
+    /// settle + ksm + idle.
+    pub waits_s: f64,
+    /// waits_s over total_s, percent.
+    pub waits_pct: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

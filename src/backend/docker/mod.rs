@@ -96,9 +96,12 @@ pub enum DockerError {
 
 impl From<DockerError> for PrepareError {
     fn from(e: DockerError) -> PrepareError {
+        // An engine that cannot be reached or started is a finding about the host: the run
+        // goes on without it.
         PrepareError {
             backend: "docker",
             what: e.to_string(),
+            skip: true,
         }
     }
 }
