@@ -10,6 +10,7 @@ packages=(
   busybox-static         # the default image: a rootfs built from the host's busybox
   linux-image-cloud-amd64 # guest kernel with virtio drivers for the vm backend
   runc crun              # OCI runtimes, peers of our own container launcher
+  docker.io              # docker backend: dockerd + docker CLI (pulls containerd); isobench starts a private daemon when none answers
   e2fsprogs              # mkfs.ext4 -d: the VM base disk from a rootfs
   util-linux             # unshare(1): the reference point for container start-up
   procps                 # ps inside tests and for humans
@@ -51,7 +52,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: still missing after installing: ${missing[*]}" >&2
   exit 1
 fi
-for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun unshare setpriv chromium strip; do
+for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun dockerd containerd unshare setpriv chromium strip; do
   command -v "$cmd" >/dev/null || { echo "setup: $cmd not found after installing" >&2; exit 1; }
 done
 echo "setup: all system packages present"

@@ -2,6 +2,7 @@
 //! containers; VMs and OCI runtimes later), and one factory over them.
 
 pub mod container;
+pub mod docker;
 pub mod error;
 pub mod mock;
 pub mod oci;
@@ -116,6 +117,12 @@ pub trait Backend: Send + Sync {
     fn device_program(&self) -> Option<u32> {
         None
     }
+    /// The host processes of an engine every instance shares (docker's dockerd and
+    /// containerd): their memory is shared out over the live instances in
+    /// `runtime_overhead_kib`. None for backends without an engine.
+    fn engine_pids(&self) -> Option<Vec<i32>> {
+        None
+    }
     /// Removes what the backend shared between instances (image layers, run cgroups).
     fn finish(&self) -> Result<(), TeardownError> {
         Ok(())
@@ -150,6 +157,11 @@ pub trait Instance: Send {
         deadline: Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError>;
+    /// Host processes of the backend's engine that serve this instance alone (docker's
+    /// containerd-shim), counted in its `runtime_overhead_kib`.
+    fn runtime_pids(&self) -> Vec<i32> {
+        Vec::new()
+    }
     /// The instance's own cgroup, for backends that make one.
     fn cgroup(&self) -> Option<&crate::host::cgroup::InstanceCgroup> {
         None
@@ -210,6 +222,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Unshare => Box::new(unshare::UnshareBackend::new(ctx.clone())?),
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
         BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
+        BackendKind::Docker => Box::new(docker::DockerBackend::new(ctx.clone())?),
         BackendKind::Oci => {
             return Err(PrepareError {
                 backend: "oci",

@@ -203,6 +203,12 @@ pub fn clean_cache(cache_dir: &Path, dry_run: bool) -> CacheClean {
     out
 }
 
+/// The content key of both layers alone (the `docker` backend's image tag): the same walk
+/// as a base disk's key, without a disk size.
+pub fn layers_key(layers: &Layers) -> Result<String, ImageError> {
+    content_key(layers, 0)
+}
+
 /// The cache key: SHA-256 over a deterministic walk (sorted names) of both layers, hashing each
 /// entry's relative path, mode, uid, gid, symlink target, size and content, plus `size_mib`;
 /// the first 128 bits in hex. SHA-256 rather than std's DefaultHasher, whose algorithm may

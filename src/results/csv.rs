@@ -417,7 +417,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1], "runc,none,1,3,3,10.0,0.667,,,,,,,,,,,,,,,,,,");
+        assert_eq!(lines[1], "runc,none,1,3,3,10.0,0.667,,,,,,,,,,,,,,,,,,,");
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
         assert_eq!(names.len(), 1);

@@ -71,7 +71,9 @@ impl Plan {
                 _ => vec![None],
             };
             let profiles: Vec<Profile> = match kind {
-                BackendKind::Container | BackendKind::Oci => scenario.profiles.clone(),
+                BackendKind::Container | BackendKind::Oci | BackendKind::Docker => {
+                    scenario.profiles.clone()
+                }
                 _ => vec![scenario.security],
             };
             for runtime in runtimes {
@@ -107,7 +109,7 @@ fn peer(scenario: &Scenario, kind: BackendKind, runtime: Option<String>, p: Prof
     };
     // Only the backends that take a profile name it in their label (see Backend::label).
     let label = match kind {
-        BackendKind::Container | BackendKind::Oci => {
+        BackendKind::Container | BackendKind::Oci | BackendKind::Docker => {
             crate::backend::profile_label(base, &scenario.with_profile(p))
         }
         _ => base,

@@ -8,7 +8,10 @@ use crate::scenario::{BackendKind, Scenario};
 /// Checks what a scenario needs before anything is created, so bad input leaves nothing.
 pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
     for b in &scenario.backends {
-        let needs_root = matches!(b, BackendKind::Container | BackendKind::Unshare);
+        let needs_root = matches!(
+            b,
+            BackendKind::Container | BackendKind::Unshare | BackendKind::Docker
+        );
         if needs_root && !crate::host::is_root() {
             return Err(RunError::NotRoot(b.as_str()));
         }
@@ -19,6 +22,9 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
     }
     if has(BackendKind::Vm) {
         vm(scenario)?;
+    }
+    if has(BackendKind::Docker) {
+        docker()?;
     }
     if has(BackendKind::Unshare) && crate::host::exec::which("unshare").is_none() {
         return Err(RunError::Environment(
@@ -61,6 +67,25 @@ fn vm(scenario: &Scenario) -> Result<(), RunError> {
             crate::image::initramfs::GUEST_MODULES,
         )
         .map_err(vm_err)?;
+    }
+    Ok(())
+}
+
+/// The docker CLI, and dockerd unless a daemon may already answer (`DOCKER_HOST`, or the
+/// system socket): whether it answers is found when the backend is prepared.
+fn docker() -> Result<(), RunError> {
+    let missing = |what: &str| {
+        RunError::Environment(format!(
+            "backend docker: {what} is not on PATH: install docker.io (scripts/setup.sh)"
+        ))
+    };
+    if crate::backend::docker::cli::find_cli().is_none() {
+        return Err(missing("the docker CLI"));
+    }
+    let existing = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty())
+        || std::path::Path::new(crate::backend::docker::daemon::DEFAULT_SOCKET).exists();
+    if !existing && crate::host::exec::which("dockerd").is_none() {
+        return Err(missing("dockerd"));
     }
     Ok(())
 }

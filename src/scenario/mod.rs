@@ -59,6 +59,8 @@ backend_kinds! {
     Vm => "vm",
     /// The same rootfs and agent through the host's OCI runtimes (runc, crun: `[oci] runtimes`).
     Oci => "oci",
+    /// The real Docker Engine (`docker.io`): the daemon that answers, or a private dockerd.
+    Docker => "docker",
 }
 
 impl BackendKind {

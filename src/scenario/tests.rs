@@ -254,7 +254,7 @@ fn vm_table_errors_name_the_key_and_what_is_allowed() {
 fn backend_names_round_trip() {
     assert_eq!(
         BackendKind::allowed_names(),
-        "process, unshare, container, vm, oci"
+        "process, unshare, container, vm, oci, docker"
     );
     for &k in BackendKind::ALL {
         assert_eq!(BackendKind::from_name(k.as_str()), Some(k));
