@@ -23,13 +23,14 @@ const DOCKER_CAPS: &str = "00000000a80425fb";
 
 /// True (after saying why) when these tests cannot run here.
 fn skip() -> bool {
-    let missing = isobench::backend::docker::cli::find_cli().is_none()
-        || isobench::host::exec::which("dockerd").is_none();
-    skip::unless_root()
-        || skip::when(
-            missing,
-            "docker.io is not installed (scripts/setup.sh installs it)",
-        )
+    if skip::unless_root() {
+        return true;
+    }
+    skip::when(
+        isobench::backend::docker::cli::find_cli().is_none()
+            || isobench::host::exec::which("dockerd").is_none(),
+        "docker.io is not installed (scripts/setup.sh installs it)",
+    )
 }
 
 /// Processes of the engine on the host now (dockerd, containerd, shims), by pid.

@@ -4,6 +4,7 @@
 pub mod container;
 pub mod docker;
 pub mod error;
+pub mod lxc;
 pub mod mock;
 pub mod oci;
 pub mod process;
@@ -223,6 +224,8 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
         BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
         BackendKind::Docker => Box::new(docker::DockerBackend::new(ctx.clone())?),
+        BackendKind::Gvisor => Box::new(oci::OciBackend::new(ctx.clone(), "runsc")?),
+        BackendKind::Lxc => Box::new(lxc::LxcBackend::new(ctx.clone())?),
         BackendKind::Oci => {
             return Err(PrepareError {
                 backend: "oci",
@@ -232,7 +235,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
     })
 }
 
-/// The `oci` backend for one runtime (`runc`, `crun`).
+/// The `oci` backend for one runtime (`runc`, `crun`, `runsc`, or a path to one).
 pub fn create_oci(runtime: &str, ctx: &RunContext) -> Result<Box<dyn Backend>, PrepareError> {
     Ok(Box::new(oci::OciBackend::new(ctx.clone(), runtime)?))
 }

@@ -365,11 +365,12 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
             );
         }
     }
-    let mut others = std::collections::BTreeSet::new();
-    let mut owners = |p: &Proven, r: &mut CleanReport| match run_id::uids(p.proc.pid) {
-        Some((real, eff)) if real == uid && eff == uid => true,
-        Some((real, eff)) => {
-            if others.insert(p.proc.pid) {
+    let owned = |p: &Proven| matches!(run_id::uids(p.proc.pid), Some((real, eff)) if real == uid && eff == uid);
+    // Processes of the run under another uid are never signalled; said once they outlived
+    // the owner's (gVisor's ptrace stubs run as nobody and end with their Sentry).
+    let ignore_others = |left: Vec<Proven>, r: &mut CleanReport| {
+        for p in left {
+            if let Some((real, eff)) = run_id::uids(p.proc.pid) {
                 r.ignore(
                     format!("process {} in run {id}", p.proc.pid),
                     id.as_str().as_bytes(),
@@ -378,24 +379,17 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
                     ),
                 );
             }
-            false
         }
-        None => false,
     };
     if dry_run {
-        for p in first.values() {
-            if owners(p, r) {
-                r.killed.push(p.proc.pid);
-            }
-        }
+        let (mine, others): (Vec<Proven>, Vec<Proven>) = first.into_values().partition(owned);
+        r.killed.extend(mine.iter().map(|p| p.proc.pid));
+        ignore_others(others, r);
         return;
     }
     // A process forked meanwhile shows in the next round.
     for _ in 0..5 {
-        let targets: Vec<Proven> = proven(id, f)
-            .into_values()
-            .filter(|p| owners(p, r))
-            .collect();
+        let targets: Vec<Proven> = proven(id, f).into_values().filter(owned).collect();
         if targets.is_empty() {
             break;
         }
@@ -408,9 +402,17 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
         }
         wait_gone(&targets, Duration::from_secs(5));
     }
+    let others: Vec<Proven> = proven(id, f).into_values().collect();
+    wait_gone(&others, OTHERS_WAIT);
+    let left: Vec<Proven> = others.into_iter().filter(|p| p.proc.is_alive()).collect();
+    ignore_others(left, r);
     r.killed.sort_unstable();
     r.killed.dedup();
 }
+
+/// How long clean waits for a run's processes it may not signal (another uid's) to end with
+/// the processes it killed, before it leaves them, and their cgroup, in place.
+const OTHERS_WAIT: Duration = Duration::from_secs(2);
 
 /// Removes run `id`'s own cgroup trees (or lists them, dry), signalling nothing in them.
 fn remove_cgroups(id: &RunId, dirs: &[PathBuf], dry_run: bool, r: &mut CleanReport) {

@@ -754,7 +754,7 @@ pub static OPS: Metric = Metric {
 pub static DISTINCT_KERNELS: Metric = Metric {
     name: "distinct_kernels",
     unit: Unit::Count,
-    definition: "kernel.csv: distinct boot_ids across the host and the batch's instances (1 for containers: they share the host's)",
+    definition: "kernel.csv: distinct boot_ids across the host and the batch's instances (1 for containers: they share the host's; a boot_id mounted over the kernel's file, as LXC does with a random one per container, is recorded as `mounted:ID` and names no kernel); for gvisor 1 + the sandboxes' Sentries alive (user-space kernels, which have no boot_id)",
     file: File::Kernel,
     read: Read::Batch(|k| Some(f64::from(k.distinct_kernels))),
     ..Metric::BASE
@@ -815,10 +815,20 @@ pub static GUEST_KERNEL_KIB_TOTAL: Metric = Metric {
     ..Metric::BASE
 };
 
+pub static SANDBOX_KERNEL_PSS_KIB: Metric = Metric {
+    name: "sandbox_kernel_pss_kib",
+    unit: Unit::Kib,
+    definition: "kernel.csv, gvisor only: PSS of the batch's user-space kernels, every sandbox's Sentry (runsc-sandbox) and Gofer (runsc-gofer) processes summed; each Sentry counts in distinct_kernels",
+    file: File::Kernel,
+    better: Better::Lower,
+    read: Read::Batch(|k| big(k.sandbox_kernel_pss_kib)),
+    ..Metric::BASE
+};
+
 pub static KERNEL_KIB_PER_KERNEL: Metric = Metric {
     name: "kernel_kib_per_kernel",
     unit: Unit::Kib,
-    definition: "kernel.csv: kernel memory per running kernel: guest kernel memory per VM, or the host's kernel-memory increase per instance for backends that share the host kernel",
+    definition: "kernel.csv: kernel memory per running kernel: guest kernel memory per VM, a sandbox's Sentry + Gofer PSS for gvisor, or the host's kernel-memory increase per instance for backends that share the host kernel",
     file: File::Kernel,
     decimals: Some(3),
     better: Better::Lower,
@@ -1021,6 +1031,7 @@ pub static METRICS: &[&Metric] = &[
     &GUEST_KTHREADS_TOTAL,
     &HOST_KERNEL_KIB_DELTA,
     &GUEST_KERNEL_KIB_TOTAL,
+    &SANDBOX_KERNEL_PSS_KIB,
     &KERNEL_KIB_PER_KERNEL,
     &KSM_PAGES_SHARING,
     &KSM_SHARED_KIB,

@@ -87,6 +87,7 @@ pub struct KernelRow {
     pub guest_kthreads_total: Option<u64>,
     pub host_kernel_kib_delta: Option<i64>,
     pub guest_kernel_kib_total: Option<u64>,
+    pub sandbox_kernel_pss_kib: Option<u64>,
     pub kernel_kib_per_kernel: Option<f64>,
     pub ksm_pages_sharing: Option<u64>,
     pub ksm_shared_kib: Option<u64>,

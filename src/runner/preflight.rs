@@ -10,7 +10,11 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
     for b in &scenario.backends {
         let needs_root = matches!(
             b,
-            BackendKind::Container | BackendKind::Unshare | BackendKind::Docker
+            BackendKind::Container
+                | BackendKind::Unshare
+                | BackendKind::Docker
+                | BackendKind::Gvisor
+                | BackendKind::Lxc
         );
         if needs_root && !crate::host::is_root() {
             return Err(RunError::NotRoot(b.as_str()));
@@ -26,10 +30,35 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
     if has(BackendKind::Docker) {
         docker()?;
     }
+    if has(BackendKind::Gvisor) {
+        tools("gvisor", &[("runsc", "runsc")])?;
+    }
+    if has(BackendKind::Lxc) {
+        tools(
+            "lxc",
+            &[
+                ("lxc-start", "lxc"),
+                ("lxc-stop", "lxc"),
+                ("lxc-info", "lxc"),
+            ],
+        )?;
+    }
     if has(BackendKind::Unshare) && crate::host::exec::which("unshare").is_none() {
         return Err(RunError::Environment(
             "backend unshare: the unshare command (util-linux) is not on PATH".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Each of `tools` (command, Debian package) on PATH, else one line naming the first missing.
+fn tools(backend: &str, tools: &[(&str, &str)]) -> Result<(), RunError> {
+    for (cmd, pkg) in tools {
+        if crate::host::exec::which(cmd).is_none() {
+            return Err(RunError::Environment(format!(
+                "backend {backend}: {cmd} is not on PATH: install {pkg} (scripts/setup.sh)"
+            )));
+        }
     }
     Ok(())
 }

@@ -254,7 +254,7 @@ fn vm_table_errors_name_the_key_and_what_is_allowed() {
 fn backend_names_round_trip() {
     assert_eq!(
         BackendKind::allowed_names(),
-        "process, unshare, container, vm, oci, docker"
+        "process, unshare, container, vm, oci, docker, gvisor, lxc"
     );
     for &k in BackendKind::ALL {
         assert_eq!(BackendKind::from_name(k.as_str()), Some(k));
@@ -680,11 +680,27 @@ fn section_rules_name_the_key_and_what_is_allowed() {
         ),
         (
             "[oci]\nruntimes = []",
-            "oci.runtimes: empty; allowed: a list of runc, crun",
+            "oci.runtimes: empty; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
             "[oci]\nruntimes = [\"runc\", \"youki\"]",
-            "oci.runtimes: unknown runtime \"youki\"; allowed: runc, crun",
+            "oci.runtimes: unknown runtime \"youki\"; allowed: a list of runc, crun, runsc, or paths to an executable file",
+        ),
+        (
+            "[oci]\nruntimes = [\"/etc/hostname\"]",
+            "oci.runtimes: /etc/hostname is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
+        ),
+        (
+            "[oci]\nruntimes = [\"/nonexistent/runc\"]",
+            "oci.runtimes: /nonexistent/runc: No such file or directory (os error 2); allowed:",
+        ),
+        (
+            "[oci]\nruntimes = [\"runc\", \"/bin/sh\", \"runc\"]",
+            "oci.runtimes: runtime \"runc\" is listed twice; each runtime may appear once",
+        ),
+        (
+            "[oci]\nrunsc_platform = \"kvmm\"",
+            "oci.runsc_platform: \"kvmm\" is not allowed; allowed: ptrace, kvm, systrap",
         ),
         (
             "[measure]\nidle_window_s = -1",
