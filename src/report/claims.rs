@@ -458,7 +458,7 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
         .chain(
             backends
                 .iter()
-                .filter(|(b, _)| kind(b) == Some(BackendKind::Oci)),
+                .filter(|(b, _)| matches!(kind(b), Some(BackendKind::Oci | BackendKind::Gvisor))),
         )
         .map(|(b, _)| b.clone());
     for subject in subjects {

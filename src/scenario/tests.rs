@@ -282,6 +282,11 @@ fn a_row_label_names_its_kind() {
         BackendKind::of_label("oci-crun+none"),
         Some(BackendKind::Oci)
     );
+    assert_eq!(
+        BackendKind::of_label("oci-runsc-ptrace+docker"),
+        Some(BackendKind::Gvisor)
+    );
+    assert_eq!(BackendKind::of_label("lxc+none"), Some(BackendKind::Lxc));
     for not in ["oci-", "vms", "", "+docker", "Process"] {
         assert_eq!(BackendKind::of_label(not), None, "{not:?}");
     }
@@ -687,8 +692,9 @@ fn section_rules_name_the_key_and_what_is_allowed() {
             "oci.runtimes: unknown runtime \"youki\"; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
-            "[oci]\nruntimes = [\"/etc/hostname\"]",
-            "oci.runtimes: /etc/hostname is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
+            // A file no host makes executable (/etc/hostname is 0755 on some).
+            "[oci]\nruntimes = [\"/proc/version\"]",
+            "oci.runtimes: /proc/version is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
             "[oci]\nruntimes = [\"/nonexistent/runc\"]",
