@@ -20,7 +20,7 @@ mod skip;
 
 use isobench::results::record::Sample;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_isobench");
@@ -69,9 +69,10 @@ impl Drop for TempDir {
 }
 
 /// Runs the binary with `args` (and `path` as PATH when given); stdin closed.
+/// Killed if it hangs (assert_cmd's timeout).
 fn isobench(args: &[&str], path: Option<&str>) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::null());
+    let mut cmd = assert_cmd::Command::new(BIN);
+    cmd.args(args).timeout(std::time::Duration::from_secs(900));
     if let Some(p) = path {
         cmd.env("PATH", p);
     }

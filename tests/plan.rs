@@ -17,7 +17,7 @@ use isobench::results::meta::RunMeta;
 use isobench::results::record::{Sample, UntilRow};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const BIN: &str = env!("CARGO_BIN_EXE_isobench");
 const EXIT_BAD_INPUT: i32 = 2;
@@ -31,9 +31,11 @@ fn temp_dir(label: &str) -> tempfile::TempDir {
         .unwrap()
 }
 
+/// `isobench ARGS`, killed if it hangs (assert_cmd's timeout).
 fn isobench(args: &[&str]) -> Output {
-    Command::new(BIN)
+    assert_cmd::Command::new(BIN)
         .args(args)
+        .timeout(std::time::Duration::from_secs(300))
         .output()
         .unwrap_or_else(|e| panic!("running isobench {args:?}: {e}"))
 }

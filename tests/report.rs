@@ -40,10 +40,11 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// `isobench ARGS`, stdin empty, killed if it hangs (assert_cmd's timeout).
 fn isobench(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(BIN)
+    assert_cmd::Command::new(BIN)
         .args(args)
-        .stdin(Stdio::null())
+        .timeout(std::time::Duration::from_secs(900))
         .output()
         .unwrap_or_else(|e| panic!("running {BIN}: {e}"))
 }

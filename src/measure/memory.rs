@@ -412,7 +412,7 @@ Referenced:         1688 kB
         match spawned {
             Ok(c) => Some(KillOnDrop(c)),
             Err(e) => {
-                println!("skipped: {qemu}: {e}");
+                crate::skip::because(&format!("{qemu} cannot be spawned: {e}"));
                 None
             }
         }

@@ -153,7 +153,10 @@ impl CostModel {
 
     /// Whether this backend is a container: isobench's own or one run through an OCI runtime.
     pub fn is_container(&self) -> bool {
-        matches!(self.kind(), Some(BackendKind::Container | BackendKind::Oci))
+        matches!(
+            self.kind(),
+            Some(BackendKind::Container | BackendKind::Oci | BackendKind::Gvisor)
+        )
     }
 
     /// The kind of backend the rows' label names.

@@ -79,14 +79,19 @@ impl BackendKind {
     }
 
     /// The kind a result row's backend label names: `container+docker` is a container,
-    /// `oci-runc` and `oci-crun+none` OCI runtimes. Rows keep the label as text (it says more
-    /// than the kind); analyses that need the kind ask here, never compare labels themselves.
+    /// `oci-runc` and `oci-crun+none` OCI runtimes, `oci-runsc-ptrace` gVisor (see
+    /// [`oci_label`]). Rows keep the label as text (it says more than the kind); analyses
+    /// that need the kind ask here, never compare labels themselves.
     pub fn of_label(label: &str) -> Option<BackendKind> {
         let base = label.split_once('+').map_or(label, |(b, _)| b);
         BackendKind::from_name(base).or_else(|| {
-            base.strip_prefix("oci-")
-                .filter(|rt| !rt.is_empty())
-                .map(|_| BackendKind::Oci)
+            let rt = base.strip_prefix("oci-").filter(|rt| !rt.is_empty())?;
+            let gvisor = rt == "runsc" || rt.starts_with("runsc-");
+            Some(if gvisor {
+                BackendKind::Gvisor
+            } else {
+                BackendKind::Oci
+            })
         })
     }
 

@@ -282,6 +282,11 @@ fn a_row_label_names_its_kind() {
         BackendKind::of_label("oci-crun+none"),
         Some(BackendKind::Oci)
     );
+    assert_eq!(
+        BackendKind::of_label("oci-runsc-ptrace+docker"),
+        Some(BackendKind::Gvisor)
+    );
+    assert_eq!(BackendKind::of_label("lxc+none"), Some(BackendKind::Lxc));
     for not in ["oci-", "vms", "", "+docker", "Process"] {
         assert_eq!(BackendKind::of_label(not), None, "{not:?}");
     }

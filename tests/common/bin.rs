@@ -4,6 +4,11 @@
 //!
 //! Self-contained (std, nix and the isobench library) so any test file can include it with
 //! `#[path = "common/bin.rs"] mod bin;`.
+//!
+//! Why not assert_cmd here (tests that only need a command's output use it): these runs are
+//! long and are interrupted, killed and inspected while they run. assert_cmd's timeout kills
+//! a hung child but returns an error without what the child printed, and it gives no pid to
+//! signal; output kept in files also survives for the post-mortem of a failed test.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
