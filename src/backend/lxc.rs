@@ -515,7 +515,7 @@ impl Leftovers {
         if let Some(p) = monitor
             && let Err(e) = Box::new(p).teardown()
         {
-            errs.push(e.into());
+            errs.push(e);
         }
         for root in CgroupHost::all_roots() {
             for rel in &self.cgroups {

@@ -329,7 +329,8 @@ const DEFS: &[Def] = &[
     },
 ];
 
-/// Every claim set of `run`: vm against container, and each oci-* backend against container.
+/// Every claim set of `run`: vm against container, and each oci-* (runc, crun, gVisor) and lxc
+/// backend against container.
 /// `notes` says why a pair has none.
 pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
     let backends = run.backends();
@@ -348,11 +349,16 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
             run.label
         ));
     }
-    // VMs first: they are what the claims are about; OCI runtimes check isobench's container.
+    // VMs first: they are what the claims are about; the peers (OCI runtimes, gVisor, LXC)
+    // check isobench's container.
     let subjects = backends
         .iter()
         .filter(|(b, _)| b == "vm")
-        .chain(backends.iter().filter(|(b, _)| b.starts_with("oci")))
+        .chain(
+            backends
+                .iter()
+                .filter(|(b, _)| b.starts_with("oci") || b.starts_with("lxc")),
+        )
         .map(|(b, _)| b.clone());
     for subject in subjects {
         out.extend(pair(run, &subject, notes));

@@ -678,8 +678,8 @@ fn section_rules_name_the_key_and_what_is_allowed() {
             "oci.runtimes: unknown runtime \"youki\"; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
-            "[oci]\nruntimes = [\"/etc/hostname\"]",
-            "oci.runtimes: /etc/hostname is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
+            "[oci]\nruntimes = [\"/proc/version\"]",
+            "oci.runtimes: /proc/version is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
             "[oci]\nruntimes = [\"/nonexistent/runc\"]",
@@ -759,4 +759,21 @@ fn section_rules_name_the_key_and_what_is_allowed() {
         ]
     );
     assert_eq!(s.security, crate::security::Profile::None);
+}
+
+#[test]
+fn gvisor_and_runsc_among_the_oci_runtimes_would_run_runsc_twice() {
+    let text = "name = \"t\"\nbackends = [\"gvisor\", \"oci\"]\ncounts = [1]\n[oci]\nruntimes = [\"runc\", \"runsc\"]\n";
+    parse_err(
+        text,
+        &["oci.runtimes: \"runsc\" is gVisor, which the gvisor backend runs already"],
+    );
+    let ok = "name = \"t\"\nbackends = [\"gvisor\", \"oci\"]\ncounts = [1]\n[oci]\nruntimes = [\"runc\"]\nrunsc_platform = \"kvm\"\n";
+    let s = Scenario::parse(ok, "t.toml", Path::new("/")).unwrap();
+    assert_eq!(s.oci.runsc_platform, "kvm");
+    assert_eq!(crate::scenario::oci_label("runsc", &s.oci), "oci-runsc-kvm");
+    assert_eq!(
+        crate::scenario::oci_label("/usr/sbin/runc", &s.oci),
+        "oci-runc"
+    );
 }
