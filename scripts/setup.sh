@@ -10,6 +10,7 @@ packages=(
   busybox-static         # the default image: a rootfs built from the host's busybox
   linux-image-cloud-amd64 # guest kernel with virtio drivers for the vm backend
   runc crun              # OCI runtimes, peers of our own container launcher
+  docker.io              # docker backend: dockerd + docker CLI (pulls containerd); isobench starts a private daemon when none answers
   runsc                  # gVisor: a sandboxing OCI runtime (a user-space kernel per sandbox)
   lxc                    # LXC 5: the lxc backend (lxc-start, lxc-stop, lxc-destroy)
   e2fsprogs              # mkfs.ext4 -d: the VM base disk from a rootfs
@@ -53,7 +54,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: still missing after installing: ${missing[*]}" >&2
   exit 1
 fi
-for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun runsc lxc-start lxc-stop unshare setpriv chromium strip; do
+for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun runsc lxc-start lxc-stop dockerd containerd unshare setpriv chromium strip; do
   command -v "$cmd" >/dev/null || { echo "setup: $cmd not found after installing" >&2; exit 1; }
 done
 echo "setup: all system packages present"

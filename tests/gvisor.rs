@@ -10,7 +10,7 @@ mod host;
 #[path = "common/killed.rs"]
 mod killed;
 
-use common::{TestRun, read, skip_or_fail, skip_unless_root};
+use common::{TestRun, read, skip};
 use isobench::backend::oci::{GOFER_COMM, SENTRY_COMM, argv0_is};
 use isobench::host::cgroup::CgroupHost;
 use isobench::runner::kind;
@@ -18,12 +18,8 @@ use isobench::scenario::BackendKind;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-fn skip() -> bool {
-    if skip_unless_root() {
-        return true;
-    }
-    isobench::host::exec::which("runsc").is_none()
-        && skip_or_fail("runsc is not installed (scripts/setup.sh installs it)")
+fn cannot_run() -> bool {
+    skip::unless_root() || skip::unless_on_path(&["runsc"])
 }
 
 fn scenario(extra: &str) -> String {
@@ -46,7 +42,7 @@ fn getppid_ns(inst: &mut Box<dyn isobench::backend::Instance>) -> f64 {
 
 #[test]
 fn two_sandboxes_run_their_own_kernels_cost_a_syscall_dearly_and_leave_nothing() {
-    if skip() {
+    if cannot_run() {
         return;
     }
     let _lock = host::host_lock();
@@ -149,7 +145,7 @@ fn two_sandboxes_run_their_own_kernels_cost_a_syscall_dearly_and_leave_nothing()
 
 #[test]
 fn a_killed_gvisor_run_is_cleaned_by_isobench_clean() {
-    if skip() {
+    if cannot_run() {
         return;
     }
     killed::killed_run_is_cleaned(
@@ -163,7 +159,7 @@ fn a_killed_gvisor_run_is_cleaned_by_isobench_clean() {
 
 #[test]
 fn a_platform_the_installed_runsc_lacks_is_said_as_such() {
-    if skip() {
+    if cannot_run() {
         return;
     }
     let text = "name = \"t\"\nbackends = [\"oci\"]\ncounts = [1]\n[oci]\nruntimes = [\"runsc\"]\nrunsc_platform = \"systrap\"\n";

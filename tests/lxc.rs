@@ -11,7 +11,7 @@ mod host;
 #[path = "common/killed.rs"]
 mod killed;
 
-use common::{TestRun, read, skip_or_fail, skip_unless_root};
+use common::{TestRun, read, skip};
 use isobench::host::cgroup::{CgroupHost, CgroupMode};
 use isobench::image::AGENT_IN_ROOTFS;
 use isobench::scenario::BackendKind;
@@ -19,12 +19,8 @@ use isobench::security::{DOCKER_CAPS, mask};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-fn skip() -> bool {
-    if skip_unless_root() {
-        return true;
-    }
-    isobench::host::exec::which("lxc-start").is_none()
-        && skip_or_fail("lxc-start is not installed (scripts/setup.sh installs lxc)")
+fn cannot_run() -> bool {
+    skip::unless_root() || skip::unless_on_path(&["lxc-start"])
 }
 
 fn scenario(extra: &str) -> String {
@@ -33,7 +29,7 @@ fn scenario(extra: &str) -> String {
 
 #[test]
 fn two_lxc_containers_share_the_host_kernel_in_their_cgroups_confined_and_leave_nothing() {
-    if skip() {
+    if cannot_run() {
         return;
     }
     let _lock = host::host_lock();
@@ -149,7 +145,7 @@ fn two_lxc_containers_share_the_host_kernel_in_their_cgroups_confined_and_leave_
 
 #[test]
 fn a_killed_lxc_run_is_cleaned_by_isobench_clean() {
-    if skip() {
+    if cannot_run() {
         return;
     }
     killed::killed_run_is_cleaned(

@@ -536,7 +536,14 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
     let c = args
         .cache
         .then(|| crate::image::vmdisk::clean_cache(&args.cache_dir, args.dry_run));
-    let code = if r.errors.is_empty() && c.as_ref().is_none_or(|c| c.errors.is_empty()) {
+    // The docker backend's images, cached in a daemon that was already there.
+    let d = args
+        .cache
+        .then(|| crate::backend::docker::image::clean_cached(args.dry_run));
+    let code = if r.errors.is_empty()
+        && c.as_ref().is_none_or(|c| c.errors.is_empty())
+        && d.as_ref().is_none_or(|d| d.errors.is_empty())
+    {
         exit::OK
     } else {
         exit::MEASURED_FAILURE
@@ -545,6 +552,7 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
         let doc = serde_json::json!({
             "dry_run": args.dry_run,
             "cache": c,
+            "docker_images": d,
             "report": r,
         });
         match serde_json::to_string_pretty(&doc) {
@@ -573,6 +581,22 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
         }
         for e in &c.errors {
             eprintln!("isobench: clean --cache: {e}");
+        }
+    }
+    if let Some(d) = &d {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for t in &d.removed {
+            println!(
+                "{verb} from the docker daemon at {}: image {t}",
+                d.daemon.as_deref().unwrap_or("?")
+            );
+        }
+        for e in &d.errors {
+            eprintln!("isobench: clean --cache: docker: {e}");
         }
     }
     let (out, err) = r.render_text(args.dry_run);

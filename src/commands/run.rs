@@ -112,6 +112,7 @@ fn print_text(outcome: &RunOutcome) {
         );
     }
     print!("{}", terminal::render_ratios(&outcome.summary));
+    print!("{}", terminal::render_flags(&outcome.samples));
     println!("results: {}", outcome.run_dir.display());
     if let Some(kib) = outcome.harness_peak_rss_kib {
         println!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);

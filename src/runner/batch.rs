@@ -209,6 +209,7 @@ struct Seen {
     mem: Option<measure::memory::ProcMem>,
     cgroup_mem_kib: Option<u64>,
     vmm_overhead_kib: Option<u64>,
+    runtime_overhead_kib: Option<u64>,
     disk_private_kib: Option<u64>,
     idle_cpu_ms_per_s: Option<f64>,
     workload_error: Option<String>,
@@ -352,6 +353,17 @@ fn read_memory(env: &Env, live: &Live, seen: &mut [Seen]) -> Option<f64> {
     }
     let start = Instant::now();
     let kind = env.backend.kind();
+    // The engine's shared processes, read once and shared out over the live instances.
+    let alive_n = live
+        .launched
+        .iter()
+        .filter(|l| alive(live, l).is_some())
+        .count()
+        .max(1) as u64;
+    let engine_kib = env
+        .backend
+        .engine_pids()
+        .map(|pids| measure::memory::rollup(&pids).pss_kib);
     for (launched, sn) in live.launched.iter().zip(seen.iter_mut()) {
         let Some(inst) = alive(live, launched) else {
             continue;
@@ -361,6 +373,8 @@ fn read_memory(env: &Env, live: &Live, seen: &mut [Seen]) -> Option<f64> {
         sn.cgroup_mem_kib = inst.cgroup().and_then(measure::memory::cgroup_mem_kib);
         sn.vmm_overhead_kib =
             kind::vmm_overhead_kib(kind, inst, env.ctx.scenario.vm.memory_mib, pm.uss_kib);
+        sn.runtime_overhead_kib = engine_kib
+            .map(|shared| measure::memory::rollup(&inst.runtime_pids()).pss_kib + shared / alive_n);
         sn.disk_private_kib = inst.private_dir().map(|p| measure::disk::allocated_kib(&p));
     }
     Some(start.elapsed().as_secs_f64() * 1e3)
@@ -633,6 +647,7 @@ fn cost_columns(row: &mut Sample, sn: &Seen, common: &Common) {
     }
     row.cgroup_mem_kib = sn.cgroup_mem_kib;
     row.vmm_overhead_kib = sn.vmm_overhead_kib;
+    row.runtime_overhead_kib = sn.runtime_overhead_kib;
     row.host_avail_kib = common.host_avail;
     row.host_slab_kib = common.host_slab;
     row.host_anon_kib = common.host_anon;

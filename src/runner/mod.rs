@@ -84,6 +84,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 
 /// Runs a scenario to the end (or to an interruption) and returns what it measured.
 pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    run_with(scenario, opts, &crate::backend::Real)
+}
+
+/// [`run`] with the backends `factory` makes: the real ones, or a mock for tests of the
+/// runner's logic (statistics, exports, failures, interruption) that need no root.
+pub fn run_with(
+    scenario: Scenario,
+    opts: &RunOptions,
+    factory: &dyn crate::backend::Factory,
+) -> Result<RunOutcome, RunError> {
     crate::fault::init()?;
     preflight(&scenario)?;
     crate::host::raise_nofile_limit();
@@ -98,7 +108,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         cancel: opts.cancel.clone(),
         cache_dir: opts.cache_dir.clone(),
     };
-    let (result, sinks) = measure(&ctx, &places.run_dir, &meta, opts.progress);
+    let (result, sinks) = measure(&ctx, &places.run_dir, &meta, opts.progress, factory);
     crate::fault::point(Boundary::Finish);
     // Whatever happened above, nothing of the run may stay on the host.
     let leftovers = places.remove_run_state();
@@ -234,13 +244,14 @@ fn measure(
     run_dir: &Path,
     meta: &RunMeta,
     show_progress: bool,
+    factory: &dyn crate::backend::Factory,
 ) -> (Result<Vec<String>, RunError>, Option<Sinks>) {
     let opened = write_meta(run_dir, meta).and_then(|()| Ok(Sinks::open(run_dir)?));
     match opened {
         Ok(mut sinks) => {
             let plan = Plan::of(&ctx.scenario);
             let progress = Progress::new(show_progress, &plan, &ctx.scenario);
-            let result = walk::measure_plan(ctx, &plan, &progress, &mut sinks);
+            let result = walk::measure_plan(ctx, &plan, &progress, &mut sinks, factory);
             progress.finish();
             (result, Some(sinks))
         }

@@ -74,6 +74,7 @@ impl Plan {
             let profiles: Vec<Profile> = match kind {
                 BackendKind::Container
                 | BackendKind::Oci
+                | BackendKind::Docker
                 | BackendKind::Gvisor
                 | BackendKind::Lxc => scenario.profiles.clone(),
                 _ => vec![scenario.security],
@@ -116,9 +117,11 @@ fn peer(scenario: &Scenario, kind: BackendKind, runtime: Option<String>, p: Prof
     };
     // Only the backends that take a profile name it in their label (see Backend::label).
     let label = match kind {
-        BackendKind::Container | BackendKind::Oci | BackendKind::Gvisor | BackendKind::Lxc => {
-            crate::backend::profile_label(base, &scenario.with_profile(p))
-        }
+        BackendKind::Container
+        | BackendKind::Oci
+        | BackendKind::Docker
+        | BackendKind::Gvisor
+        | BackendKind::Lxc => crate::backend::profile_label(base, &scenario.with_profile(p)),
         _ => base,
     };
     let steps = match &scenario.until {

@@ -59,6 +59,7 @@ fn prior_instance_s(kind: BackendKind) -> f64 {
         BackendKind::Process => 0.01,
         BackendKind::Unshare | BackendKind::Container => 0.02,
         BackendKind::Oci | BackendKind::Lxc => 0.1,
+        BackendKind::Docker => 0.5,
         BackendKind::Gvisor => 0.3,
         BackendKind::Vm => 5.0,
     }

@@ -1,7 +1,7 @@
 //! Walks the plan: each peer's backend prepared, warmed up, its batches (or its `[until]`
 //! sweep) run and their records pushed to the sinks, then finished. Prints the per-batch line.
 
-use crate::backend::{self, Backend, RunContext};
+use crate::backend::{Backend, Factory, RunContext};
 use crate::fault::Boundary;
 use crate::runner::batch::{self, BatchId, BatchOutcome, Env};
 use crate::runner::error::RunError;
@@ -9,7 +9,7 @@ use crate::runner::plan::{Peer, Plan, Step};
 use crate::runner::progress::Progress;
 use crate::runner::sinks::Sinks;
 use crate::runner::until;
-use crate::scenario::UntilConfig;
+use crate::scenario::{BackendKind, UntilConfig};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -20,6 +20,7 @@ pub fn measure_plan(
     plan: &Plan,
     progress: &Progress,
     sinks: &mut Sinks,
+    factory: &dyn Factory,
 ) -> Result<Vec<String>, RunError> {
     // One pool for the whole run: a parent-death signal fires when the *thread* that created
     // the child exits, so launching threads must outlive every instance.
@@ -38,7 +39,7 @@ pub fn measure_plan(
             scenario: Arc::new(ctx.scenario.with_profile(peer.profile)),
             ..ctx.clone()
         };
-        let Some(backend) = prepare(&ctx, peer, &pool, progress, sinks)? else {
+        let Some(backend) = prepare(&ctx, peer, &pool, progress, sinks, factory)? else {
             continue;
         };
         crate::fault::point(Boundary::Prepared);
@@ -60,21 +61,20 @@ pub fn measure_plan(
 }
 
 /// The backend of `peer`, or None for an OCI runtime that cannot run here (crun 1.8 on a
-/// hybrid cgroup host): a finding about the host, not a reason to stop measuring the others.
+/// hybrid cgroup host) or a Docker Engine that cannot be reached or started: a finding about
+/// the host, not a reason to stop measuring the others.
 fn prepare(
     ctx: &RunContext,
     peer: &Peer,
     pool: &rayon::ThreadPool,
     progress: &Progress,
     sinks: &mut Sinks,
+    factory: &dyn Factory,
 ) -> Result<Option<Box<dyn Backend>>, RunError> {
-    let created = pool.install(|| match &peer.runtime {
-        Some(rt) => backend::create_oci(rt, ctx),
-        None => backend::create(peer.kind, ctx),
-    });
+    let created = pool.install(|| factory.create(peer.kind, peer.runtime.as_deref(), ctx));
     match (created, &peer.runtime) {
         (Ok(b), _) => Ok(Some(b)),
-        (Err(e), Some(_)) => {
+        (Err(e), _) if peer.runtime.is_some() || peer.kind == BackendKind::Docker => {
             progress.warn(&format!(
                 "isobench: {} is unavailable on this host: {}; the run goes on",
                 peer.label, e.what
@@ -82,7 +82,7 @@ fn prepare(
             sinks.note_accel(peer.label.clone(), "unavailable", e.what);
             Ok(None)
         }
-        (Err(e), None) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
     }
 }
 

@@ -60,6 +60,8 @@ backend_kinds! {
     /// The same rootfs and agent through the host's OCI runtimes (runc, crun, runsc, or one
     /// given by path: `[oci] runtimes`).
     Oci => "oci",
+    /// The real Docker Engine (`docker.io`): the daemon that answers, or a private dockerd.
+    Docker => "docker",
     /// gVisor: the OCI backend with `runsc`, whose every sandbox runs a user-space kernel (the
     /// Sentry) of its own; the platform is `[oci] runsc_platform`.
     Gvisor => "gvisor",
@@ -74,6 +76,25 @@ impl BackendKind {
             .iter()
             .copied()
             .find(|k| k.as_str() == name)
+    }
+
+    /// The kind a result row's backend label names: `container+docker` is a container,
+    /// `oci-runc` and `oci-crun+none` OCI runtimes, `oci-runsc-ptrace` gVisor (see
+    /// [`oci_label`]). Rows keep the label as text (it says more than the kind); analyses that
+    /// need the kind ask here, never compare labels themselves.
+    pub fn of_label(label: &str) -> Option<BackendKind> {
+        let base = label.split_once('+').map_or(label, |(b, _)| b);
+        BackendKind::from_name(base).or_else(|| {
+            base.strip_prefix("oci-")
+                .filter(|rt| !rt.is_empty())
+                .map(|rt| {
+                    if rt == "runsc" || rt.starts_with("runsc-") {
+                        BackendKind::Gvisor
+                    } else {
+                        BackendKind::Oci
+                    }
+                })
+        })
     }
 
     /// "process, unshare, container": for error messages and help text.
