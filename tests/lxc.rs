@@ -224,7 +224,7 @@ fn the_lxc_config_follows_the_scenario() {
 
 #[test]
 fn a_missing_lxc_or_runsc_is_one_line_and_exit_2_with_nothing_created() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
