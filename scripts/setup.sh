@@ -19,6 +19,7 @@ packages=(
   fonts-dejavu-core      # the font every plot's text is set in (report, plan)
   chromium               # headless check that report.html draws every plot (tests)
   binutils               # strip: the cgroup v2 guest's copy of isobench (86 MB debug, 14 MB stripped)
+  ansible-core           # deploy/ansible: the fleet playbook (tests/fleet.rs runs it on local hosts)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -54,7 +55,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: still missing after installing: ${missing[*]}" >&2
   exit 1
 fi
-for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun runsc lxc-start lxc-stop dockerd containerd unshare setpriv chromium strip; do
+for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun runsc lxc-start lxc-stop dockerd containerd unshare setpriv chromium strip ansible-playbook; do
   command -v "$cmd" >/dev/null || { echo "setup: $cmd not found after installing" >&2; exit 1; }
 done
 echo "setup: all system packages present"

@@ -6,7 +6,8 @@ use isobench::cli::{Cli, Command};
 use isobench::{commands, exit};
 
 fn main() {
-    // The agent path first and lean: it is every instance's start-up.
+    // The agent path first and lean: it is every instance's start-up (stamped first thing).
+    isobench::agent::mark_start();
     let args: Vec<String> = std::env::args().collect();
     if isobench::agent::vminit::is_guest_init(args.first().map(String::as_str).unwrap_or("")) {
         eprintln!("{}", isobench::agent::vminit::run(&args[1..]));

@@ -20,6 +20,31 @@ fn a_container_sees_only_itself_and_carries_its_limits() {
 
     // PID namespace: the agent is PID 1 and `ps` sees nothing of the host.
     assert_eq!(inst.startup().facts.pid, 1);
+
+    // Every phase is stamped where it happens, in launch order (issue 12: setup_ms used to
+    // equal exec_ms, both read by the parent at once).
+    let st = inst.startup();
+    let phases = [
+        ("spawn", st.spawn),
+        ("clone", st.clone),
+        ("cgroup", st.cgroup),
+        ("rootfs", st.rootfs),
+        ("setup", st.setup),
+        ("exec", st.exec),
+        ("agent_start", st.agent_start),
+        ("agent_ready", st.agent_ready),
+        ("startup", Some(st.startup)),
+    ];
+    for w in phases[1..].windows(2) {
+        let (a, b) = (w[0].1.expect(w[0].0), w[1].1.expect(w[1].0));
+        assert!(a <= b, "{} ({a:?}) after {} ({b:?})", w[0].0, w[1].0);
+    }
+    assert!(
+        st.setup < st.exec,
+        "setup_ms must not equal exec_ms: {st:?}"
+    );
+    // The agent on the host's kernel does not scan the host's /proc before `ready`.
+    assert_eq!(st.facts.kthreads, None);
     let (ok, ps) = nsenter(pid, &["/bin/ps", "-o", "pid,comm"]);
     assert!(ok, "ps failed: {ps}");
     let pids: Vec<&str> = ps

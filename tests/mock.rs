@@ -43,6 +43,7 @@ fn run(body: &str, script: Script) -> Ran {
         progress: false,
         cancel,
         command_line: vec!["mock".into()],
+        host_label: "mock-host".into(),
     };
     let factory = MockFactory::new(script);
     let outcome = run_with(scenario(body), &opts, &factory).expect("the mock run completes");

@@ -58,7 +58,39 @@ pub struct Facts {
     /// PID namespace.
     #[serde(default)]
     pub kthreads: Option<u32>,
+    /// CLOCK_MONOTONIC, ns, when the agent's `main` was entered and just before it wrote
+    /// `ready`: its phases on the harness's time line when it shares the harness's kernel.
+    #[serde(default)]
+    pub start_ns: Option<u64>,
+    #[serde(default)]
+    pub ready_ns: Option<u64>,
 }
+
+/// CLOCK_MONOTONIC in ns, the clock of every phase stamp (Rust's `Instant` reads the same
+/// clock on Linux). clock_gettime(2) is async-signal-safe: the container's child uses it
+/// between clone and exec.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec on our stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+static START_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Called first in `main` on the agent's path: the stamp of the agent's start.
+pub fn mark_start() {
+    START_NS.store(mono_ns(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the agent counts kernel threads: only as a VM's agent, on a kernel of its own
+/// (vminit sets it). On the host's kernel a count means reading every /proc/PID/stat of the
+/// host before `ready`, which made start-up grow with the number of processes; the harness
+/// counts the host's kernel threads itself, once per batch, outside every launch.
+pub const COUNT_KTHREADS_ENV: &str = "ISOBENCH_COUNT_KTHREADS";
 
 fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)
@@ -114,7 +146,12 @@ impl Facts {
             slab_kib: meminfo.get("Slab").copied(),
             kernel_stack_kib: meminfo.get("KernelStack").copied(),
             page_tables_kib: meminfo.get("PageTables").copied(),
-            kthreads: count_kthreads(),
+            kthreads: std::env::var_os(COUNT_KTHREADS_ENV)
+                .is_some()
+                .then(count_kthreads)
+                .flatten(),
+            start_ns: Some(START_NS.load(std::sync::atomic::Ordering::Relaxed)).filter(|t| *t > 0),
+            ready_ns: None,
         }
     }
 

@@ -136,6 +136,9 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, InitError> {
     let env = [
         c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         c"HOME=/root".to_owned(),
+        // The guest's kernel is the agent's own: its kernel threads are the guest's.
+        CString::new(format!("{}=1", crate::agent::COUNT_KTHREADS_ENV))
+            .map_err(|_| InitError::Nul("agent environment"))?,
     ];
     let e = nix::unistd::execve(&exe, &argv, &env)
         .err()

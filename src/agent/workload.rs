@@ -100,7 +100,9 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, WorkloadError> {
         Some(other) => return Err(WorkloadError::Unknown(other.to_string())),
     };
 
-    let facts = json("facts", &Facts::gather())?;
+    let mut facts = Facts::gather();
+    facts.ready_ns = Some(super::mono_ns());
+    let facts = json("facts", &facts)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{facts}\n{READY_LINE}")
         .and_then(|()| out.flush())

@@ -4,7 +4,7 @@
 //! warning).
 
 use crate::agent::reader::AgentError;
-use crate::deadline::{Deadline, seconds};
+use crate::deadline::seconds;
 use crate::host::cgroup::CgroupError;
 use crate::host::remove::RemoveError;
 use std::path::PathBuf;
@@ -62,8 +62,6 @@ pub enum LaunchCause {
     },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
-    #[error("joining cgroup: pid {pid}: {source}")]
-    JoinCgroup { pid: i32, source: CgroupError },
     #[error("recording pid {pid} for isobench clean: {source}")]
     RecordPid { pid: i32, source: std::io::Error },
     /// A helper tool (`qemu-img`) ran and failed: its exit status and its own words.
@@ -85,13 +83,6 @@ pub enum LaunchCause {
     /// Our container's init reported a failed step before exec.
     #[error("{stage} failed: {}", std::io::Error::from_raw_os_error(*.errno))]
     ChildStage { stage: &'static str, errno: i32 },
-    #[error("container init did not exec the agent {}", .deadline.after())]
-    ExecTimeout { deadline: Deadline },
-    #[error("container init died before exec ({detail}{})", released_note(.released))]
-    ChildDied {
-        detail: String,
-        released: Option<nix::errno::Errno>,
-    },
     /// The agent was ready but its process is not where the runtime was told to put it.
     #[error("ready, but no process in its cgroup {} (did {runtime} put it elsewhere?)", .cgroup.display())]
     NoProcess { cgroup: PathBuf, runtime: String },
@@ -110,11 +101,6 @@ impl LaunchCause {
 fn pre_exec_note(p: &Option<String>) -> String {
     p.as_ref()
         .map(|s| format!(" (in the spawn or its pre-exec step: {s})"))
-        .unwrap_or_default()
-}
-
-fn released_note(r: &Option<nix::errno::Errno>) -> String {
-    r.map(|e| format!("; releasing it: {e}"))
         .unwrap_or_default()
 }
 

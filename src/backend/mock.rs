@@ -125,6 +125,7 @@ impl Factory for MockFactory {
             return Err(PrepareError {
                 backend: "mock",
                 what: format!("{base}: scripted as unavailable"),
+                skip: false,
             });
         }
         let label = super::profile_label(format!("mock-{base}"), &ctx.scenario);

@@ -66,19 +66,63 @@ pub struct Startup {
     pub spawn: Option<Duration>,
     /// First byte of the instance's output (a VM's console: its kernel is running).
     pub first_output: Option<Duration>,
+    /// Container phases, stamped by the child on its own CLOCK_MONOTONIC: its first
+    /// instruction after clone (in its namespaces), in its cgroup, root filesystem mounted,
+    /// pivot_root done (`setup`), about to exec the agent.
+    pub clone: Option<Duration>,
+    pub cgroup: Option<Duration>,
+    pub rootfs: Option<Duration>,
     pub setup: Option<Duration>,
     pub exec: Option<Duration>,
+    /// The agent's own stamps (backends on the host's kernel, whose clock is the harness's):
+    /// its `main` entered, and just before it wrote `ready`.
+    pub agent_start: Option<Duration>,
+    pub agent_ready: Option<Duration>,
     pub facts: Facts,
+}
+
+impl Startup {
+    /// Fills the agent's phases from its facts for a launch that started at CLOCK_MONOTONIC
+    /// `start_ns`, when the agent runs on the harness's kernel (the same boot id): a guest's
+    /// clock is its own.
+    pub fn agent_phases(&mut self, start_ns: u64) {
+        if self.facts.boot_id.is_empty() || self.facts.boot_id != *host_boot_id() {
+            return;
+        }
+        self.agent_start = self.facts.start_ns.and_then(|t| since(start_ns, t));
+        self.agent_ready = self.facts.ready_ns.and_then(|t| since(start_ns, t));
+    }
+}
+
+/// The host kernel's boot id, read once.
+fn host_boot_id() -> &'static String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// A CLOCK_MONOTONIC stamp `t_ns` as a phase of a launch that started at `start_ns`; None for
+/// a stamp not taken (0) or outside the launch (before its start, or in the future), which a
+/// clock other than the harness's would give.
+pub fn since(start_ns: u64, t_ns: u64) -> Option<Duration> {
+    (t_ns >= start_ns && t_ns <= crate::agent::mono_ns())
+        .then(|| Duration::from_nanos(t_ns - start_ns))
 }
 
 pub use error::{LaunchCause, LaunchError, TeardownError};
 
-/// Preparing a backend failed: the environment cannot run it (exit code 2).
+/// Preparing a backend failed: the environment cannot run it (exit code 2), or, with `skip`,
+/// this host cannot run it as configured (a finding about the host, found by a short probe:
+/// the run goes on without it and meta.json says why).
 #[derive(Debug, thiserror::Error)]
 #[error("backend {backend}: {what}")]
 pub struct PrepareError {
     pub backend: &'static str,
     pub what: String,
+    pub skip: bool,
 }
 
 pub trait Backend: Send + Sync {
@@ -230,6 +274,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
             return Err(PrepareError {
                 backend: "oci",
                 what: "one backend per runtime: use create_oci".into(),
+                skip: false,
             });
         }
     })

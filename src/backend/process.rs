@@ -175,6 +175,7 @@ where
         });
     }
     let start = Instant::now();
+    let start_ns = crate::agent::mono_ns();
     let child = cmd.spawn().map_err(|source| {
         lerr(LaunchCause::Spawn {
             program: cmd.get_program().to_string_lossy().into_owned(),
@@ -213,10 +214,10 @@ where
         startup,
         spawn: Some(spawn),
         first_output,
-        setup: None,
-        exec: None,
         facts,
+        ..Startup::default()
     };
+    inst.startup.agent_phases(start_ns);
     Ok(inst)
 }
 

@@ -30,6 +30,7 @@ impl UnshareBackend {
             return Err(PrepareError {
                 backend: "unshare",
                 what: "needs root to create namespaces: run isobench as root".into(),
+                skip: false,
             });
         }
         let place = HostPlace::new(&ctx, "unshare");

@@ -554,6 +554,41 @@ impl InstanceCgroup {
         }
     }
 
+    /// `cgroup.procs` of every hierarchy, opened for writing (close-on-exec): a process that
+    /// inherits them writes "0" into each to move itself in (container/child.rs), without
+    /// building a path or allocating after its fork.
+    pub fn open_procs(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        self.dirs
+            .iter()
+            .map(|d| {
+                let p = d.join("cgroup.procs");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(io(&p))
+            })
+            .collect()
+    }
+
+    /// The v2 cgroup's directory, opened for clone3's CLONE_INTO_CGROUP (the child is born in
+    /// it: no migration at all). None on v1 and hybrid hosts, whose controllers are v1.
+    pub fn open_v2_dir(&self) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> {
+        if self.mode != CgroupMode::V2 {
+            return Ok(None);
+        }
+        let Some(d) = self.dirs.first() else {
+            return Ok(None);
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(d)
+            .map(|f| Some(std::os::fd::OwnedFd::from(f)))
+            .map_err(io(d))
+    }
+
     /// Moves `pid` into the instance's cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
         let s = pid.to_string();
@@ -595,6 +630,36 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+impl CgroupHost {
+    /// At a runtime's finish (runc, crun, runsc, LXC, Docker): removes what is left of the
+    /// cgroups it made for the run's instances (`rels`, relative to every hierarchy root), and
+    /// `isobench/<run-id>` itself in the hierarchies our own containers do not use (the runtime
+    /// made it there); elsewhere other backends of the run may share it, and the run's end
+    /// removes it. Returns what could not be removed.
+    pub fn remove_runtime_cgroups(
+        &self,
+        run_id: &str,
+        rels: &[PathBuf],
+        wait: Duration,
+    ) -> Vec<CgroupError> {
+        let mut errs = Vec::new();
+        let ours = self.roots();
+        for root in CgroupHost::all_roots() {
+            for rel in rels {
+                if let Err(e) = remove_tree(&root.join(rel), wait) {
+                    errs.push(e);
+                }
+            }
+            if !ours.contains(&root) {
+                let top = root.join(TOP);
+                let _ = std::fs::remove_dir(top.join(run_id));
+                let _ = std::fs::remove_dir(&top);
+            }
+        }
+        errs
+    }
 }
 
 /// Kills every process in `dir` and its children cgroups, then removes them deepest first,

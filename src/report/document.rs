@@ -77,6 +77,7 @@ pub fn build(
     b.push(Block::Heading(2, "Environment".into()));
     b.push(Block::Table(environment(runs)));
     let mut used: BTreeSet<&'static Metric> = BTreeSet::new();
+    crate::report::hosts::section(&mut b, runs, &mut used);
     claims(&mut b, sets, claim_notes, &mut used);
     b.push(Block::Heading(2, "Plots".into()));
     for p in plots {
@@ -125,6 +126,8 @@ fn environment(runs: &[RunData]) -> Table {
         row("started", &|r| r.meta.started_at.clone()),
         row("ended", &|r| r.meta.ended_at.clone().unwrap_or("-".into())),
         row("host", &|r| r.meta.hostname.clone()),
+        row("host label", &|r| r.meta.host_label.clone()),
+        row("virtualization", &|r| r.meta.virtualization.describe()),
         row("host kernel", &|r| r.meta.host_kernel.clone()),
         row("CPU", &|r| {
             format!("{} ({} cores)", r.meta.cpu_model, r.meta.cpu_cores)

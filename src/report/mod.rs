@@ -6,6 +6,7 @@ pub mod command;
 pub mod document;
 pub mod figures;
 pub mod flags;
+pub mod hosts;
 pub mod html;
 pub mod isolation;
 pub mod markdown;

@@ -400,10 +400,43 @@ pub static FIRST_OUTPUT_MS: Metric = Metric {
     ..Metric::BASE
 };
 
+pub static CLONE_MS: Metric = Metric {
+    name: "clone_ms",
+    unit: Unit::Ms,
+    definition: "phase (container): from the same start until the child's first instruction after clone, in its new namespaces (the child's own CLOCK_MONOTONIC stamp)",
+    decimals: Some(3),
+    better: Better::Lower,
+    backends: Backends::Container,
+    read: Read::Sample(|s| s.clone_ms),
+    ..Metric::BASE
+};
+
+pub static CGROUP_MS: Metric = Metric {
+    name: "cgroup_ms",
+    unit: Unit::Ms,
+    definition: "phase (container): from the same start until the child sat in its cgroup (born there by CLONE_INTO_CGROUP on cgroup v2; on v1 it wrote itself into cgroup.procs opened before the clone), stamped by the child",
+    decimals: Some(3),
+    better: Better::Lower,
+    backends: Backends::Container,
+    read: Read::Sample(|s| s.cgroup_ms),
+    ..Metric::BASE
+};
+
+pub static ROOTFS_MS: Metric = Metric {
+    name: "rootfs_ms",
+    unit: Unit::Ms,
+    definition: "phase (container): from the same start until the child had mounted its root (mounts made private, overlay, /proc, /dev, masks, read-only paths), stamped by the child",
+    decimals: Some(3),
+    better: Better::Lower,
+    backends: Backends::Container,
+    read: Read::Sample(|s| s.rootfs_ms),
+    ..Metric::BASE
+};
+
 pub static SETUP_MS: Metric = Metric {
     name: "setup_ms",
     unit: Unit::Ms,
-    definition: "phase (container): from the same start until the child reported its filesystems ready (overlay, /proc, /dev, masks, pivot_root done)",
+    definition: "phase (container): from the same start until the child's pivot_root into the overlay was done and the old root detached, stamped by the child",
     decimals: Some(3),
     better: Better::Lower,
     backends: Backends::Container,
@@ -414,11 +447,31 @@ pub static SETUP_MS: Metric = Metric {
 pub static EXEC_MS: Metric = Metric {
     name: "exec_ms",
     unit: Unit::Ms,
-    definition: "phase (container): from the same start until the child reported it is about to exec the agent (cgroup joined, capabilities dropped)",
+    definition: "phase (container): from the same start until the child was about to exec the agent (capabilities dropped, seccomp installed), stamped by the child",
     decimals: Some(3),
     better: Better::Lower,
     backends: Backends::Container,
     read: Read::Sample(|s| s.exec_ms),
+    ..Metric::BASE
+};
+
+pub static AGENT_START_MS: Metric = Metric {
+    name: "agent_start_ms",
+    unit: Unit::Ms,
+    definition: "phase: from the same start until the agent's main was entered (exec done), stamped by the agent; empty for a VM, whose clock is the guest's",
+    decimals: Some(3),
+    better: Better::Lower,
+    read: Read::Sample(|s| s.agent_start_ms),
+    ..Metric::BASE
+};
+
+pub static AGENT_READY_MS: Metric = Metric {
+    name: "agent_ready_ms",
+    unit: Unit::Ms,
+    definition: "phase: from the same start until the agent, its facts read, was about to write `ready`, stamped by the agent; empty for a VM (startup_ms minus this is the harness's reading of the line)",
+    decimals: Some(3),
+    better: Better::Lower,
+    read: Read::Sample(|s| s.agent_ready_ms),
     ..Metric::BASE
 };
 
@@ -993,6 +1046,11 @@ pub static METRICS: &[&Metric] = &[
     &FIRST_OUTPUT_MS,
     &SETUP_MS,
     &EXEC_MS,
+    &CLONE_MS,
+    &CGROUP_MS,
+    &ROOTFS_MS,
+    &AGENT_START_MS,
+    &AGENT_READY_MS,
     &TEARDOWN_MS,
     &AGENT_UPTIME_S,
     &PSS_KIB,

@@ -23,6 +23,17 @@ pub struct Sample {
     pub first_output_ms: Option<f64>,
     pub setup_ms: Option<f64>,
     pub exec_ms: Option<f64>,
+    // Phases stamped inside the instance (issue 12); defaulted so older runs still load.
+    #[serde(default)]
+    pub clone_ms: Option<f64>,
+    #[serde(default)]
+    pub cgroup_ms: Option<f64>,
+    #[serde(default)]
+    pub rootfs_ms: Option<f64>,
+    #[serde(default)]
+    pub agent_start_ms: Option<f64>,
+    #[serde(default)]
+    pub agent_ready_ms: Option<f64>,
     pub agent_uptime_s: Option<f64>,
     pub kernel_release: String,
     pub boot_id: String,

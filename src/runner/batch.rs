@@ -329,7 +329,9 @@ fn merge_pages(env: &Env) -> (Option<KsmReading>, Option<KsmGuard>) {
     match KsmGuard::enable_recorded(&record) {
         Ok(g) => {
             let limit = Duration::from_secs_f64(m.ksm_timeout_s);
+            env.progress.phase(Phase::Ksm);
             let reading = g.wait_settled(limit, &env.ctx.cancel);
+            env.progress.phase(Phase::Measure);
             if !reading.settled && !env.cancelled() {
                 env.progress.warn(&format!(
                     "isobench: ksm: pages_sharing still moving after {} (measure.ksm_timeout_s); kept as read, with ksm_settled = false",
@@ -632,6 +634,11 @@ fn startup_columns(row: &mut Sample, inst: &dyn Instance) {
     row.first_output_ms = st.first_output.map(ms);
     row.setup_ms = st.setup.map(ms);
     row.exec_ms = st.exec.map(ms);
+    row.clone_ms = st.clone.map(ms);
+    row.cgroup_ms = st.cgroup.map(ms);
+    row.rootfs_ms = st.rootfs.map(ms);
+    row.agent_start_ms = st.agent_start.map(ms);
+    row.agent_ready_ms = st.agent_ready.map(ms);
     row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
     row.kernel_release = st.facts.kernel_release.clone();
     row.boot_id = st.facts.boot_id.clone();

@@ -29,7 +29,7 @@ use crate::host::facts::HostFacts;
 use crate::host::run_id::RunId;
 use crate::host::state_dir;
 use crate::results::csv::write_summary;
-use crate::results::meta::{GIT_REVISION, RunMeta};
+use crate::results::meta::{GIT_REVISION, RunMeta, WallBreakdown};
 use crate::results::record::{Sample, SummaryRow, SyscallRow};
 use crate::results::summary::summarize;
 use crate::runner::outdir::OutDir;
@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub progress: bool,
     pub cancel: Arc<AtomicBool>,
     pub command_line: Vec<String>,
+    /// meta.json's host_label, checked by the caller (`host::facts::check_label`).
+    pub host_label: String,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,7 @@ pub fn run_with(
     opts: &RunOptions,
     factory: &dyn crate::backend::Factory,
 ) -> Result<RunOutcome, RunError> {
+    let run_start = std::time::Instant::now();
     crate::fault::init()?;
     preflight(&scenario)?;
     crate::host::raise_nofile_limit();
@@ -108,14 +111,15 @@ pub fn run_with(
         cancel: opts.cancel.clone(),
         cache_dir: opts.cache_dir.clone(),
     };
-    let (result, sinks) = measure(&ctx, &places.run_dir, &meta, opts.progress, factory);
+    let (result, sinks, phases) = measure(&ctx, &places.run_dir, &meta, opts.progress, factory);
     crate::fault::point(Boundary::Finish);
     // Whatever happened above, nothing of the run may stay on the host.
     let leftovers = places.remove_run_state();
     match keep_results(sinks, &result) {
         Some(sinks) => {
             let interrupted = ctx.cancel.load(Ordering::Relaxed);
-            finish(places, meta, sinks, result, leftovers, interrupted)
+            let wall = wall_breakdown(run_start.elapsed().as_secs_f64(), &phases);
+            finish(places, meta, sinks, (result, wall), leftovers, interrupted)
         }
         None => {
             places.out_dir.discard();
@@ -215,6 +219,8 @@ fn start_meta(
         git_revision: GIT_REVISION.into(),
         command_line: opts.command_line.clone(),
         hostname: host.hostname,
+        host_label: opts.host_label.clone(),
+        virtualization: host.virtualization,
         host_kernel: host.kernel,
         host_boot_id: crate::host::boot_id(),
         cgroup_mode: cg
@@ -227,6 +233,9 @@ fn start_meta(
         started_at: now.to_rfc3339(),
         ended_at: None,
         harness_peak_rss_kib: None,
+        harness_cpu_ms: None,
+        harness_cpu_ms_per_instance: None,
+        wall: None,
         outcome: "running".into(),
         accelerators: Vec::new(),
         security: scenario
@@ -237,6 +246,14 @@ fn start_meta(
     }
 }
 
+/// What [`measure`] returns: the walk's result, the sinks if they opened, and the seconds spent
+/// in each phase.
+type Measured = (
+    Result<Vec<String>, RunError>,
+    Option<Sinks>,
+    Vec<(progress::Phase, f64)>,
+);
+
 /// Writes meta.json, opens the result files and walks the plan under one progress display.
 /// Returns the walk's result (the backends' leftovers) and the sinks, if they opened.
 fn measure(
@@ -245,7 +262,7 @@ fn measure(
     meta: &RunMeta,
     show_progress: bool,
     factory: &dyn crate::backend::Factory,
-) -> (Result<Vec<String>, RunError>, Option<Sinks>) {
+) -> Measured {
     let opened = write_meta(run_dir, meta).and_then(|()| Ok(Sinks::open(run_dir)?));
     match opened {
         Ok(mut sinks) => {
@@ -253,10 +270,51 @@ fn measure(
             let progress = Progress::new(show_progress, &plan, &ctx.scenario);
             let result = walk::measure_plan(ctx, &plan, &progress, &mut sinks, factory);
             progress.finish();
-            (result, Some(sinks))
+            (result, Some(sinks), progress.wall())
         }
-        Err(e) => (Err(e), None),
+        Err(e) => (Err(e), None, Vec::new()),
     }
+}
+
+/// meta.json's `wall`: the run's wall time and the phases' shares of it.
+fn wall_breakdown(total_s: f64, phases: &[(progress::Phase, f64)]) -> WallBreakdown {
+    use progress::Phase;
+    let of = |p: Phase| {
+        phases
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, s)| *s)
+            .sum::<f64>()
+    };
+    let waits_s: f64 = phases
+        .iter()
+        .filter(|(p, _)| p.is_wait())
+        .map(|(_, s)| *s)
+        .sum();
+    WallBreakdown {
+        total_s,
+        prepare_s: of(Phase::Prepare),
+        warmup_s: of(Phase::Warmup),
+        launch_s: of(Phase::Launch),
+        measure_s: of(Phase::Measure),
+        teardown_s: of(Phase::Teardown),
+        settle_s: of(Phase::Settle),
+        ksm_s: of(Phase::Ksm),
+        idle_s: of(Phase::Idle),
+        waits_s,
+        waits_pct: if total_s > 0.0 {
+            100.0 * waits_s / total_s
+        } else {
+            0.0
+        },
+    }
+}
+
+/// CPU time (user + system) this process used so far, ms (getrusage RUSAGE_SELF).
+fn self_cpu_ms() -> Option<f64> {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok()?;
+    let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e3 + t.tv_usec() as f64 / 1e3;
+    Some(ms(u.user_time()) + ms(u.system_time()))
 }
 
 /// The sinks whose results stay. Bad input or an unusable host found before any sample (a
@@ -278,7 +336,7 @@ fn finish(
     places: Places,
     mut meta: RunMeta,
     sinks: Sinks,
-    result: Result<Vec<String>, RunError>,
+    (result, wall): (Result<Vec<String>, RunError>, WallBreakdown),
     mut leftovers: Vec<String>,
     interrupted: bool,
 ) -> Result<RunOutcome, RunError> {
@@ -289,6 +347,13 @@ fn finish(
     write_summary(&places.run_dir.join("summary.csv"), &summary)?;
     meta.ended_at = Some(chrono::Utc::now().to_rfc3339());
     meta.harness_peak_rss_kib = crate::host::self_peak_rss_kib();
+    meta.harness_cpu_ms = self_cpu_ms();
+    let launched = sinks.samples.len();
+    meta.harness_cpu_ms_per_instance = meta
+        .harness_cpu_ms
+        .filter(|_| launched > 0)
+        .map(|ms| ms / launched as f64);
+    meta.wall = Some(wall);
     meta.accelerators = sinks.accel;
     meta.outcome = match (&result, interrupted) {
         (Err(e), _) => format!("failed: {e}"),

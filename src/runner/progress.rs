@@ -24,14 +24,33 @@ pub enum Phase {
     /// Waiting for the host's memory to hold still (with a page-cache drop) for a reading.
     Settle,
     Launch,
-    /// Workloads, isolation read-back, KSM merging, the memory views.
+    /// Workloads, isolation read-back, the memory views.
     Measure,
+    /// Waiting for KSM to merge the batch's identical pages (until its counters converge).
+    Ksm,
     /// The idle-CPU window (`measure.idle_window_s`).
     Idle,
     Teardown,
 }
 
 impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Prepare,
+        Phase::Warmup,
+        Phase::Settle,
+        Phase::Launch,
+        Phase::Measure,
+        Phase::Ksm,
+        Phase::Idle,
+        Phase::Teardown,
+    ];
+
+    /// Whether the phase waits for the host (settling memory readings, KSM's merging, the
+    /// idle-CPU window) rather than doing the run's own work: meta.json's `wall.waits_s`.
+    pub fn is_wait(&self) -> bool {
+        matches!(self, Phase::Settle | Phase::Ksm | Phase::Idle)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Phase::Prepare => "prepare",
@@ -39,6 +58,7 @@ impl Phase {
             Phase::Settle => "settle",
             Phase::Launch => "launch",
             Phase::Measure => "measure",
+            Phase::Ksm => "ksm",
             Phase::Idle => "idle",
             Phase::Teardown => "teardown",
         }
@@ -403,12 +423,49 @@ impl Tracker {
     }
 }
 
+/// Where a run's wall time went, phase by phase: kept whether the display shows or not
+/// (meta.json's `wall`). The phases are the ones the display names, so the two agree.
+#[derive(Debug, Default)]
+pub struct PhaseClock {
+    current: Option<(Phase, Instant)>,
+    spent: Vec<(Phase, Duration)>,
+}
+
+impl PhaseClock {
+    fn switch(&mut self, next: Option<Phase>, now: Instant) {
+        if let Some((p, since)) = self.current.take() {
+            let d = now.saturating_duration_since(since);
+            match self.spent.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, t)) => *t += d,
+                None => self.spent.push((p, d)),
+            }
+        }
+        self.current = next.map(|p| (p, now));
+    }
+
+    /// Seconds spent in `phase` so far (the running phase up to now included).
+    pub fn seconds(&self, phase: Phase, now: Instant) -> f64 {
+        let done: Duration = self
+            .spent
+            .iter()
+            .filter(|(p, _)| *p == phase)
+            .map(|(_, d)| *d)
+            .sum();
+        let running = match self.current {
+            Some((p, since)) if p == phase => now.saturating_duration_since(since),
+            _ => Duration::ZERO,
+        };
+        (done + running).as_secs_f64()
+    }
+}
+
 /// The display handle, shared by the runner, the batch steps and the launching threads.
 /// Never call into the bar while holding the tracker: the bar's redraw takes the tracker.
 #[derive(Clone)]
 pub struct Progress {
     tracker: Option<Arc<Mutex<Tracker>>>,
     bar: Option<ProgressBar>,
+    clock: Arc<Mutex<PhaseClock>>,
 }
 
 /// How often the display redraws (its spinner, elapsed time and ETA), well under a second.
@@ -433,6 +490,7 @@ impl Progress {
         Progress {
             tracker: Some(tracker),
             bar: Some(bar),
+            clock: Arc::default(),
         }
     }
 
@@ -441,7 +499,23 @@ impl Progress {
         Progress {
             tracker: None,
             bar: None,
+            clock: Arc::default(),
         }
+    }
+
+    fn clock(&self, next: Option<Phase>) {
+        let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        c.switch(next, Instant::now());
+    }
+
+    /// Seconds the run spent in each phase so far, in [`Phase`] order.
+    pub fn wall(&self) -> Vec<(Phase, f64)> {
+        let c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        Phase::ALL
+            .iter()
+            .map(|p| (*p, c.seconds(*p, now)))
+            .collect()
     }
 
     fn with(&self, f: impl FnOnce(&mut Tracker, Instant)) {
@@ -451,18 +525,22 @@ impl Progress {
     }
 
     pub fn peer(&self, peer: usize) {
+        self.clock(Some(Phase::Prepare));
         self.with(|t, now| t.peer(peer, now));
     }
 
     pub fn warmup(&self) {
+        self.clock(Some(Phase::Warmup));
         self.with(|t, now| t.warmup(now));
     }
 
     pub fn batch(&self, step_index: usize, step: &Step) {
+        self.clock(Some(Phase::Settle));
         self.with(|t, now| t.batch(step_index, step.to_string(), now));
     }
 
     pub fn phase(&self, phase: Phase) {
+        self.clock(Some(phase));
         self.with(|t, now| t.set_phase(phase, now));
     }
 
@@ -497,8 +575,9 @@ impl Progress {
         Box::new(move |line| p.warn(line))
     }
 
-    /// Removes the display at the end of the run.
+    /// Removes the display at the end of the run (and stops its phase clock).
     pub fn finish(&self) {
+        self.clock(None);
         self.done();
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -9,7 +9,7 @@ use crate::runner::plan::{Peer, Plan, Step};
 use crate::runner::progress::Progress;
 use crate::runner::sinks::Sinks;
 use crate::runner::until;
-use crate::scenario::{BackendKind, UntilConfig};
+use crate::scenario::UntilConfig;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -61,8 +61,9 @@ pub fn measure_plan(
 }
 
 /// The backend of `peer`, or None for an OCI runtime that cannot run here (crun 1.8 on a
-/// hybrid cgroup host) or a Docker Engine that cannot be reached or started: a finding about
-/// the host, not a reason to stop measuring the others.
+/// hybrid cgroup host), a Docker Engine that cannot be reached or started, or a backend its
+/// own short probe found unable to run as configured (a VM machine type that does not boot
+/// under this accelerator): a finding about the host, not a reason to stop measuring the others.
 fn prepare(
     ctx: &RunContext,
     peer: &Peer,
@@ -74,7 +75,7 @@ fn prepare(
     let created = pool.install(|| factory.create(peer.kind, peer.runtime.as_deref(), ctx));
     match (created, &peer.runtime) {
         (Ok(b), _) => Ok(Some(b)),
-        (Err(e), _) if peer.runtime.is_some() || peer.kind == BackendKind::Docker => {
+        (Err(e), rt) if rt.is_some() || e.skip => {
             progress.warn(&format!(
                 "isobench: {} is unavailable on this host: {}; the run goes on",
                 peer.label, e.what

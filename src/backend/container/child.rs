@@ -5,7 +5,8 @@
 //! here allocates nothing, formats nothing and calls only async-signal-safe syscalls on data
 //! the parent prepared in [`ChildSpec`]. Failures travel to the parent as a stage + errno.
 
-use super::sync::{ChildMsg, GO, Stage};
+use super::sync::{ChildMsg, Stage, Stamps};
+use crate::agent::mono_ns as now_ns;
 use crate::security::{Cap, Profile};
 use std::ffi::{CString, c_char};
 use std::os::fd::RawFd;
@@ -121,12 +122,14 @@ impl ChildSpec {
 pub struct ChildFds {
     /// Child -> parent messages; closes at exec.
     pub msg_w: RawFd,
-    /// Parent -> child `Go`.
-    pub go_r: RawFd,
     /// Becomes the agent's stdout and stderr.
     pub out_w: RawFd,
     /// Host /dev/null: the agent's stdin.
     pub null_r: RawFd,
+    /// `cgroup.procs` of the instance's cgroup in each hierarchy, opened for writing before
+    /// the clone: the child writes "0" (the writer itself) into each. Empty when the child
+    /// was cloned into its cgroup (CLONE_INTO_CGROUP on cgroup v2).
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 fn send(fd: RawFd, msg: ChildMsg) {
@@ -163,6 +166,10 @@ const NULL: *const c_char = std::ptr::null();
 
 /// Entered right after clone(2) returned 0. Never returns.
 pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
+    let mut st = Stamps {
+        started: now_ns(),
+        ..Stamps::default()
+    };
     // SAFETY: (the whole function) every call is a raw syscall wrapper on pointers into
     // `spec`, which the parent built before clone and which stays valid in this copy of its
     // memory.
@@ -175,8 +182,18 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
         // Own session: a Ctrl-C at the harness's terminal must not reach instances directly.
         check(libc::setsid() as _, fds, Stage::Setsid);
 
+        // Into the cgroup first (its limits are already written), so that the kernel memory
+        // of the mounts below is charged to the instance. The child moves itself: the
+        // parent's write of a pid after clone made it wait for the child's migration.
+        for &fd in &fds.cgroup_procs {
+            if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                fail(fds, Stage::CgroupJoin);
+            }
+        }
+        st.cgroup = now_ns();
+
         if let Some(fs) = &spec.fs {
-            setup_fs(fs, spec.hostname.as_ref(), fds);
+            setup_fs(fs, spec.hostname.as_ref(), fds, &mut st);
         } else if let Some(h) = &spec.hostname {
             check(
                 libc::sethostname(h.as_ptr(), h.as_bytes().len()) as _,
@@ -184,14 +201,7 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
                 Stage::Hostname,
             );
         }
-        send(fds.msg_w, ChildMsg::FsReady);
 
-        // Wait until the parent has put us into our cgroup (limits already written).
-        let mut b = 0u8;
-        let n = libc::read(fds.go_r, (&mut b as *mut u8).cast(), 1);
-        if n != 1 || b != GO {
-            libc::_exit(1);
-        }
         // After joining the cgroup, so that our own cgroup becomes the namespace's root.
         if spec.cgroup_ns {
             check(
@@ -240,7 +250,8 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
                 Stage::Seccomp,
             );
         }
-        send(fds.msg_w, ChildMsg::Exec);
+        st.exec = now_ns();
+        send(fds.msg_w, ChildMsg::Exec(st));
         libc::execve(spec.exe.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr());
         fail(fds, Stage::Exec)
     }
@@ -248,7 +259,7 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
 
 /// # Safety
 /// Called only from [`run`], in the cloned child; see there.
-unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds) {
+unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds, st: &mut Stamps) {
     // SAFETY: raw syscalls on NUL-terminated strings owned by `fs`.
     unsafe {
         // Nothing we mount may propagate back to the host's mount namespace.
@@ -367,6 +378,7 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds) {
                 Stage::Hostname,
             );
         }
+        st.rootfs = now_ns();
         // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
         // only the container's tree (runc's approach, no put_old directory needed).
         check(libc::chdir(fs.root.as_ptr()) as _, fds, Stage::PivotRoot);
@@ -381,6 +393,7 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds) {
             Stage::PivotRoot,
         );
         check(libc::chdir(c"/".as_ptr()) as _, fds, Stage::PivotRoot);
+        st.pivot = now_ns();
     }
 }
 

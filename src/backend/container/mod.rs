@@ -26,7 +26,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use sync::{ChildMsg, GO, RecvError};
 
 /// How long teardown waits for the kernel to empty a cgroup after the kill.
 const CGROUP_EMPTY_WAIT: Duration = Duration::from_secs(5);
@@ -50,6 +49,7 @@ impl ContainerBackend {
         let err = |what: String| PrepareError {
             backend: "container",
             what,
+            skip: false,
         };
         if !crate::host::is_root() {
             return Err(err(
@@ -185,6 +185,61 @@ impl ContainerBackend {
     }
 }
 
+/// clone3(2) with CLONE_INTO_CGROUP: the child is born in the cgroup `cgroup_fd` names.
+/// Returns the child's pid, 0 in the child, or -1 (errno set) when the kernel refused.
+fn clone3_into(flags: u64, cgroup_fd: i32) -> libc::c_long {
+    /// struct clone_args of include/uapi/linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and with no stack behaves like fork(2): the child runs
+    // on a copy of this stack and goes straight into `child::run` (see the caller), which
+    // never returns and touches only data prepared before the clone.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    }
+}
+
+/// clone(2) with `flags` and SIGCHLD, fork-like (no new stack).
+fn clone_plain(flags: u64) -> libc::c_long {
+    // SAFETY: clone(2) without CLONE_VM and with a NULL stack behaves like fork(2): the
+    // child runs on a copy of this stack. It goes straight into `child::run` (see the
+    // caller), which never returns and touches only data prepared before the clone.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    }
+}
+
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
@@ -227,38 +282,38 @@ impl Backend for ContainerBackend {
             cgroup: None,
             dir: Some(dir.clone()),
         };
-        partial.cgroup = Some(
+        let cg = partial.cgroup.insert(
             self.cgroups
                 .create_instance(name, &self.ctx.scenario.limits)
                 .map_err(|e| lerr(e.into()))?,
         );
         let spec = self.child_spec(name, &dir);
+        let cg_dir = cg.open_v2_dir().map_err(|e| lerr(e.into()))?;
         let (msg_r, msg_w) = pipe().map_err(sys("pipe"))?;
-        let (go_r, go_w) = pipe().map_err(sys("pipe"))?;
         let (out_r, out_w) = pipe().map_err(sys("pipe"))?;
         let null = std::fs::File::open("/dev/null").map_err(sys("open /dev/null"))?;
-        let fds = ChildFds {
+        let mut fds = ChildFds {
             msg_w: msg_w.as_raw_fd(),
-            go_r: go_r.as_raw_fd(),
             out_w: out_w.as_raw_fd(),
             null_r: null.as_raw_fd(),
+            cgroup_procs: Vec::new(),
         };
-        let flags = self.clone_flags() | libc::SIGCHLD;
+        let flags = self.clone_flags() as u64;
 
         let start = Instant::now();
-        // SAFETY: clone(2) without CLONE_VM and with a NULL stack behaves like fork(2): the
-        // child runs on a copy of this stack. It goes straight into `child::run`, which never
-        // returns and touches only data prepared above (no allocation; see child.rs).
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                flags as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
+        let start_ns = crate::agent::mono_ns();
+        let mut ret = match &cg_dir {
+            Some(dir) => clone3_into(flags, dir.as_raw_fd()),
+            None => -1,
         };
+        // cgroup v1 and hybrid (or a v2 kernel without CLONE_INTO_CGROUP): the child writes
+        // itself into descriptors opened now.
+        let mut procs = Vec::new();
+        if cg_dir.is_none() || ret == -1 {
+            procs = cg.open_procs().map_err(|e| lerr(e.into()))?;
+            fds.cgroup_procs = procs.iter().map(|f| f.as_raw_fd()).collect();
+            ret = clone_plain(flags);
+        }
         if ret == 0 {
             child::run(&spec, &fds);
         }
@@ -268,66 +323,43 @@ impl Backend for ContainerBackend {
         let spawn = start.elapsed();
         let pid = ret as i32;
         partial.pid = Some(pid);
-        drop((msg_w, go_r, out_w, null));
-
-        if let Some(cg) = partial.cgroup.as_ref() {
-            cg.add_pid(pid)
-                .map_err(|source| lerr(LaunchCause::JoinCgroup { pid, source }))?;
-        }
-        // If the child already failed, the write fails (EPIPE) and its reason waits on the
-        // message pipe: read on rather than report the broken pipe.
-        let released = nix::unistd::write(&go_w, &[GO]);
-        drop(go_w);
+        drop((msg_w, out_w, null, procs, cg_dir));
         crate::fault::point(crate::fault::Boundary::Boot);
 
+        // Straight to the agent's `ready`: the child's one message (its stamps, or what
+        // failed) is on the pipe by then, and is read without waiting.
         let deadline = self.ctx.ready_deadline(start);
-        let mut setup = None;
-        let mut exec = None;
-        while exec.is_none() {
-            match sync::recv(msg_r.as_fd(), deadline.at) {
-                Ok(ChildMsg::FsReady) => setup = Some(start.elapsed()),
-                Ok(ChildMsg::Exec) => exec = Some(start.elapsed()),
-                Ok(ChildMsg::Error { stage, errno }) => {
-                    return Err(lerr(LaunchCause::ChildStage {
-                        stage: stage.describe(),
-                        errno,
-                    }));
-                }
-                Err(RecvError::Timeout) => {
-                    return Err(lerr(LaunchCause::ExecTimeout { deadline }));
-                }
-                Err(e) => {
-                    return Err(lerr(LaunchCause::ChildDied {
-                        detail: format!("{e:?}"),
-                        released: released.err(),
-                    }));
-                }
-            }
-        }
         let mut reader = AgentReader::new(out_r);
-        let facts = reader.wait_ready(deadline, &self.ctx.cancel).map_err(|e| {
-            // A failed exec leaves its reason on the message pipe.
-            match sync::try_recv_error(msg_r.as_fd()) {
-                Some((stage, errno)) => lerr(LaunchCause::ChildStage {
-                    stage: stage.describe(),
-                    errno,
-                }),
-                None => lerr(e.into()),
-            }
+        let ready = reader.wait_ready(deadline, &self.ctx.cancel);
+        let left = sync::drain(msg_r.as_fd());
+        let facts = ready.map_err(|e| match left.error {
+            Some((stage, errno)) => lerr(LaunchCause::ChildStage {
+                stage: stage.describe(),
+                errno,
+            }),
+            None => lerr(e.into()),
         })?;
         let startup = start.elapsed();
         let first_output = reader.first_byte().map(|t| t - start);
+        let st = left.stamps.unwrap_or_default();
+        let at = |ns: u64| super::since(start_ns, ns);
+        let mut startup = Startup {
+            startup,
+            spawn: Some(spawn),
+            first_output,
+            clone: at(st.started),
+            cgroup: at(st.cgroup),
+            rootfs: at(st.rootfs),
+            setup: at(st.pivot),
+            exec: at(st.exec),
+            facts,
+            ..Startup::default()
+        };
+        startup.agent_phases(start_ns);
         let (pid, cgroup, dir) = partial.disarm();
         Ok(Box::new(ContainerInstance {
             name: name.to_string(),
-            startup: Startup {
-                startup,
-                spawn: Some(spawn),
-                first_output,
-                setup,
-                exec,
-                facts,
-            },
+            startup,
             pid,
             cgroup,
             dir,

@@ -1,11 +1,13 @@
 //! The typed protocol on the sync pipes between the harness and a container's first process
 //! before it execs the agent (youki's habit: messages, not bare bytes).
 //!
-//! child -> parent: `FsReady`, then `Exec` just before execve, or `Error` with the stage and
-//! errno that failed. parent -> child: `Go` once the child sits in its cgroup.
+//! child -> parent, one message: `Exec` just before execve, carrying the child's own
+//! CLOCK_MONOTONIC stamps of its phases, or `Error` with the stage and errno that failed.
+//! Nothing goes the other way: the child joins its cgroup itself (CLONE_INTO_CGROUP, or a
+//! write to cgroup.procs descriptors opened before the clone), so the parent never has to
+//! wake it, and one message means one wake-up of the parent per launch.
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Instant;
+use std::os::fd::BorrowedFd;
 
 /// Where the child was when something failed; named in the launch error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub enum Stage {
     Readonly,
     Hostname,
     PivotRoot,
-    WaitGo,
+    CgroupJoin,
     CgroupNs,
     NoNewPrivs,
     Caps,
@@ -43,7 +45,7 @@ impl Stage {
             Readonly,
             Hostname,
             PivotRoot,
-            WaitGo,
+            CgroupJoin,
             CgroupNs,
             NoNewPrivs,
             Caps,
@@ -67,7 +69,7 @@ impl Stage {
             Stage::Readonly => "making /proc paths read-only",
             Stage::Hostname => "setting the hostname",
             Stage::PivotRoot => "pivot_root",
-            Stage::WaitGo => "waiting for the harness",
+            Stage::CgroupJoin => "joining the instance's cgroup",
             Stage::CgroupNs => "entering a new cgroup namespace",
             Stage::NoNewPrivs => "setting no_new_privs",
             Stage::Caps => "dropping capabilities",
@@ -79,30 +81,69 @@ impl Stage {
     }
 }
 
+/// The child's phases, each its CLOCK_MONOTONIC in ns when the phase ended (0: not reached).
+/// The harness's clock is the same one (Rust's `Instant` reads CLOCK_MONOTONIC on Linux), so
+/// each stamp minus the harness's start is the phase's end on the launch's time line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamps {
+    /// The child's first instruction: clone returned in it, its namespaces exist.
+    pub started: u64,
+    /// The child sits in its cgroup (every hierarchy).
+    pub cgroup: u64,
+    /// Overlay root, /proc, /dev, masks and read-only paths mounted.
+    pub rootfs: u64,
+    /// pivot_root into the overlay done, the old root detached.
+    pub pivot: u64,
+    /// Just before execve of the agent (capabilities dropped, seccomp installed).
+    pub exec: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildMsg {
-    FsReady,
-    Exec,
+    Exec(Stamps),
     Error { stage: Stage, errno: i32 },
 }
 
-pub const MSG_LEN: usize = 6;
+/// tag, stage, errno (4 bytes), two bytes of padding, five stamps of 8 bytes: well under
+/// PIPE_BUF, so a write is atomic and a message never arrives in pieces.
+pub const MSG_LEN: usize = 48;
 
 impl ChildMsg {
     pub fn encode(&self) -> [u8; MSG_LEN] {
-        let (tag, stage, errno) = match *self {
-            ChildMsg::FsReady => (1u8, 0u8, 0i32),
-            ChildMsg::Exec => (2, 0, 0),
-            ChildMsg::Error { stage, errno } => (3, stage as u8, errno),
-        };
-        let e = errno.to_le_bytes();
-        [tag, stage, e[0], e[1], e[2], e[3]]
+        let mut b = [0u8; MSG_LEN];
+        match *self {
+            ChildMsg::Exec(st) => {
+                b[0] = 2;
+                for (i, v) in [st.started, st.cgroup, st.rootfs, st.pivot, st.exec]
+                    .into_iter()
+                    .enumerate()
+                {
+                    b[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            ChildMsg::Error { stage, errno } => {
+                b[0] = 3;
+                b[1] = stage as u8;
+                b[2..6].copy_from_slice(&errno.to_le_bytes());
+            }
+        }
+        b
     }
 
     pub fn decode(b: &[u8; MSG_LEN]) -> Option<ChildMsg> {
+        let stamp = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[8 + 8 * i..16 + 8 * i]);
+            u64::from_le_bytes(w)
+        };
         match b[0] {
-            1 => Some(ChildMsg::FsReady),
-            2 => Some(ChildMsg::Exec),
+            2 => Some(ChildMsg::Exec(Stamps {
+                started: stamp(0),
+                cgroup: stamp(1),
+                rootfs: stamp(2),
+                pivot: stamp(3),
+                exec: stamp(4),
+            })),
             3 => Some(ChildMsg::Error {
                 stage: Stage::from_u8(b[1]),
                 errno: i32::from_le_bytes([b[2], b[3], b[4], b[5]]),
@@ -112,55 +153,30 @@ impl ChildMsg {
     }
 }
 
-pub const GO: u8 = b'G';
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum RecvError {
-    Timeout,
-    /// The child closed its end: it exec'd (expected after `Exec`) or died.
-    Closed,
-    Garbled,
-    Io(i32),
+/// What the child left on the pipe by the time its agent said `ready` (or died): its stamps
+/// and, after a failed exec, the error, read without blocking.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Left {
+    pub stamps: Option<Stamps>,
+    pub error: Option<(Stage, i32)>,
 }
 
-/// Reads one message, waiting at most until `deadline`. Pipe writes of 6 bytes are atomic,
-/// so a message never arrives in pieces.
-pub fn recv(fd: BorrowedFd<'_>, deadline: Instant) -> Result<ChildMsg, RecvError> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout =
-            PollTimeout::try_from(left.as_millis().min(60_000) as u32).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) if left.is_zero() => return Err(RecvError::Timeout),
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(RecvError::Io(e as i32)),
-        }
-        let mut buf = [0u8; MSG_LEN];
-        match nix::unistd::read(fd.as_fd(), &mut buf) {
-            Ok(0) => return Err(RecvError::Closed),
-            Ok(MSG_LEN) => return ChildMsg::decode(&buf).ok_or(RecvError::Garbled),
-            Ok(_) => return Err(RecvError::Garbled),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(RecvError::Io(e as i32)),
-        }
-    }
-}
-
-/// Non-blocking look for an error the child left before dying (after a failed exec).
-pub fn try_recv_error(fd: BorrowedFd<'_>) -> Option<(Stage, i32)> {
+/// Reads, without blocking, every message the child left on the pipe.
+pub fn drain(fd: BorrowedFd<'_>) -> Left {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
+    let mut left = Left::default();
+    if fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
+        return left;
+    }
     let mut buf = [0u8; MSG_LEN];
     while let Ok(MSG_LEN) = nix::unistd::read(fd, &mut buf) {
-        if let Some(ChildMsg::Error { stage, errno }) = ChildMsg::decode(&buf) {
-            return Some((stage, errno));
+        match ChildMsg::decode(&buf) {
+            Some(ChildMsg::Exec(st)) => left.stamps = Some(st),
+            Some(ChildMsg::Error { stage, errno }) => left.error = Some((stage, errno)),
+            None => {}
         }
     }
-    None
+    left
 }
 
 #[cfg(test)]
@@ -170,8 +186,13 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         for m in [
-            ChildMsg::FsReady,
-            ChildMsg::Exec,
+            ChildMsg::Exec(Stamps {
+                started: 1,
+                cgroup: 2,
+                rootfs: 3,
+                pivot: u64::MAX,
+                exec: 5,
+            }),
             ChildMsg::Error {
                 stage: Stage::PivotRoot,
                 errno: 22,
@@ -183,7 +204,7 @@ mod tests {
         ] {
             assert_eq!(ChildMsg::decode(&m.encode()), Some(m));
         }
-        assert_eq!(ChildMsg::decode(&[9, 0, 0, 0, 0, 0]), None);
+        assert_eq!(ChildMsg::decode(&[9; MSG_LEN]), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::deadline::Limit;
 use crate::host::cgroup::{CgroupHost, InstanceCgroup, RunCgroups};
 use crate::image::Layers;
 use crate::image::kernel::{GuestKernel, find_guest_kernel};
-use crate::scenario::{Accel, BackendKind};
+use crate::scenario::{Accel, BackendKind, Machine};
 use qemu::{GuestBoot, QemuAccel};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,7 @@ impl VmBackend {
         let err = |what: String| PrepareError {
             backend: "vm",
             what,
+            skip: false,
         };
         let qemu = crate::host::exec::which(qemu::QEMU).ok_or_else(|| {
             err(format!(
@@ -103,6 +104,7 @@ impl VmBackend {
         // The probe guest runs without an accounting cgroup: none exists yet, so a failed
         // probe (forced KVM that does not work) leaves no cgroup behind.
         b.choose_accel(cfg.accel, Duration::from_secs_f64(cfg.probe_timeout_s))?;
+        b.probe_machine(Duration::from_secs_f64(cfg.probe_timeout_s))?;
         // Without root or cgroups, VMs still run; their cgroup view is then empty.
         b.cgroups = CgroupHost::detect()
             .ok()
@@ -144,12 +146,39 @@ impl VmBackend {
             (Err(why), Accel::Kvm) => Err(PrepareError {
                 backend: "vm",
                 what: format!("accel = \"kvm\" was asked for, but KVM does not work here: {why}"),
+                skip: false,
             }),
             (Err(why), _) => {
                 self.accel = QemuAccel::Tcg;
                 self.accel_reason = format!("tcg: {why}");
                 Ok(())
             }
+        }
+    }
+
+    /// `machine = "microvm"` under TCG: QEMU's microvm did not boot this guest here (it hung
+    /// until the 80 s ready limit), so one probe guest, limited by `vm.probe_timeout_s`,
+    /// finds out in seconds; if it is not ready the backend is skipped with the reason.
+    fn probe_machine(&self, limit: Duration) -> Result<(), PrepareError> {
+        if self.boot.machine != Machine::Microvm || self.accel != QemuAccel::Tcg {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match self.launch_with("machine-probe", Limit::new(limit, "vm.probe_timeout_s")) {
+            Ok(inst) => {
+                let _ = Box::new(inst).teardown();
+                Ok(())
+            }
+            Err(e) => Err(PrepareError {
+                backend: "vm",
+                what: format!(
+                    "machine \"microvm\" under {}: a probe guest was not ready after {:.1} s ({}); skipped",
+                    self.accel.as_str(),
+                    started.elapsed().as_secs_f64(),
+                    e.cause
+                ),
+                skip: true,
+            }),
         }
     }
 
