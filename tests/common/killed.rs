@@ -84,8 +84,8 @@ pub fn killed_run_is_cleaned(label: &str, scenario: &str, n: usize, ready: impl 
             panic!("isobench exited early ({st}): {}", stderr());
         }
         assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{n} instances were not up after 90 s: {}",
+            start.elapsed() < Duration::from_secs(180),
+            "{n} instances were not up after 180 s: {}",
             stderr()
         );
         std::thread::sleep(Duration::from_millis(50));
