@@ -221,3 +221,47 @@ fn the_lxc_config_follows_the_scenario() {
     assert_eq!(keep.split(' ').count(), DOCKER_CAPS.len());
     assert!(keep.split(' ').any(|c| c == "chown") && !keep.contains("sys_admin"));
 }
+
+#[test]
+fn a_missing_lxc_or_runsc_is_one_line_and_exit_2_with_nothing_created() {
+    if skip::unless_root() {
+        return;
+    }
+    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("peers-preflight-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    for (backend, tool) in [("lxc", "lxc-start"), ("gvisor", "runsc")] {
+        let file = base.join(format!("{backend}.toml"));
+        std::fs::write(
+            &file,
+            format!("name = \"t\"\nbackends = [\"{backend}\"]\ncounts = [1]\n"),
+        )
+        .unwrap();
+        let out = base.join(format!("out-{backend}"));
+        let state = base.join(format!("state-{backend}"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_isobench"))
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("PATH", "/nonexistent")
+            .output()
+            .expect("isobench runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{backend}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{backend}: one line: {err}");
+        assert!(
+            err.contains(&format!("backend {backend}: {tool} is not on PATH")),
+            "{err}"
+        );
+        assert!(!out.exists(), "{backend}: results dir created");
+        assert!(
+            std::fs::read_dir(&state).map_or(true, |mut d| d.next().is_none()),
+            "{backend}: state created"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -206,6 +206,42 @@ pub fn run_checks() -> Vec<Check> {
     }
     v.push(docker_check(root));
     v.push(check(
+        "runsc",
+        false,
+        version_of("runsc", "--version")
+            .map(|ver| {
+                let platforms = std::process::Command::new("runsc")
+                    .args(["help", "platforms"])
+                    .output()
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                format!("{ver}; platforms: {platforms}")
+            })
+            .ok_or_else(|| {
+                (
+                    "not found (needed by the gvisor backend)".into(),
+                    SETUP.into(),
+                )
+            }),
+    ));
+    v.push(check(
+        "lxc",
+        false,
+        version_of("lxc-start", "--version")
+            .map(|ver| format!("LXC {ver}"))
+            .ok_or_else(|| {
+                (
+                    "lxc-start not found (needed by the lxc backend)".into(),
+                    SETUP.into(),
+                )
+            }),
+    ));
+    v.push(check(
         "qemu",
         false,
         version_of("qemu-system-x86_64", "--version").ok_or_else(|| {

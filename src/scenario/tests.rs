@@ -279,6 +279,10 @@ fn a_row_label_names_its_kind() {
     );
     assert_eq!(BackendKind::of_label("oci-runc"), Some(BackendKind::Oci));
     assert_eq!(
+        BackendKind::of_label("oci-runsc-ptrace+none"),
+        Some(BackendKind::Gvisor)
+    );
+    assert_eq!(
         BackendKind::of_label("oci-crun+none"),
         Some(BackendKind::Oci)
     );
@@ -774,4 +778,21 @@ fn section_rules_name_the_key_and_what_is_allowed() {
         ]
     );
     assert_eq!(s.security, crate::security::Profile::None);
+}
+
+#[test]
+fn gvisor_and_runsc_among_the_oci_runtimes_would_run_runsc_twice() {
+    let text = "name = \"t\"\nbackends = [\"gvisor\", \"oci\"]\ncounts = [1]\n[oci]\nruntimes = [\"runc\", \"runsc\"]\n";
+    parse_err(
+        text,
+        &["oci.runtimes: \"runsc\" is gVisor, which the gvisor backend runs already"],
+    );
+    let ok = "name = \"t\"\nbackends = [\"gvisor\", \"oci\"]\ncounts = [1]\n[oci]\nruntimes = [\"runc\"]\nrunsc_platform = \"kvm\"\n";
+    let s = Scenario::parse(ok, "t.toml", Path::new("/")).unwrap();
+    assert_eq!(s.oci.runsc_platform, "kvm");
+    assert_eq!(crate::scenario::oci_label("runsc", &s.oci), "oci-runsc-kvm");
+    assert_eq!(
+        crate::scenario::oci_label("/usr/sbin/runc", &s.oci),
+        "oci-runc"
+    );
 }
