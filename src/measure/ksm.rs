@@ -196,6 +196,36 @@ pub struct KsmGuard {
     /// Where the saved settings are also written, so `isobench clean` can put them back
     /// after a run killed while KSM was on (a drop never runs then).
     record: Option<PathBuf>,
+    /// [`HOST_LOCK`], held while the settings are ours (released after the drop put them
+    /// back, or by the kernel when the run dies).
+    _lock: std::fs::File,
+}
+
+/// One isobench run at a time may hold KSM's host-wide settings: a second run that saved the
+/// first one's "on" settings as the host's would put them back after the first restored the
+/// host's, and leave KSM on (seen with concurrent runs). An flock, so a killed run's lock goes
+/// with it.
+pub const HOST_LOCK: &str = "/run/isobench-ksm.lock";
+
+fn host_lock() -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{HOST_LOCK}: {e}"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(HOST_LOCK)
+        .map_err(named)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!("{HOST_LOCK}: another isobench run on this host holds KSM's settings"),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(named(e)),
+    }
 }
 
 impl KsmGuard {
@@ -203,6 +233,16 @@ impl KsmGuard {
     /// scan, then `run = 1`. Errors name the file; a kernel without KSM is an error naming
     /// /sys/kernel/mm/ksm, and so is a second guard while one is active in this process.
     pub fn enable() -> io::Result<KsmGuard> {
+        KsmGuard::enable_with(None)
+    }
+
+    /// [`KsmGuard::enable`], first writing the host's settings to `record` (removed when the
+    /// guard drops): the copy [`restore_recorded`] reads after a killed run.
+    pub fn enable_recorded(record: &Path) -> io::Result<KsmGuard> {
+        KsmGuard::enable_with(Some(record))
+    }
+
+    fn enable_with(record: Option<&Path>) -> io::Result<KsmGuard> {
         if !ksm_available() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -218,8 +258,16 @@ impl KsmGuard {
                 format!("{KSM_DIR}: another measurement holds KSM's settings"),
             ));
         }
-        let saved = match Settings::read() {
-            Ok(s) => s,
+        let taken = host_lock().and_then(|lock| {
+            let saved = Settings::read()?;
+            if let Some(r) = record {
+                std::fs::write(r, saved.record())
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", r.display())))?;
+            }
+            Ok((lock, saved))
+        });
+        let (lock, saved) = match taken {
+            Ok(t) => t,
             Err(e) => {
                 ACTIVE.store(false, Ordering::Release);
                 return Err(e);
@@ -228,30 +276,13 @@ impl KsmGuard {
         // From here on a failed write drops the guard, which puts back what was written.
         let guard = KsmGuard {
             saved,
-            record: None,
+            record: record.map(Path::to_path_buf),
+            _lock: lock,
         };
         write("pages_to_scan", &SCAN_PAGES.to_string())?;
         write("sleep_millisecs", &SLEEP_MS.to_string())?;
         write("run", "1")?;
         Ok(guard)
-    }
-
-    /// [`KsmGuard::enable`], first writing the host's settings to `record` (removed when the
-    /// guard drops): the copy [`restore_recorded`] reads after a killed run.
-    pub fn enable_recorded(record: &Path) -> io::Result<KsmGuard> {
-        let text = Settings::read()?.record();
-        std::fs::write(record, text)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", record.display())))?;
-        match KsmGuard::enable() {
-            Ok(mut g) => {
-                g.record = Some(record.to_path_buf());
-                Ok(g)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(record);
-                Err(e)
-            }
-        }
     }
 
     /// Waits until merging has settled, `timeout` passed or `cancel` was set (checked every
