@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 /// One launch of a batch: the instance index and what came of it.
 pub type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
 
-/// How long a host-memory reading may wait for MemAvailable to settle.
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a host-memory reading may wait for MemAvailable to settle (the scenario's
+/// `measure.settle_timeout_s`).
+pub fn settle_timeout(env: &Env) -> Duration {
+    Duration::from_secs_f64(env.ctx.scenario.measure.settle_timeout_s)
+}
 
 /// What every step of a batch works with.
 pub struct Env<'a> {
@@ -116,8 +119,10 @@ pub fn baseline(env: &Env) -> Baseline {
     env.progress.phase(Phase::Settle);
     let host = m
         .memory
-        .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
+        .then(|| measure::memory::settle(m.drop_caches, settle_timeout(env)));
     if m.memory {
+        // Re-warming is not waiting: meta.json's wall breakdown counts it as warmup.
+        env.progress.phase(Phase::Warmup);
         let mut files = env.backend.launch_files();
         files.push(env.ctx.agent_exe.clone());
         for f in files {
@@ -254,7 +259,7 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
     env.progress.phase(Phase::Settle);
     let host_after = m
         .memory
-        .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
+        .then(|| measure::memory::settle(m.drop_caches, settle_timeout(env)));
     let kthreads_with = measure::host_kthreads();
     crate::fault::point(crate::fault::Boundary::Measure);
     // ksmd's own CPU would land in the idle window: merging ends here.
