@@ -125,7 +125,11 @@ fn analyses(c: &mut Criterion) {
     g.bench_function("plan", |b| {
         ensure();
         let args = isobench::plan::PlanArgs {
-            run: run.clone(),
+            runs: vec![run.clone()],
+            fleet: false,
+            host_costs: Vec::new(),
+            host_specs: Vec::new(),
+            mix: Vec::new(),
             until: None,
             host_mem: Some("64G".into()),
             host_cpus: Some(32.0),

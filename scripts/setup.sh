@@ -10,12 +10,16 @@ packages=(
   busybox-static         # the default image: a rootfs built from the host's busybox
   linux-image-cloud-amd64 # guest kernel with virtio drivers for the vm backend
   runc crun              # OCI runtimes, peers of our own container launcher
+  docker.io              # docker backend: dockerd + docker CLI (pulls containerd); isobench starts a private daemon when none answers
+  runsc                  # gVisor: a sandboxing OCI runtime (a user-space kernel per sandbox)
+  lxc                    # LXC 5: the lxc backend (lxc-start, lxc-stop, lxc-destroy)
   e2fsprogs              # mkfs.ext4 -d: the VM base disk from a rootfs
   util-linux             # unshare(1): the reference point for container start-up
   procps                 # ps inside tests and for humans
   fonts-dejavu-core      # the font every plot's text is set in (report, plan)
   chromium               # headless check that report.html draws every plot (tests)
   binutils               # strip: the cgroup v2 guest's copy of isobench (86 MB debug, 14 MB stripped)
+  ansible-core           # deploy/ansible: the fleet playbook (tests/fleet.rs runs it on local hosts)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -51,7 +55,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: still missing after installing: ${missing[*]}" >&2
   exit 1
 fi
-for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun unshare setpriv chromium strip; do
+for cmd in qemu-system-x86_64 qemu-img busybox mkfs.ext4 runc crun runsc lxc-start lxc-stop dockerd containerd unshare setpriv chromium strip ansible-playbook; do
   command -v "$cmd" >/dev/null || { echo "setup: $cmd not found after installing" >&2; exit 1; }
 done
 echo "setup: all system packages present"

@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// (as `isobench report RUN_DIR` does).
     #[arg(long)]
     pub report: bool,
+    /// How fleet reports and plans name this host or host type (meta.json's host_label):
+    /// 1 to 63 of A-Z a-z 0-9 . _ - (default: the hostname).
+    #[arg(long, env = "ISOBENCH_HOST_LABEL")]
+    pub host_label: Option<String>,
 }
 
 #[derive(Debug, Args)]

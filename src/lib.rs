@@ -35,6 +35,12 @@ pub mod security;
 pub mod stats;
 pub mod text;
 
+/// The test suite's one skip rule, for unit tests too: a test that cannot run here fails
+/// unless ISOBENCH_ALLOW_SKIP=1 (see the file).
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 /// Exit codes, as ripgrep and friends use them: 0 ok, 1 a measured failure (an instance failed),
 /// 2 bad input or an unusable environment, 130 interrupted by a signal.
 pub mod exit {

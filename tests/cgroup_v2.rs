@@ -7,6 +7,9 @@
 //! Needs qemu-system-x86_64, a /boot/vmlinuz-*-cloud-amd64 with its modules, busybox, runc and
 //! crun (scripts/setup.sh). Without them the test fails, unless ISOBENCH_ALLOW_SKIP=1.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,15 +41,10 @@ fn skip_unless_guest_can_boot() -> bool {
     if missing.is_empty() {
         return false;
     }
-    let why = format!(
+    skip::because(&format!(
         "the cgroup v2 guest needs {} (scripts/setup.sh)",
         missing.join(", ")
-    );
-    if std::env::var("ISOBENCH_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("skipped (ISOBENCH_ALLOW_SKIP=1): {why}");
-        return true;
-    }
-    panic!("{why}; set ISOBENCH_ALLOW_SKIP=1 to skip instead");
+    ))
 }
 
 /// A fresh directory of this test under the target's temp dir.

@@ -8,6 +8,8 @@
 mod bin;
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use isobench::host::cgroup::{CgroupHost, TOP};
 use isobench::host::run_id::{OWNER_FILE, Owner, PidRecord, ProcId, RUN_ID_ENV, RunId};
@@ -226,7 +228,7 @@ fn assert_ignored(doc: &Value, seen: &str, value: &str, why: &str) {
 
 #[test]
 fn hostile_markers_and_look_alike_state_dirs_leave_everything_untouched() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
@@ -391,7 +393,7 @@ fn hostile_markers_and_look_alike_state_dirs_leave_everything_untouched() {
 
 #[test]
 fn processes_of_other_users_in_a_dead_runs_cgroup_are_never_signalled() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
@@ -446,7 +448,7 @@ fn processes_of_other_users_in_a_dead_runs_cgroup_are_never_signalled() {
 
 #[test]
 fn recorded_processes_are_killed_and_markers_alone_are_not() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();

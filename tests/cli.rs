@@ -14,6 +14,8 @@
 mod bin;
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use bin::{Output, wait_timeout};
 
@@ -86,10 +88,11 @@ idle_window_s = 0
 /// one batch started after that moment.
 const LONG_BATCH_MAX: usize = 40;
 
+/// Returns from the test when it cannot run without root and skipping is allowed; fails it
+/// otherwise (tests/common/skip.rs).
 macro_rules! require_root {
     () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root (namespaces, cgroups)");
+        if skip::unless_root() {
             return;
         }
     };
@@ -759,7 +762,7 @@ fn container_backend_as_non_root_is_bad_input() {
             .map(Path::new)
             .find(|p| p.exists())
         else {
-            eprintln!("skipped: setpriv (util-linux) is not installed, cannot drop to uid 65534");
+            skip::because("setpriv (util-linux) is not installed, cannot drop to uid 65534");
             return;
         };
         // uid 65534 must be able to execute the binary: copy it if the target dir is private.

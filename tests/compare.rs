@@ -15,6 +15,8 @@
 mod bin;
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use isobench::results::record::Sample;
 use std::path::{Path, PathBuf};
@@ -465,18 +467,10 @@ fn run_id(out: &Path) -> String {
 /// runc's path, or `None` when the test may skip without it (ISOBENCH_ALLOW_SKIP=1); without
 /// root or runc the test fails otherwise, since a skip is never a pass.
 fn root_and_runc() -> Option<PathBuf> {
-    if !bin::require_root() {
+    if skip::unless_root() || skip::unless_on_path(&["runc"]) {
         return None;
     }
-    let runc = isobench::host::exec::which("runc");
-    if runc.is_none() {
-        assert!(
-            std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1"),
-            "runc is not installed (scripts/setup.sh installs it); set ISOBENCH_ALLOW_SKIP=1 to skip"
-        );
-        eprintln!("skipped: runc is not installed (ISOBENCH_ALLOW_SKIP=1)");
-    }
-    runc
+    isobench::host::exec::which("runc")
 }
 
 /// Runs `scenario` into `dir/name` with `dir/state` as state dir; returns the run id.

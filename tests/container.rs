@@ -11,7 +11,7 @@ const LIMITS: &str = "[limits]\nmemory_mib = 48\npids = 32\ncpus = 0.25\n";
 
 #[test]
 fn a_container_sees_only_itself_and_carries_its_limits() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let run = TestRun::new(BackendKind::Container, &scenario(LIMITS));
@@ -192,7 +192,7 @@ fn a_container_sees_only_itself_and_carries_its_limits() {
 
 #[test]
 fn the_pids_limit_holds_inside_the_container() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let run = TestRun::new(BackendKind::Container, &scenario(LIMITS));
@@ -234,7 +234,7 @@ fn the_pids_limit_holds_inside_the_container() {
 
 #[test]
 fn a_failed_launch_leaves_nothing_and_names_the_stage() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let run = TestRun::new(BackendKind::Container, &scenario(""));
@@ -267,7 +267,7 @@ fn a_failed_launch_leaves_nothing_and_names_the_stage() {
 
 #[test]
 fn namespaces_can_be_switched_off() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let run = TestRun::new(
@@ -297,7 +297,7 @@ fn namespaces_can_be_switched_off() {
 
 #[test]
 fn a_directory_image_is_used_read_only() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -8,7 +8,7 @@ mod common;
 #[path = "common/host.rs"]
 mod host;
 
-use common::{TestRun, skip_or_fail};
+use common::{TestRun, skip};
 use isobench::results::record::Sample;
 use isobench::runner::batch;
 use isobench::scenario::BackendKind;
@@ -26,20 +26,12 @@ fn scenario(backend: &str, extra: &str) -> String {
 }
 
 fn cannot_run(kind: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        return skip_or_fail("needs root (namespaces, cgroups)");
-    }
-    let tool = match kind {
-        "oci" => Some("runc"),
-        "vm" => Some("qemu-system-x86_64"),
-        _ => None,
+    let tools: &[&str] = match kind {
+        "oci" => &["runc"],
+        "vm" => &["qemu-system-x86_64"],
+        _ => &[],
     };
-    if let Some(t) = tool
-        && isobench::host::exec::which(t).is_none()
-    {
-        return skip_or_fail(&format!("{t} is not installed (scripts/setup.sh)"));
-    }
-    false
+    skip::unless_root() || skip::unless_on_path(tools)
 }
 
 /// What one batch of one instance came to.

@@ -13,6 +13,8 @@
 mod bin;
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -88,7 +90,7 @@ fn clean_after_kill(s: &bin::Scratch, before: &host::HostSnapshot, harness: u32,
 /// One case of the walk: `isobench run` with `ISOBENCH_FAULT=fault` on `backend` must die by
 /// SIGKILL, and `clean` must leave nothing of it.
 fn walk(fault: &str, backend: &str, measure: &str) {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
@@ -194,7 +196,7 @@ fn a_bad_fault_value_is_bad_input_and_creates_nothing() {
 
 /// A run killed from outside once two instances of a batch are up; then `clean`.
 fn killed_from_outside(backend: &str) {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();

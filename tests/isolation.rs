@@ -103,7 +103,7 @@ fn expect_read_only(p: &BTreeMap<String, String>, key: &str, host_path: &str) {
 
 #[test]
 fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
@@ -198,7 +198,7 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
 
 #[test]
 fn a_forking_workload_stops_at_the_pids_limit_with_a_clear_error_under_every_profile() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     for profile in ["docker", "runc", "none"] {
@@ -265,7 +265,7 @@ fn opens(dev: &Path) -> bool {
 #[test]
 fn the_ebpf_device_program_allows_the_list_and_nothing_else() {
     use isobench::security::devices::{ALLOWED, DeviceProgram, effective_programs};
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let dir = cgroup2_root().join(format!("isobench-devtest-{}", std::process::id()));
@@ -351,7 +351,7 @@ fn tempdir() -> tempfile::TempDir {
 
 #[test]
 fn the_syscalls_workload_measures_every_operation_inside_each_instance() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();

@@ -16,7 +16,7 @@ const MIB: u64 = 1024;
 
 #[test]
 fn sixty_four_touched_mib_show_in_the_pss_and_cgroup_views() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let run = TestRun::new(
@@ -76,7 +76,7 @@ fn num(row: &HashMap<String, String>, col: &str) -> f64 {
 
 #[test]
 fn a_run_fills_every_cost_column_and_counts_kernels() {
-    if skip_unless_root() || isobench::host::exec::which("qemu-system-x86_64").is_none() {
+    if skip::unless_root() || skip::unless_on_path(&["qemu-system-x86_64"]) {
         return;
     }
     let _lock = host::host_lock();
@@ -203,7 +203,7 @@ const UNTIL: &str = "name = \"until\"\nbackends = [\"container\"]\ncounts = [1]\
 
 #[test]
 fn until_stops_at_max_and_records_why() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     let (out, state, res) = run_scenario(
@@ -230,7 +230,7 @@ fn until_stops_at_max_and_records_why() {
 
 #[test]
 fn until_stops_at_the_memavailable_floor() {
-    if skip_unless_root() {
+    if skip::unless_root() {
         return;
     }
     // A floor above any host's memory: the sweep stops after its first step, and says why.

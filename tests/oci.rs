@@ -7,7 +7,7 @@ mod common;
 #[path = "common/host.rs"]
 mod host;
 
-use common::{alive, nsenter, read, skip_unless_root};
+use common::{alive, nsenter, read, skip};
 use isobench::backend::oci::OciBackend;
 use isobench::backend::{Backend, PrepareError, RunContext};
 use isobench::host::cgroup::CgroupHost;
@@ -25,14 +25,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Returns true (after saying why) when the OCI tests cannot run here.
 fn skip(runtime: &str) -> bool {
-    if skip_unless_root() {
-        return true;
-    }
-    if isobench::host::exec::which(runtime).is_none() {
-        eprintln!("skipped: {runtime} is not installed (scripts/setup.sh installs it)");
-        return true;
-    }
-    false
+    skip::unless_root() || skip::unless_on_path(&[runtime])
 }
 
 fn oci_scenario(extra: &str) -> String {

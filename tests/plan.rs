@@ -10,39 +10,25 @@
 mod bin;
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use isobench::results::meta::RunMeta;
 use isobench::results::record::{Sample, UntilRow};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_isobench");
 const EXIT_BAD_INPUT: i32 = 2;
 const MIB: f64 = 1024.0;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A temp dir removed on drop, failed assertion or not.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!(
-            "isobench-plan-{}-{}-{label}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A temp dir removed on drop, failed assertion or not (tempfile).
+fn temp_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("isobench-plan-{label}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn isobench(args: &[&str]) -> Output {
@@ -182,8 +168,12 @@ fn write_until_run(dir: &Path, reached: u32, start_kib: u64, floor_kib: u64) {
 
 #[test]
 fn known_costs_give_exact_answers_and_the_until_comparison() {
-    let t = TempDir::new("known");
-    let (run, until, out) = (t.0.join("run"), t.0.join("until"), t.0.join("out"));
+    let t = temp_dir("known");
+    let (run, until, out) = (
+        t.path().join("run"),
+        t.path().join("until"),
+        t.path().join("out"),
+    );
     // 10 MiB fixed, 65 MiB per instance.
     write_density_run(&run, &[1, 10, 50, 100], 10.0 * MIB, 65.0 * MIB);
     // Budget 12 GiB: (12288 - 10) / 65 = 188.9 -> 188 fit; a run with step 10 stops at 190.
@@ -281,8 +271,8 @@ fn known_costs_give_exact_answers_and_the_until_comparison() {
 
 #[test]
 fn an_until_run_given_as_the_run_is_not_fitted_from_its_own_batch() {
-    let t = TempDir::new("own");
-    let until = t.0.join("until");
+    let t = temp_dir("own");
+    let until = t.path().join("until");
     write_until_run(&until, 190, 20 * 1024 * 1024, 8 * 1024 * 1024);
     let o = isobench(&["plan", until.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(EXIT_BAD_INPUT), "{}", show(&o));
@@ -296,10 +286,10 @@ fn an_until_run_given_as_the_run_is_not_fitted_from_its_own_batch() {
 
 #[test]
 fn bad_input_exits_2_with_one_line_and_writes_nothing() {
-    let t = TempDir::new("bad");
-    let run = t.0.join("run");
+    let t = temp_dir("bad");
+    let run = t.path().join("run");
     write_density_run(&run, &[1, 10, 50], 0.0, 1024.0);
-    let out = t.0.join("out");
+    let out = t.path().join("out");
     let r = run.to_str().unwrap();
     let o_arg = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
@@ -344,8 +334,8 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 /// the text, plan.csv and the JSON say so, with what least squares gave.
 #[test]
 fn a_negative_fixed_cost_is_clamped_and_said() {
-    let t = TempDir::new("clamp");
-    let (run, out) = (t.0.join("run"), t.0.join("out"));
+    let t = temp_dir("clamp");
+    let (run, out) = (t.path().join("run"), t.path().join("out"));
     // -20 MiB + 65 MiB x N: least squares finds -20 MiB exactly.
     write_density_run(&run, &[1, 10, 50, 100], -20.0 * MIB, 65.0 * MIB);
     let r = run.to_str().unwrap();
@@ -397,8 +387,8 @@ fn a_negative_fixed_cost_is_clamped_and_said() {
 /// and a workload larger than a VM's guest RAM, measured or configured.
 #[test]
 fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
-    let t = TempDir::new("warn");
-    let (run, out) = (t.0.join("run"), t.0.join("out"));
+    let t = temp_dir("warn");
+    let (run, out) = (t.path().join("run"), t.path().join("out"));
     // VMs at 40 MiB + 126 MiB x N, their guests reporting `guest_total` KiB of MemTotal.
     let write_vm_run = |guest_total: Option<u64>, scenario: &str| {
         let vm = Sample {
@@ -486,12 +476,12 @@ fn plan_warns_of_a_borrowed_cpu_budget_and_a_workload_beyond_the_guest() {
 /// answers must follow from the fit.
 #[test]
 fn plan_fits_a_real_density_run() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
-    let t = TempDir::new("real");
-    let scenario = t.0.join("s.toml");
+    let t = temp_dir("real");
+    let scenario = t.path().join("s.toml");
     std::fs::write(
         &scenario,
         r#"name = "plan-test"
@@ -513,7 +503,7 @@ idle_window_s = 0.5
 "#,
     )
     .unwrap();
-    let (run, state) = (t.0.join("run"), t.0.join("state"));
+    let (run, state) = (t.path().join("run"), t.path().join("state"));
     let before = host::snapshot();
     let o = isobench(&[
         "run",
@@ -616,12 +606,12 @@ idle_window_s = 0.5
 /// and the floor. A floor above any host's memory stops it after the first step.
 #[test]
 fn until_csv_records_the_budget() {
-    if !bin::require_root() {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();
-    let t = TempDir::new("until");
-    let scenario = t.0.join("u.toml");
+    let t = temp_dir("until");
+    let scenario = t.path().join("u.toml");
     std::fs::write(
         &scenario,
         "name = \"plan-until\"\nbackends = [\"container\"]\ncounts = [1]\nwarmup = 0\n\
@@ -629,7 +619,7 @@ fn until_csv_records_the_budget() {
          [measure]\nidle_window_s = 0\ndrop_caches = false\n",
     )
     .unwrap();
-    let (run, state) = (t.0.join("run"), t.0.join("state"));
+    let (run, state) = (t.path().join("run"), t.path().join("state"));
     let o = isobench(&[
         "run",
         scenario.to_str().unwrap(),

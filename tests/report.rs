@@ -9,6 +9,8 @@
 
 #[path = "common/host.rs"]
 mod host;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -58,8 +60,7 @@ fn text(o: &Output) -> String {
 /// Measures SCENARIO into `<dir>/run` and checks the host is clean afterwards. `None` (after
 /// saying why) when this host cannot run instances.
 fn measure(dir: &Path) -> Option<PathBuf> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run instances");
+    if skip::unless_root() {
         return None;
     }
     let _lock = host::host_lock();
@@ -83,6 +84,15 @@ fn measure(dir: &Path) -> Option<PathBuf> {
     assert!(html.is_file(), "run --report wrote no report.html");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("report: {}", html.display())),
+        "{}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_no_inf_or_nan("isobench run's stdout", &stdout);
+    // The end-of-run tables are followed by the flags of the headline figures.
+    assert!(
+        stdout.lines().any(|l| l.starts_with("flag: startup_ms")
+            && l.contains("too few values for a 95% interval")),
         "{}",
         text(&out)
     );
@@ -159,6 +169,107 @@ fn check_text_report(run: &Path) {
     for (figure, section) in [("startup_ms", "| startup_ms "), ("pss_kib", "| pss_kib ")] {
         assert!(md.contains(section), "{figure} not defined in report.md");
     }
+    // Measured and rendered by this one build: one revision, said once.
+    assert!(
+        md.contains("Measured and written by isobench"),
+        "provenance: {}",
+        md.lines().nth(2).unwrap_or_default()
+    );
+    // Two repetitions of N = 1 and 2: too few values for an interval, flagged under the plot.
+    assert!(
+        md.contains("- flag: startup_ms: too few values for a 95% interval"),
+        "{md}"
+    );
+    for (what, t) in [
+        ("report.md", &md),
+        ("report.html", &html),
+        ("stdout", &stdout.to_string()),
+    ] {
+        assert_no_inf_or_nan(what, t);
+    }
+}
+
+/// Neither `inf` nor `NaN` as a word: a figure that has no finite value is said in words.
+fn assert_no_inf_or_nan(what: &str, text: &str) {
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+        let w = word
+            .trim_matches(|c| c == '-' || c == '.')
+            .to_ascii_lowercase();
+        assert!(
+            w != "inf" && w != "nan" && w != "infinity",
+            "{what} says {word:?}"
+        );
+    }
+}
+
+/// The example reports committed in reports/ (what a new user opens first) were measured and
+/// rendered by one build, name its git revision (with `-dirty` when the tree had changes),
+/// and hold no path of the machine they were made on.
+#[test]
+fn committed_reports_have_one_revision_and_no_local_path() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let mut files = Vec::new();
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    let mut revisions = std::collections::BTreeSet::new();
+    let mut metas = 0;
+    for f in &files {
+        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "json" | "md" | "html" | "csv" | "txt" | "svg") {
+            continue;
+        }
+        let t = std::fs::read_to_string(f).unwrap();
+        if matches!(ext, "md" | "html" | "txt") {
+            assert_no_inf_or_nan(&f.display().to_string(), &t);
+        }
+        for local in ["/work/", "/tmp/", "/home/", "/root/", "/var/tmp/"] {
+            assert!(
+                !t.contains(local),
+                "{} holds a local path ({local}...)",
+                f.display()
+            );
+        }
+        if f.file_name().is_some_and(|n| n == "meta.json") {
+            let meta: serde_json::Value = serde_json::from_str(&t).unwrap();
+            let rev = meta["git_revision"].as_str().unwrap_or_default();
+            assert!(
+                !rev.is_empty() && rev != "unknown",
+                "{}: {rev:?}",
+                f.display()
+            );
+            revisions.insert(rev.to_string());
+            metas += 1;
+        }
+        if ext == "md" && t.starts_with("# isobench report") {
+            let line = t.lines().nth(2).unwrap_or_default();
+            assert!(
+                line.starts_with("Measured and written by isobench"),
+                "{}: {line}",
+                f.display()
+            );
+            let rev = line
+                .split("git revision ")
+                .nth(1)
+                .and_then(|r| r.split([' ', ',']).next())
+                .unwrap_or_default();
+            revisions.insert(rev.to_string());
+        }
+    }
+    assert!(metas >= 3, "density, capacity/sweep and capacity/until");
+    assert_eq!(
+        revisions.len(),
+        1,
+        "one revision in reports/: {revisions:?}"
+    );
 }
 
 /// `--format json` prints one document with the runs, the claims and the files written.
@@ -248,7 +359,7 @@ fn chromium() -> Option<PathBuf> {
 /// Headless Chromium parses the page with every inline SVG and draws it.
 fn check_browser(run: &Path) {
     let Some(browser) = chromium() else {
-        eprintln!("browser check skipped: no chromium (Debian package `chromium`)");
+        skip::because("no chromium for the browser check (Debian package `chromium`)");
         return;
     };
     let profile = run.join("chromium-profile");

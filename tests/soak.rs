@@ -11,7 +11,7 @@ mod common;
 #[path = "common/host.rs"]
 mod host;
 
-use common::{TestRun, skip_or_fail};
+use common::{TestRun, skip};
 use isobench::runner::batch;
 use isobench::scenario::BackendKind;
 use std::time::Instant;
@@ -59,7 +59,7 @@ fn cycles() -> usize {
 
 #[test]
 fn launch_and_teardown_cycles_leak_nothing() {
-    if !nix::unistd::geteuid().is_root() && skip_or_fail("needs root (namespaces, cgroups)") {
+    if skip::unless_root() {
         return;
     }
     let _lock = host::host_lock();

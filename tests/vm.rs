@@ -16,16 +16,12 @@ use std::time::{Duration, Instant};
 const TCG: &str = "ready_timeout_s = 120\n[vm]\naccel = \"tcg\"\n";
 
 fn skip_unless_qemu() -> bool {
-    if skip_unless_root() {
-        return true;
-    }
-    if isobench::host::exec::which("qemu-system-x86_64").is_none()
-        || isobench::image::kernel::find_guest_kernel(None).is_err()
-    {
-        eprintln!("skipped: needs qemu-system-x86_64 and a guest kernel (scripts/setup.sh)");
-        return true;
-    }
-    false
+    skip::unless_root()
+        || skip::unless_on_path(&["qemu-system-x86_64", "qemu-img"])
+        || skip::when(
+            isobench::image::kernel::find_guest_kernel(None).is_err(),
+            "needs a guest kernel (scripts/setup.sh)",
+        )
 }
 
 #[test]

@@ -108,9 +108,33 @@ impl Facts {
             .and_then(|s| s.parse().ok())
             .unwrap_or(f64::NAN);
         let meminfo = read_meminfo();
+        let uname = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname
+                .as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let mut kernel_release = read_trimmed("/proc/sys/kernel/osrelease");
+        if kernel_release.is_empty() {
+            // gVisor's /proc/sys/kernel has no osrelease; uname(2) is its kernel's answer.
+            kernel_release = field(nix::sys::utsname::UtsName::release);
+        }
+        let mut boot_id = read_trimmed(BOOT_ID_FILE);
+        if !boot_id.is_empty() && boot_id_mounted_over() {
+            boot_id = format!("{BOOT_ID_MOUNTED}{boot_id}");
+        }
+        if boot_id.is_empty() {
+            boot_id = absent_boot_id(&[
+                &field(nix::sys::utsname::UtsName::sysname),
+                &field(nix::sys::utsname::UtsName::release),
+                &field(nix::sys::utsname::UtsName::version),
+                &field(nix::sys::utsname::UtsName::machine),
+            ]);
+        }
         Facts {
-            kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
-            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+            kernel_release,
+            boot_id,
             uptime_s,
             hostname: nix::unistd::gethostname()
                 .ok()
@@ -135,6 +159,32 @@ impl Facts {
     pub fn kernel_kib(&self) -> Option<u64> {
         Some(self.slab_kib? + self.kernel_stack_kib? + self.page_tables_kib?)
     }
+}
+
+/// Prefix of the `boot_id` of a kernel that has none (gVisor's Sentry): the row says so.
+pub const BOOT_ID_ABSENT: &str = "absent:";
+/// Prefix of a `boot_id` read from a file mounted over the kernel's (LXC bind-mounts a random
+/// one per container over it, /dev/.lxc-boot-id): it identifies no kernel.
+pub const BOOT_ID_MOUNTED: &str = "mounted:";
+const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Whether something is mounted on the boot_id file (mount point, field 5 of mountinfo).
+fn boot_id_mounted_over() -> bool {
+    read_trimmed("/proc/self/mountinfo")
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(BOOT_ID_FILE))
+}
+
+/// The identity of a kernel without /proc/sys/kernel/random/boot_id: `absent:` and the first
+/// 16 hex digits of the SHA-256 of its uname (sysname, release, version, machine). It tells
+/// that kernel from the host's and from a guest's, never fails, and is the same for every
+/// sandbox of one gVisor build: the harness counts gVisor's kernels by their Sentry processes
+/// (runner::kind::user_space_kernel), not by this.
+pub fn absent_boot_id(uname: &[&str]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(uname.join("\n").as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{BOOT_ID_ABSENT}{hex}")
 }
 
 /// `/proc/meminfo` as name -> KiB.

@@ -166,6 +166,9 @@ pub enum TeardownError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The Docker Engine did not remove a container, or a private daemon did not stop.
+    #[error(transparent)]
+    Docker(#[from] crate::backend::docker::DockerError),
     /// Several things were left; each says what.
     #[error("{}", list(.0))]
     Several(Vec<TeardownError>),

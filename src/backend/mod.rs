@@ -2,7 +2,10 @@
 //! containers; VMs and OCI runtimes later), and one factory over them.
 
 pub mod container;
+pub mod docker;
 pub mod error;
+pub mod lxc;
+pub mod mock;
 pub mod oci;
 pub mod process;
 pub mod unshare;
@@ -159,6 +162,12 @@ pub trait Backend: Send + Sync {
     fn device_program(&self) -> Option<u32> {
         None
     }
+    /// The host processes of an engine every instance shares (docker's dockerd and
+    /// containerd): their memory is shared out over the live instances in
+    /// `runtime_overhead_kib`. None for backends without an engine.
+    fn engine_pids(&self) -> Option<Vec<i32>> {
+        None
+    }
     /// Removes what the backend shared between instances (image layers, run cgroups).
     fn finish(&self) -> Result<(), TeardownError> {
         Ok(())
@@ -193,6 +202,11 @@ pub trait Instance: Send {
         deadline: Deadline,
         cancel: &AtomicBool,
     ) -> Result<WorkloadReport, AgentError>;
+    /// Host processes of the backend's engine that serve this instance alone (docker's
+    /// containerd-shim), counted in its `runtime_overhead_kib`.
+    fn runtime_pids(&self) -> Vec<i32> {
+        Vec::new()
+    }
     /// The instance's own cgroup, for backends that make one.
     fn cgroup(&self) -> Option<&crate::host::cgroup::InstanceCgroup> {
         None
@@ -217,6 +231,35 @@ pub fn profile_label(base: String, scenario: &Scenario) -> String {
     }
 }
 
+/// What makes a run's backends, one per peer of the plan: [`Real`] for every run; tests of
+/// the runner's pure logic pass a [`mock::MockFactory`] to `runner::run_with`.
+pub trait Factory: Sync {
+    /// The backend of `kind` (for `oci`, of `runtime`), prepared for the run `ctx`.
+    fn create(
+        &self,
+        kind: BackendKind,
+        runtime: Option<&str>,
+        ctx: &RunContext,
+    ) -> Result<Box<dyn Backend>, PrepareError>;
+}
+
+/// The backends a scenario names, as they really run.
+pub struct Real;
+
+impl Factory for Real {
+    fn create(
+        &self,
+        kind: BackendKind,
+        runtime: Option<&str>,
+        ctx: &RunContext,
+    ) -> Result<Box<dyn Backend>, PrepareError> {
+        match runtime {
+            Some(rt) => create_oci(rt, ctx),
+            None => create(kind, ctx),
+        }
+    }
+}
+
 /// Builds the backend for `kind`, preparing what it shares across instances.
 pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, PrepareError> {
     Ok(match kind {
@@ -224,6 +267,9 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
         BackendKind::Unshare => Box::new(unshare::UnshareBackend::new(ctx.clone())?),
         BackendKind::Container => Box::new(container::ContainerBackend::new(ctx.clone())?),
         BackendKind::Vm => Box::new(vm::VmBackend::new(ctx.clone())?),
+        BackendKind::Docker => Box::new(docker::DockerBackend::new(ctx.clone())?),
+        BackendKind::Gvisor => Box::new(oci::OciBackend::new(ctx.clone(), "runsc")?),
+        BackendKind::Lxc => Box::new(lxc::LxcBackend::new(ctx.clone())?),
         BackendKind::Oci => {
             return Err(PrepareError {
                 backend: "oci",
@@ -234,7 +280,7 @@ pub fn create(kind: BackendKind, ctx: &RunContext) -> Result<Box<dyn Backend>, P
     })
 }
 
-/// The `oci` backend for one runtime (`runc`, `crun`).
+/// The `oci` backend for one runtime (`runc`, `crun`, `runsc`, or a path to one).
 pub fn create_oci(runtime: &str, ctx: &RunContext) -> Result<Box<dyn Backend>, PrepareError> {
     Ok(Box::new(oci::OciBackend::new(ctx.clone(), runtime)?))
 }

@@ -1,5 +1,12 @@
-//! `oci`: the same rootfs and agent through a real OCI runtime (runc, crun), one backend per
-//! runtime, labelled `oci-<runtime>` in result rows.
+//! `oci`: the same rootfs and agent through a real OCI runtime (runc, crun, gVisor's runsc, or
+//! one given by path), one backend per runtime, labelled `oci-<runtime>` in result rows
+//! (`oci-runsc-<platform>` for gVisor, whose kind is `gvisor`).
+//!
+//! gVisor runs each sandbox under a user-space kernel of its own: `runsc-sandbox` (the Sentry,
+//! which serves every system call of the container) and `runsc-gofer` (its file server), both
+//! in the instance's cgroup with the platform's stub processes (ptrace). runsc gets its own
+//! global flags (see [`runsc_flags`]); it handles the hybrid host's v1 cgroups itself (tried
+//! here: it makes the `cgroupsPath` in every v1 hierarchy and removes it at `delete`).
 //!
 //! Every instance is a bundle `<state_dir>/oci-<runtime>/<name>/` (config.json written here,
 //! `upper/`, `work/`, `rootfs/`) started with `<runtime> --root <state_dir>/oci-<runtime>/state
@@ -29,7 +36,7 @@ use crate::agent::reader::{AgentError, WorkloadReport};
 use crate::deadline::Limit;
 use crate::host::cgroup::{self, CgroupHost, InstanceCgroup};
 use crate::image::{AGENT_IN_ROOTFS, Layers};
-use crate::scenario::BackendKind;
+use crate::scenario::{BackendKind, OciConfig};
 use crate::security::{Cap, Profile};
 use serde_json::{Value, json};
 use std::ffi::CString;
@@ -58,6 +65,56 @@ pub fn profile_capabilities(profile: Profile) -> Vec<String> {
             .map(Cap::name)
             .collect(),
     }
+}
+
+/// runsc's global flags, given to every runsc command of the run (the state lives under
+/// `--root` as for the others):
+/// - `--platform`: `[oci] runsc_platform`, how the Sentry intercepts the app's system calls;
+/// - `--network=none`: a loopback only, as the other peers' empty network namespace (runsc's
+///   default, `sandbox`, would build its own network stack over the host's interfaces);
+/// - `--overlay2=none`: the root's writes go through the Gofer to the bundle's overlay, whose
+///   upper dir is the instance's private disk as for every peer (a memory-backed overlay inside
+///   the Sentry would hide them from the disk reading);
+///
+/// Not `--oci-seccomp`: runsc's default, and what Docker with the runsc runtime does, is to
+/// leave the config's seccomp filter out (the Sentry is the filter of the app's system calls).
+/// Tried here: with it, runsc 2022-12 answers clone3 with EPERM where the profile says ENOSYS,
+/// so glibc cannot start a thread (the pipe round trip of the `syscalls` workload failed).
+pub fn runsc_flags(oci: &OciConfig) -> Vec<String> {
+    vec![
+        format!("--platform={}", oci.runsc_platform),
+        "--network=none".into(),
+        "--overlay2=none".into(),
+    ]
+}
+
+/// Capabilities runsc 2022-12 does not know and refuses the whole config for ("converting
+/// capabilities: unknown capability"): newer than CAP_AUDIT_READ. Left out of a gVisor
+/// bundle (only profile `none`, which hands on the harness's bounding set, names them).
+const RUNSC_UNKNOWN_CAPS: &[&str] = &["CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"];
+
+/// `config` for runsc: the capabilities it does not know removed from every set.
+fn for_runsc(mut config: Value) -> Value {
+    if let Some(sets) = config["process"]["capabilities"].as_object_mut() {
+        for set in sets.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.retain(|c| !c.as_str().is_some_and(|c| RUNSC_UNKNOWN_CAPS.contains(&c)));
+            }
+        }
+    }
+    config
+}
+
+/// The Sentry's argv[0] (`runsc-sandbox`) and the Gofer's (`runsc-gofer`): gVisor's kernel.
+pub const SENTRY_COMM: &str = "runsc-sandbox";
+pub const GOFER_COMM: &str = "runsc-gofer";
+
+/// Whether `pid`'s argv[0] is `name` (how runsc names its processes).
+pub fn argv0_is(pid: i32, name: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|c| c.split(|b| *b == 0).next().map(|a| a == name.as_bytes()))
+        .unwrap_or(false)
 }
 
 /// A container id both runtimes accept: `[A-Za-z0-9_+.-]+`, not `.` or `..`.
@@ -185,8 +242,11 @@ pub fn bundle_config(ctx: &RunContext, name: &str) -> Value {
 
 pub struct OciBackend {
     ctx: RunContext,
+    /// The runtime's name (`runc`, `runsc`, a path's file name).
     runtime: String,
     exe: PathBuf,
+    /// Global flags before every command (runsc's, see [`runsc_flags`]).
+    flags: Vec<String>,
     layers: Layers,
     host: CgroupHost,
     /// `<state_dir>/oci-<runtime>`: bundles and the runtime's state root.
@@ -221,11 +281,25 @@ impl OciBackend {
                 "an OCI container needs its mount namespace: set [namespaces] mount = true".into(),
             ));
         }
-        let exe = crate::host::exec::which(runtime).ok_or_else(|| {
-            err(format!(
-                "{runtime} not found on PATH: install it (scripts/setup.sh)"
-            ))
-        })?;
+        // A path was validated with the scenario (an executable file); a name is looked up.
+        let exe = if runtime.contains('/') {
+            PathBuf::from(runtime)
+        } else {
+            crate::host::exec::which(runtime).ok_or_else(|| {
+                err(format!(
+                    "{runtime} not found on PATH: install it (scripts/setup.sh)"
+                ))
+            })?
+        };
+        let gvisor = crate::scenario::is_runsc(runtime);
+        let flags = if gvisor {
+            runsc_platform_offered(&exe, &ctx.scenario.oci.runsc_platform)
+                .map_err(|e| err(e.to_string()))?;
+            runsc_flags(&ctx.scenario.oci)
+        } else {
+            Vec::new()
+        };
+        let runtime = crate::scenario::runtime_name(runtime);
         let layers = Layers::prepare(
             &ctx.scenario.image,
             &ctx.state_dir.join("layers"),
@@ -241,6 +315,7 @@ impl OciBackend {
             ctx,
             runtime: runtime.to_string(),
             exe,
+            flags,
             layers,
             host,
             dir,
@@ -265,6 +340,11 @@ impl OciBackend {
 
     pub fn runtime(&self) -> &str {
         &self.runtime
+    }
+
+    /// Whether this is gVisor: a user-space kernel (Sentry + Gofer) per sandbox.
+    pub fn is_gvisor(&self) -> bool {
+        self.runtime == "runsc"
     }
 
     /// The runtime's binary.
@@ -297,6 +377,7 @@ impl OciBackend {
         // From here on, `leftovers` removes whatever exists unless the launch succeeds.
         let mut leftovers = Leftovers {
             exe: self.exe.clone(),
+            flags: self.flags.clone(),
             state_root: self.state_root.clone(),
             id: name.to_string(),
             bundle: bundle.clone(),
@@ -318,8 +399,11 @@ impl OciBackend {
             std::fs::create_dir_all(d).map_err(io(d))?;
         }
         let config = bundle.join("config.json");
-        let text = serde_json::to_vec_pretty(&bundle_config(&self.ctx, name))
-            .map_err(|e| lerr(e.into()))?;
+        let mut config_json = bundle_config(&self.ctx, name);
+        if self.is_gvisor() {
+            config_json = for_runsc(config_json);
+        }
+        let text = serde_json::to_vec_pretty(&config_json).map_err(|e| lerr(e.into()))?;
         std::fs::write(&config, text).map_err(io(&config))?;
 
         // Everything the pre-exec step uses is built here: it runs in the forked child of a
@@ -343,7 +427,8 @@ impl OciBackend {
         let step = move || private_overlay(&target, &opts);
 
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("--root")
+        cmd.args(&self.flags)
+            .arg("--root")
             .arg(&self.state_root)
             .arg("run")
             // Detached, as container engines run it: the runtime starts the container and
@@ -373,8 +458,18 @@ impl OciBackend {
             })?;
         let cgroup = InstanceCgroup::existing(&self.host, &self.ctx.run_id, name);
         // The agent's host pid: right after `ready` it is the only process of the cgroup the
-        // runtime made (the runtime process itself stays in the harness's cgroup).
-        let agent_pid = cgroup.dirs().iter().flat_map(|d| cgroup::procs(d)).next();
+        // runtime made (the runtime process itself stays in the harness's cgroup). Under
+        // gVisor the agent is no host process: the instance's first process is its Sentry.
+        let procs: Vec<i32> = cgroup
+            .dirs()
+            .iter()
+            .flat_map(|d| cgroup::procs(d))
+            .collect();
+        let agent_pid = if self.is_gvisor() {
+            procs.iter().copied().find(|&p| argv0_is(p, SENTRY_COMM))
+        } else {
+            procs.first().copied()
+        };
         let Some(agent_pid) = agent_pid else {
             let why = LaunchCause::NoProcess {
                 cgroup: leftovers.cgroup_rel.clone(),
@@ -397,7 +492,7 @@ impl OciBackend {
 
 /// The pre-exec step of the runtime process: a private mount namespace of its own with the
 /// overlay on the bundle's rootfs. Async-signal-safe: three syscalls on prepared strings.
-fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
+pub(super) fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
     // SAFETY: plain syscalls on NUL-terminated strings that outlive the calls.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
@@ -431,7 +526,7 @@ fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
 /// The runtime's own words from a failed launch: the lines it printed (which the agent
 /// reader keeps), followed by what the harness saw. Read from the error's fields, never
 /// from its text.
-fn runtime_message(e: &LaunchError) -> String {
+pub(super) fn runtime_message(e: &LaunchError) -> String {
     let said = e.instance_output();
     if said.is_empty() {
         return format!("probe container: {}", e.cause);
@@ -448,15 +543,66 @@ fn runtime_message(e: &LaunchError) -> String {
     format!("{} (probe container: {seen})", said.join(" | "))
 }
 
+/// Checks that the installed runsc offers `platform` (`runsc help platforms` lists them, one
+/// a line), so a platform this version lacks is said as such rather than as a failed probe.
+fn runsc_platform_offered(exe: &Path, platform: &str) -> Result<(), PlatformError> {
+    let out = Command::new(exe)
+        .args(["help", "platforms"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| PlatformError::Run {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let offered: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    if offered.iter().any(|p| p == platform) {
+        Ok(())
+    } else {
+        Err(PlatformError::NotOffered {
+            platform: platform.to_string(),
+            exe: exe.to_path_buf(),
+            offered,
+        })
+    }
+}
+
+/// The scenario's gVisor platform cannot be used with the installed runsc.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{}: {source}", .exe.display())]
+    Run {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "[oci] runsc_platform = {platform:?} is not offered by {} (it offers: {})",
+        .exe.display(),
+        .offered.join(", ")
+    )]
+    NotOffered {
+        platform: String,
+        exe: PathBuf,
+        offered: Vec<String>,
+    },
+}
+
 impl Backend for OciBackend {
     fn kind(&self) -> BackendKind {
-        BackendKind::Oci
+        if self.is_gvisor() {
+            BackendKind::Gvisor
+        } else {
+            BackendKind::Oci
+        }
     }
     fn launch_files(&self) -> Vec<PathBuf> {
         vec![self.exe.clone()]
     }
     fn label(&self) -> String {
-        super::profile_label(format!("oci-{}", self.runtime), &self.ctx.scenario)
+        super::profile_label(
+            crate::scenario::oci_label(&self.runtime, &self.ctx.scenario.oci),
+            &self.ctx.scenario,
+        )
     }
     fn accel_reason(&self) -> Option<String> {
         Some(format!(
@@ -510,6 +656,7 @@ impl Backend for OciBackend {
 /// and cgroups), the bundle with its upper dir. Removed on drop if not removed before.
 struct Leftovers {
     exe: PathBuf,
+    flags: Vec<String>,
     state_root: PathBuf,
     id: String,
     bundle: PathBuf,
@@ -529,7 +676,8 @@ impl Leftovers {
         // group) reaches the harness, which goes on tearing down, never a `kill` or `delete`
         // half way (see interrupt.rs).
         c.process_group(0);
-        c.arg("--root")
+        c.args(&self.flags)
+            .arg("--root")
             .arg(&self.state_root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -545,6 +693,14 @@ impl Leftovers {
     fn remove(&mut self, runtime_proc: Option<ProcessInstance>) -> Result<(), TeardownError> {
         self.live = false;
         let mut errs = Vec::new();
+        // Every process of the container's cgroup now: under gVisor the Sentry and the Gofer,
+        // which are re-parented to the harness (a subreaper) and must be reaped like an init.
+        let mut procs: Vec<i32> = CgroupHost::all_roots()
+            .iter()
+            .flat_map(|r| cgroup::procs(&r.join(&self.cgroup_rel)))
+            .collect();
+        procs.sort_unstable();
+        procs.dedup();
         let mut kill = self.runtime_cmd();
         kill.arg("kill");
         if !self.pid_ns {
@@ -568,7 +724,25 @@ impl Leftovers {
                 waited: EXIT_WAIT,
             });
         }
-        let state = self.state_root.join(&self.id);
+        for pid in procs {
+            if Some(pid) != self.agent_pid && !crate::host::wait_gone(pid, EXIT_WAIT) {
+                errs.push(TeardownError::StillRunning {
+                    pid,
+                    runtime: self.exe.clone(),
+                    waited: EXIT_WAIT,
+                });
+            }
+        }
+        // runc and crun keep a directory per container; runsc a state file and a lock file
+        // per sandbox (`<id>_sandbox:<id>.state`, `.lock`).
+        let gvisor_state = self
+            .state_root
+            .join(format!("{}_sandbox:{}.state", self.id, self.id));
+        let state = if gvisor_state.exists() {
+            gvisor_state.clone()
+        } else {
+            self.state_root.join(&self.id)
+        };
         // A stopped container is deleted at once; `--force` (which polls every 100 ms in
         // runc 1.1) only when the plain delete did not do it.
         if state.exists() {
@@ -604,6 +778,15 @@ impl Leftovers {
         for d in [&state, &self.bundle] {
             if let Err(e) = crate::host::remove_dir_tree(d) {
                 errs.push(e.into());
+            }
+        }
+        // runsc's lock file stays after its `delete`; the state file if the delete failed.
+        for path in [gvisor_state.with_extension("lock"), gvisor_state] {
+            match std::fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    errs.push(TeardownError::Io { path, source });
+                }
+                _ => {}
             }
         }
         TeardownError::collect(errs)

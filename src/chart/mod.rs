@@ -4,6 +4,7 @@
 //! The legend gets its own column at the right instead of plotters' in-chart series labels, which sit on top of the data.
 
 pub mod axis;
+pub mod palette;
 pub mod plot;
 pub mod series;
 
@@ -47,26 +48,9 @@ impl Style {
     }
 }
 
-/// One colour per backend in every plot (Tableau 10 colours).
+/// One colour per backend in every plot of report and plan: see [`palette`].
 pub fn backend_colour(backend: &str) -> RGBColor {
-    match backend {
-        "process" => RGBColor(127, 127, 127),
-        "unshare" => RGBColor(148, 103, 189),
-        "container" => RGBColor(31, 119, 180),
-        "oci-runc" => RGBColor(44, 160, 44),
-        "oci-crun" => RGBColor(23, 190, 207),
-        "vm" => RGBColor(214, 39, 40),
-        other => {
-            const REST: [RGBColor; 4] = [
-                RGBColor(255, 127, 14),
-                RGBColor(140, 86, 75),
-                RGBColor(227, 119, 194),
-                RGBColor(188, 189, 34),
-            ];
-            let h: usize = other.bytes().map(usize::from).sum();
-            REST[h % REST.len()]
-        }
-    }
+    palette::backend(backend)
 }
 
 /// A named series of points, in data units.
@@ -306,7 +290,11 @@ pub struct Chart {
 const WIDTH: u32 = 1200;
 /// Grids are wider, so their two columns of panels keep room beside the legend.
 const GRID_WIDTH: u32 = 1360;
-const TITLE_H: u32 = 44;
+/// Height of one line of the title (20 px type) and of the space around the title.
+const TITLE_LINE_H: u32 = 26;
+const TITLE_PAD: u32 = 18;
+/// DejaVu Sans's mean advance at 20 px, a little generous: a title wraps before it is cut.
+const TITLE_CHAR_W: u32 = 11;
 const LEGEND_W: u32 = 250;
 const ROW_H: u32 = 400;
 
@@ -314,6 +302,20 @@ impl Chart {
     /// Panels side by side up to this many; a 2-column grid beyond. The legend is always a
     /// column at the right.
     const ROW_MAX: usize = 2;
+
+    /// The title in lines that fit the figure's width, broken between words.
+    pub fn title_lines(&self) -> Vec<String> {
+        let width = self.width() - 32;
+        wrap(&self.title, (width / TITLE_CHAR_W) as usize)
+    }
+
+    fn title_h(&self) -> u32 {
+        TITLE_PAD + TITLE_LINE_H * self.title_lines().len() as u32
+    }
+
+    fn width(&self) -> u32 {
+        if self.rows() > 1 { GRID_WIDTH } else { WIDTH }
+    }
 
     fn rows(&self) -> usize {
         if self.panels.len() > Self::ROW_MAX {
@@ -327,9 +329,9 @@ impl Chart {
 impl Figure for Chart {
     fn size(&self) -> (u32, u32) {
         if self.rows() > 1 {
-            (GRID_WIDTH, TITLE_H + ROW_H * self.rows() as u32)
+            (GRID_WIDTH, self.title_h() + ROW_H * self.rows() as u32)
         } else {
-            (WIDTH, TITLE_H + 480)
+            (WIDTH, self.title_h() + 480)
         }
     }
 
@@ -338,12 +340,14 @@ impl Figure for Chart {
         area: &DrawingArea<DB, Shift>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         area.fill(&WHITE)?;
-        let (top, body) = area.split_vertically(TITLE_H);
-        top.draw(&Text::new(
-            self.title.as_str(),
-            (16, 12),
-            ("sans-serif", 20).into_font().color(&BLACK),
-        ))?;
+        let (top, body) = area.split_vertically(self.title_h());
+        for (i, line) in self.title_lines().iter().enumerate() {
+            top.draw(&Text::new(
+                line.as_str(),
+                (16, 12 + TITLE_LINE_H as i32 * i as i32),
+                ("sans-serif", 20).into_font().color(&BLACK),
+            ))?;
+        }
         let (plots, legend) = body.split_horizontally(self.size().0 - LEGEND_W);
         let cells = if self.rows() > 1 {
             plots.split_evenly((self.rows(), 2))
@@ -355,6 +359,26 @@ impl Figure for Chart {
         }
         draw_legend(&legend, &self.legend)
     }
+}
+
+/// `text` broken between words into lines of at most `max` characters (a longer word gets
+/// a line of its own).
+pub fn wrap(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > max {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
 
 fn draw_legend<DB: DrawingBackend>(
@@ -395,4 +419,33 @@ fn draw_legend<DB: DrawingBackend>(
         y += 24;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_wrap_between_words_and_keep_every_word() {
+        let t = "Host memory taken by a batch of N instances (the MemAvailable decrease) against the host's MemTotal";
+        let lines = wrap(t, 40);
+        assert!(lines.len() > 1, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert_eq!(lines.join(" "), t);
+        assert_eq!(wrap("short", 40), vec!["short"]);
+        assert_eq!(wrap("", 40), vec![""]);
+        let c = Chart {
+            title: t.repeat(2),
+            panels: Vec::new(),
+            legend: Vec::new(),
+        };
+        let lines = c.title_lines();
+        assert!(lines.len() >= 2);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() as u32 * TITLE_CHAR_W <= WIDTH - 32),
+            "every line fits the figure: {lines:?}"
+        );
+    }
 }

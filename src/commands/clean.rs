@@ -365,11 +365,12 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
             );
         }
     }
-    let mut others = std::collections::BTreeSet::new();
-    let mut owners = |p: &Proven, r: &mut CleanReport| match run_id::uids(p.proc.pid) {
-        Some((real, eff)) if real == uid && eff == uid => true,
-        Some((real, eff)) => {
-            if others.insert(p.proc.pid) {
+    let owned = |p: &Proven| matches!(run_id::uids(p.proc.pid), Some((real, eff)) if real == uid && eff == uid);
+    // Processes of the run under another uid are never signalled; said once they outlived
+    // the owner's (gVisor's ptrace stubs run as nobody and end with their Sentry).
+    let ignore_others = |left: Vec<Proven>, r: &mut CleanReport| {
+        for p in left {
+            if let Some((real, eff)) = run_id::uids(p.proc.pid) {
                 r.ignore(
                     format!("process {} in run {id}", p.proc.pid),
                     id.as_str().as_bytes(),
@@ -378,24 +379,17 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
                     ),
                 );
             }
-            false
         }
-        None => false,
     };
     if dry_run {
-        for p in first.values() {
-            if owners(p, r) {
-                r.killed.push(p.proc.pid);
-            }
-        }
+        let (mine, others): (Vec<Proven>, Vec<Proven>) = first.into_values().partition(owned);
+        r.killed.extend(mine.iter().map(|p| p.proc.pid));
+        ignore_others(others, r);
         return;
     }
     // A process forked meanwhile shows in the next round.
     for _ in 0..5 {
-        let targets: Vec<Proven> = proven(id, f)
-            .into_values()
-            .filter(|p| owners(p, r))
-            .collect();
+        let targets: Vec<Proven> = proven(id, f).into_values().filter(owned).collect();
         if targets.is_empty() {
             break;
         }
@@ -408,9 +402,17 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
         }
         wait_gone(&targets, Duration::from_secs(5));
     }
+    let others: Vec<Proven> = proven(id, f).into_values().collect();
+    wait_gone(&others, OTHERS_WAIT);
+    let left: Vec<Proven> = others.into_iter().filter(|p| p.proc.is_alive()).collect();
+    ignore_others(left, r);
     r.killed.sort_unstable();
     r.killed.dedup();
 }
+
+/// How long clean waits for a run's processes it may not signal (another uid's) to end with
+/// the processes it killed, before it leaves them, and their cgroup, in place.
+const OTHERS_WAIT: Duration = Duration::from_secs(2);
 
 /// Removes run `id`'s own cgroup trees (or lists them, dry), signalling nothing in them.
 fn remove_cgroups(id: &RunId, dirs: &[PathBuf], dry_run: bool, r: &mut CleanReport) {
@@ -534,7 +536,14 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
     let c = args
         .cache
         .then(|| crate::image::vmdisk::clean_cache(&args.cache_dir, args.dry_run));
-    let code = if r.errors.is_empty() && c.as_ref().is_none_or(|c| c.errors.is_empty()) {
+    // The docker backend's images, cached in a daemon that was already there.
+    let d = args
+        .cache
+        .then(|| crate::backend::docker::image::clean_cached(args.dry_run));
+    let code = if r.errors.is_empty()
+        && c.as_ref().is_none_or(|c| c.errors.is_empty())
+        && d.as_ref().is_none_or(|d| d.errors.is_empty())
+    {
         exit::OK
     } else {
         exit::MEASURED_FAILURE
@@ -543,6 +552,7 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
         let doc = serde_json::json!({
             "dry_run": args.dry_run,
             "cache": c,
+            "docker_images": d,
             "report": r,
         });
         match serde_json::to_string_pretty(&doc) {
@@ -571,6 +581,22 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
         }
         for e in &c.errors {
             eprintln!("isobench: clean --cache: {e}");
+        }
+    }
+    if let Some(d) = &d {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for t in &d.removed {
+            println!(
+                "{verb} from the docker daemon at {}: image {t}",
+                d.daemon.as_deref().unwrap_or("?")
+            );
+        }
+        for e in &d.errors {
+            eprintln!("isobench: clean --cache: docker: {e}");
         }
     }
     let (out, err) = r.render_text(args.dry_run);

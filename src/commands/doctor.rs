@@ -204,6 +204,7 @@ pub fn run_checks() -> Vec<Check> {
                 .ok_or_else(|| ("not found (needed by the oci backend)".into(), SETUP.into())),
         ));
     }
+    v.push(docker_check(root));
     v.push(check(
         "qemu",
         false,
@@ -224,6 +225,65 @@ pub fn run_checks() -> Vec<Check> {
         ));
     }
     v
+}
+
+/// The docker backend's engine: a daemon that answers, or a private dockerd started (and
+/// stopped) in a scratch state dir exactly as a run would start one.
+fn docker_check(root: bool) -> Check {
+    use crate::backend::docker::{cli, daemon::Engine};
+    let name = "docker";
+    let Some(exe) = cli::find_cli() else {
+        return check(
+            name,
+            false,
+            Err((
+                "the docker CLI is not on PATH (needed by the docker backend)".into(),
+                SETUP.into(),
+            )),
+        );
+    };
+    if !root {
+        return check(
+            name,
+            false,
+            Err((
+                "not probed (needs root)".into(),
+                "run isobench as root (sudo)".into(),
+            )),
+        );
+    }
+    let created = crate::host::run_id::RunId::for_this_process("doctor")
+        .map_err(|e| e.to_string())
+        .and_then(|id| {
+            let root = Path::new(crate::host::state_dir::DEFAULT_STATE_ROOT);
+            crate::host::state_dir::create(root, &id, root)
+                .map(|c| (id, c))
+                .map_err(|e| e.to_string())
+        });
+    let (run_id, created) = match created {
+        Ok(c) => c,
+        Err(e) => return check(name, false, Err((e, String::new()))),
+    };
+    let r = match Engine::connect_or_start(&exe, run_id.as_str(), &created.path) {
+        Ok(mut engine) => {
+            let said = engine.info.describe();
+            let left = engine.stop();
+            if left.is_empty() {
+                Ok(said)
+            } else {
+                let left: Vec<String> = left.iter().map(ToString::to_string).collect();
+                Err((
+                    format!("{said}; stopping it: {}", left.join("; ")),
+                    "isobench clean".into(),
+                ))
+            }
+        }
+        Err(e) => Err((e.to_string(), SETUP.into())),
+    };
+    let _ = crate::host::cgroup::CgroupHost::remove_run_everywhere(run_id.as_str());
+    let _ = crate::host::remove_dir_tree(&created.path);
+    crate::host::remove_made(&created.root_made);
+    check(name, false, r)
 }
 
 /// Prepares a real `vm` backend in a scratch state dir: that finds the guest kernel, builds

@@ -3,6 +3,7 @@
 
 use crate::cli::{Format, ReportArgs, RunArgs};
 use crate::exit;
+use crate::host::facts::{LabelError, check_label};
 use crate::report::terminal;
 use crate::runner::RunOutcome;
 use crate::scenario::Scenario;
@@ -18,6 +19,10 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
             Err(e) => return fail(e, exit::BAD_INPUT),
         },
         None => Scenario::default_embedded(),
+    };
+    let host_label = match host_label(args.host_label.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return fail(e, exit::BAD_INPUT),
     };
     let cancel = Arc::new(AtomicBool::new(false));
     if let Err(e) = crate::runner::interrupt::install(cancel.clone()) {
@@ -44,6 +49,7 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
         progress: !args.quiet,
         cancel,
         command_line: std::env::args().collect(),
+        host_label,
     };
     let outcome = match crate::runner::run(scenario, &opts) {
         Ok(o) => o,
@@ -84,6 +90,19 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
     }
 }
 
+/// `--host-label`, or the hostname when none is given; either must be a valid label.
+fn host_label(given: Option<&str>) -> Result<String, LabelError> {
+    match given {
+        Some(l) => check_label("--host-label", l),
+        None => {
+            let name = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            check_label("--host-label", &name).map_err(|_| LabelError::Hostname { name })
+        }
+    }
+}
+
 fn fail(e: impl std::fmt::Display, code: i32) -> i32 {
     eprintln!("isobench: {e}");
     code
@@ -112,6 +131,7 @@ fn print_text(outcome: &RunOutcome) {
         );
     }
     print!("{}", terminal::render_ratios(&outcome.summary));
+    print!("{}", terminal::render_flags(&outcome.samples));
     println!("results: {}", outcome.run_dir.display());
     if let Some(kib) = outcome.harness_peak_rss_kib {
         println!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);

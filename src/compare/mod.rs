@@ -220,6 +220,9 @@ pub struct Comparison {
     pub not_compared: Vec<NotCompared>,
     /// Facts that qualify the ratios: different hosts, failed instances.
     pub notes: Vec<String>,
+    /// When BASE and NEW ran on different hosts (host labels): which host is denser, per
+    /// backend with a memory model in both (`plan --fleet`'s density, NEW's host as B).
+    pub host_density: Vec<crate::plan::fleet::Density>,
     pub totals: Totals,
     pub fail_on_regression: bool,
     pub exit_code: i32,
@@ -375,10 +378,21 @@ pub fn compare_runs(
         only_in_new: only_in(&new_groups, &base_groups),
         not_compared,
         notes,
+        host_density: host_density(base, new),
         totals,
         fail_on_regression,
         exit_code,
     }
+}
+
+/// Density of NEW's host against BASE's when their host labels differ (see
+/// [`Comparison::host_density`]).
+fn host_density(base: &RunData, new: &RunData) -> Vec<crate::plan::fleet::Density> {
+    use crate::plan::fleet;
+    if fleet::label_of(base) == fleet::label_of(new) {
+        return Vec::new();
+    }
+    fleet::host_density(base, new, fleet::COMPARE_HEADROOM)
 }
 
 fn only_in(these: &[Group], others: &[Group]) -> Vec<Group> {
@@ -492,6 +506,7 @@ fn notes(base: &RunData, new: &RunData, both: &[&Group]) -> Vec<String> {
     let (b, n) = (&base.meta, &new.meta);
     for (what, bv, nv) in [
         ("host", &b.hostname, &n.hostname),
+        ("host label", &b.host_label, &n.host_label),
         ("host kernel", &b.host_kernel, &n.host_kernel),
         ("CPU", &b.cpu_model, &n.cpu_model),
     ] {

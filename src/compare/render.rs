@@ -205,9 +205,53 @@ pub fn text(c: &Comparison) -> String {
     for n in &c.notes {
         out.push_str(&format!("note: {n}\n"));
     }
+    out.push_str(&hosts_text(&c.host_density));
     out.push_str(&c.summary);
     out.push('\n');
     out
+}
+
+/// NEW's host against BASE's: instances per host and which is denser, when they differ.
+fn hosts_text(ds: &[crate::plan::fleet::Density]) -> String {
+    use crate::text::format::sig;
+    let Some(first) = ds.first() else {
+        return String::new();
+    };
+    let rows: Vec<Vec<String>> = ds
+        .iter()
+        .map(|d| {
+            vec![
+                d.backend.clone(),
+                d.a_per_host.to_string(),
+                d.b_per_host.to_string(),
+                format!("{}x", sig(d.ratio)),
+                d.ratio_range.map_or("-".into(), |(l, h)| {
+                    format!("[{}, {}]", sig(l), h.map_or("unbounded".into(), sig))
+                }),
+                d.verdict(),
+            ]
+        })
+        .collect();
+    let base = format!("per host {}", first.a);
+    let new = format!("per host {}", first.b);
+    format!(
+        "hosts: {} (NEW) against {} (BASE): instances of the run's workload one host holds, by each run's own memory and cores with {}% headroom (`plan`'s max N); interval from the ±2 SE ranges: [NEW low / BASE high, NEW high / BASE low]; `plan --fleet` plans with costs and other sizes\n{}",
+        first.b,
+        first.a,
+        sig(crate::plan::fleet::COMPARE_HEADROOM * 100.0),
+        render(
+            &[
+                "backend",
+                &base,
+                &new,
+                "ratio NEW/BASE",
+                "interval",
+                "verdict"
+            ],
+            &[false, true, true, true, false, false],
+            &rows
+        )
+    )
 }
 
 fn or_dash(s: &str) -> &str {

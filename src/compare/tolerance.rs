@@ -276,21 +276,15 @@ fn line_of(text: &str, pos: usize) -> usize {
 mod tests {
     use super::*;
 
-    struct TempFile(PathBuf);
-    impl TempFile {
-        fn new(text: &str) -> TempFile {
-            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let p =
-                std::env::temp_dir().join(format!("isobench-tol-{}-{n}.toml", std::process::id()));
-            std::fs::write(&p, text).unwrap();
-            TempFile(p)
-        }
-    }
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
+    /// A tolerance file removed on drop (tempfile).
+    fn temp_file(text: &str) -> tempfile::TempPath {
+        let mut f = tempfile::Builder::new()
+            .prefix("isobench-tol-")
+            .suffix(".toml")
+            .tempfile()
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f.into_temp_path()
     }
 
     fn flags(v: &[&str]) -> Vec<String> {
@@ -315,7 +309,7 @@ mod tests {
 
     #[test]
     fn flags_over_file_over_built_in_key_by_key() {
-        let f = TempFile::new("default = 0.2\n[metrics]\nstartup_ms = 0.25\npss_kib = 0.05\n");
+        let f = temp_file("default = 0.2\n[metrics]\nstartup_ms = 0.25\npss_kib = 0.05\n");
         let of = |t: &Tolerances| {
             (
                 t.of(m("startup_ms")),
@@ -324,24 +318,24 @@ mod tests {
             )
         };
         // File alone.
-        let t = Tolerances::resolve(None, &[], Some(&f.0)).unwrap();
+        let t = Tolerances::resolve(None, &[], Some(&f)).unwrap();
         assert_eq!(of(&t), (0.25, 0.05, 0.2));
-        assert_eq!(t.default_from, f.0.display().to_string());
+        assert_eq!(t.default_from, f.display().to_string());
         // --tolerance replaces the file's default, not its per-metric entries.
-        let t = Tolerances::resolve(Some("0.3"), &[], Some(&f.0)).unwrap();
+        let t = Tolerances::resolve(Some("0.3"), &[], Some(&f)).unwrap();
         assert_eq!(of(&t), (0.25, 0.05, 0.3));
         assert_eq!(t.default_from, "--tolerance");
         // --tolerance-for replaces the file's entry for its metric; the last repeat wins.
         let t = Tolerances::resolve(
             None,
             &flags(&["startup_ms=0.5", "rss_kib=0", "startup_ms=0.4"]),
-            Some(&f.0),
+            Some(&f),
         )
         .unwrap();
         assert_eq!(of(&t), (0.4, 0.05, 0.0));
         // Integers are fine too; a metric the file does not name keeps its built-in.
-        let f2 = TempFile::new("[metrics]\nteardown_ms = 1\n");
-        let t = Tolerances::resolve(None, &[], Some(&f2.0)).unwrap();
+        let f2 = temp_file("[metrics]\nteardown_ms = 1\n");
+        let t = Tolerances::resolve(None, &[], Some(&f2)).unwrap();
         assert_eq!(t.of(m("teardown_ms")), 1.0);
         assert_eq!(t.of(m("pss_kib")), gate(m("pss_kib")).tolerance);
     }
@@ -358,8 +352,8 @@ mod tests {
         }
         let t = Tolerances::resolve(Some("10%"), &flags(&["startup_ms=25%"]), None).unwrap();
         assert_eq!((t.default, t.of(m("startup_ms"))), (Some(0.1), 0.25));
-        let f = TempFile::new("default = \"5%\"\n[metrics]\nteardown_ms = \"60%\"\n");
-        let t = Tolerances::resolve(None, &[], Some(&f.0)).unwrap();
+        let f = temp_file("default = \"5%\"\n[metrics]\nteardown_ms = \"60%\"\n");
+        let t = Tolerances::resolve(None, &[], Some(&f)).unwrap();
         assert_eq!((t.default, t.of(m("teardown_ms"))), (Some(0.05), 0.6));
     }
 
@@ -396,11 +390,11 @@ mod tests {
     #[test]
     fn bad_files_name_the_file_and_key() {
         let e = |text: &str| {
-            let f = TempFile::new(text);
-            let m = Tolerances::resolve(None, &[], Some(&f.0))
+            let f = temp_file(text);
+            let m = Tolerances::resolve(None, &[], Some(&f))
                 .unwrap_err()
                 .to_string();
-            assert!(m.contains(&f.0.display().to_string()), "{m}");
+            assert!(m.contains(&f.display().to_string()), "{m}");
             assert!(!m.contains('\n'), "one line: {m}");
             m
         };

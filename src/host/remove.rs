@@ -326,19 +326,6 @@ mod tests {
         d
     }
 
-    /// Root is needed to mount; without it the test fails unless skipping is allowed.
-    fn root_or_skip() -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1"),
-            "needs root to mount (set ISOBENCH_ALLOW_SKIP=1 to skip)"
-        );
-        eprintln!("skipped: needs root to mount");
-        false
-    }
-
     /// Unmounts on drop, so a failed assertion leaves no mount behind.
     struct Mounted(PathBuf);
     impl Drop for Mounted {
@@ -412,7 +399,7 @@ mod tests {
 
     #[test]
     fn mount_points_inside_are_not_crossed() {
-        if !root_or_skip() {
+        if crate::skip::unless_root() {
             return;
         }
         let d = scratch("mounts");

@@ -293,14 +293,12 @@ fn write_archive(
 mod tests {
     use super::*;
 
-    const REAL_MODULES: &str = "/lib/modules/6.1.0-56-cloud-amd64";
-
-    fn tmp(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("isobench-initramfs-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A scratch directory removed on drop (tempfile), failed assertion or not.
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("isobench-initramfs-{name}-"))
+            .tempdir()
+            .expect("a scratch dir")
     }
 
     struct Entry {
@@ -348,7 +346,8 @@ mod tests {
 
     #[test]
     fn the_archive_parses_back() {
-        let d = tmp("archive");
+        let scratch = tmp("archive");
+        let d = scratch.path();
         let init = d.join("init-src");
         std::fs::write(&init, b"#!fake init, five bytes odd").unwrap();
         let m1 = d.join("virtio.ko");
@@ -392,7 +391,7 @@ mod tests {
             b"00-virtio.ko\n01-virtio_blk.ko\n"
         );
         // No temp files left beside the archive.
-        let left: Vec<_> = std::fs::read_dir(&d)
+        let left: Vec<_> = std::fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.starts_with('.'))
@@ -417,14 +416,14 @@ mod tests {
                 "{text}"
             );
         } else {
-            eprintln!("cpio not installed: skipped the cross-check");
+            crate::skip::because("cpio not installed: the archive cannot be cross-checked");
         }
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_real_binary_is_stripped_and_stays_static() {
-        let d = tmp("strip");
+        let scratch = tmp("strip");
+        let d = scratch.path();
         let me = std::env::current_exe().unwrap();
         let out = d.join("isobench");
         stripped_copy(&me, &out).unwrap();
@@ -439,7 +438,6 @@ mod tests {
             std::fs::metadata(&out).unwrap().permissions().mode() & 0o111,
             0o111
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     fn fake_modules_dir(d: &Path) {
@@ -463,16 +461,17 @@ mod tests {
 
     #[test]
     fn dependencies_come_first_and_once() {
-        let d = tmp("deps");
-        fake_modules_dir(&d);
+        let scratch = tmp("deps");
+        let d = scratch.path();
+        fake_modules_dir(d);
         let got = resolve_modules(
-            &d,
+            d,
             &["virtio_blk", "virtio_pci", "virtio_mmio", "virtio-blk"],
         )
         .unwrap();
         let rel: Vec<String> = got
             .iter()
-            .map(|p| p.strip_prefix(&d).unwrap().to_string_lossy().into_owned())
+            .map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             rel,
@@ -485,27 +484,29 @@ mod tests {
             ]
         );
         // '-' and '_' are one.
-        let rng = resolve_modules(&d, &["virtio_rng"]).unwrap();
+        let rng = resolve_modules(d, &["virtio_rng"]).unwrap();
         assert!(rng.last().unwrap().ends_with("virtio-rng.ko"));
 
-        let e = resolve_modules(&d, &["nope"]).unwrap_err().to_string();
+        let e = resolve_modules(d, &["nope"]).unwrap_err().to_string();
         assert!(
             e.contains("nope") && e.contains(&d.display().to_string()),
             "{e}"
         );
-        let e = resolve_modules(&d, &["packed"]).unwrap_err().to_string();
+        let e = resolve_modules(d, &["packed"]).unwrap_err().to_string();
         assert!(e.contains("packed.ko.xz") && e.contains("gzip"), "{e}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn the_real_guest_modules_resolve() {
-        let dir = Path::new(REAL_MODULES);
-        if !dir.join("modules.dep").exists() {
-            eprintln!("skipped: {REAL_MODULES} missing on this host");
-            return;
-        }
-        let got = resolve_modules(dir, GUEST_MODULES).unwrap();
+        // The host's guest kernel, whichever version apt installed.
+        let guest = match crate::image::kernel::find_guest_kernel(None) {
+            Ok(g) => g,
+            Err(e) => {
+                crate::skip::because(&format!("no guest kernel with modules here: {e}"));
+                return;
+            }
+        };
+        let got = resolve_modules(&guest.modules_dir, GUEST_MODULES).unwrap();
         let pos = |n: &str| {
             got.iter()
                 .position(|p| p.file_name().is_some_and(|f| f == n))

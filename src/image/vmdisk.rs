@@ -203,6 +203,12 @@ pub fn clean_cache(cache_dir: &Path, dry_run: bool) -> CacheClean {
     out
 }
 
+/// The content key of both layers alone (the `docker` backend's image tag): the same walk
+/// as a base disk's key, without a disk size.
+pub fn layers_key(layers: &Layers) -> Result<String, ImageError> {
+    content_key(layers, 0)
+}
+
 /// The cache key: SHA-256 over a deterministic walk (sorted names) of both layers, hashing each
 /// entry's relative path, mode, uid, gid, symlink target, size and content, plus `size_mib`;
 /// the first 128 bits in hex. SHA-256 rather than std's DefaultHasher, whose algorithm may
@@ -420,11 +426,12 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("isobench-vmdisk-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A scratch directory removed on drop (tempfile), failed assertion or not.
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("isobench-vmdisk-{name}-"))
+            .tempdir()
+            .expect("a scratch dir")
     }
 
     fn set_mode(p: &Path, mode: u32) {
@@ -511,7 +518,8 @@ mod tests {
 
     #[test]
     fn clean_cache_removes_only_what_isobench_wrote_and_never_follows_a_link() {
-        let d = tmp("clean-cache");
+        let scratch = tmp("clean-cache");
+        let d = scratch.path();
         let cache = d.join("cache");
         let outside = d.join("outside");
         std::fs::create_dir_all(&cache).unwrap();
@@ -549,30 +557,30 @@ mod tests {
         );
         assert!(cache.exists(), "the cache dir itself stays");
         assert_eq!(c.errors.len(), 1, "the symlink is refused: {c:?}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn the_size_covers_the_layers_with_room() {
-        let d = tmp("size");
-        let layers = fake_layers(&d);
+        let scratch = tmp("size");
+        let d = scratch.path();
+        let layers = fake_layers(d);
         let s = default_size_mib(&layers, 0);
         assert_eq!(s % 8, 0);
         assert!(s >= 40, "{s}");
         std::fs::write(layers.image.join("big"), vec![0u8; 10 * MIB as usize]).unwrap();
         let big = default_size_mib(&layers, 16);
         assert!(big.is_multiple_of(8) && big >= 13 + 32 + 16, "{big}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn the_disk_is_built_once_per_content_and_holds_the_merged_root() {
-        if !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists() {
-            eprintln!("skipped: mkfs.ext4 missing (install e2fsprogs)");
+        let no_mkfs = !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists();
+        if crate::skip::when(no_mkfs, "mkfs.ext4 missing (install e2fsprogs)") {
             return;
         }
-        let d = tmp("build");
-        let layers = fake_layers(&d);
+        let scratch = tmp("build");
+        let d = scratch.path();
+        let layers = fake_layers(d);
         let cache = d.join("cache");
         let size = default_size_mib(&layers, 0);
 
@@ -633,7 +641,7 @@ mod tests {
                 .unwrap();
             assert!(fsck.status.success(), "{fsck:?}");
         } else {
-            eprintln!("debugfs missing: skipped checking the image's contents");
+            crate::skip::because("debugfs missing: the image's contents cannot be checked");
         }
 
         // One byte changed: another disk.
@@ -648,24 +656,23 @@ mod tests {
             std::fs::read_to_string(layers.image.join("etc/x")).unwrap(),
             "from the image\n"
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_failing_mkfs_names_the_command_and_leaves_nothing() {
-        if !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists() {
-            eprintln!("skipped: mkfs.ext4 missing (install e2fsprogs)");
+        let no_mkfs = !has("mkfs.ext4") && !Path::new("/usr/sbin/mkfs.ext4").exists();
+        if crate::skip::when(no_mkfs, "mkfs.ext4 missing (install e2fsprogs)") {
             return;
         }
-        let d = tmp("fail");
-        let layers = fake_layers(&d);
+        let scratch = tmp("fail");
+        let d = scratch.path();
+        let layers = fake_layers(d);
         let cache = d.join("cache");
         // mke2fs shrugs off a disk too small for a journal, not one too small for the files.
         std::fs::write(layers.image.join("big"), vec![1u8; 3 * MIB as usize]).unwrap();
         let e = build_base_disk(&layers, &cache, 1).unwrap_err().to_string();
         assert!(e.contains("mkfs.ext4") && e.contains("-d"), "{e}");
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     /// Timing of the parts that scale with the agent binary: `cargo test --lib
@@ -673,8 +680,9 @@ mod tests {
     #[test]
     #[ignore]
     fn timing_of_a_50_mib_layer() {
-        let d = tmp("timing");
-        let layers = fake_layers(&d);
+        let scratch = tmp("timing");
+        let d = scratch.path();
+        let layers = fake_layers(d);
         let mut data = vec![0u8; 50 * MIB as usize];
         for (i, b) in data.iter_mut().enumerate() {
             *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
@@ -690,6 +698,5 @@ mod tests {
             "50 MiB: hash {hash:?}, full build (hash + staging + mkfs) {:?}, {size} MiB disk",
             t.elapsed()
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -92,27 +92,18 @@ mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
 
-    /// A scratch directory removed on drop.
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let p = std::env::temp_dir()
-                .join(format!("isobench-disk-test-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).expect("create the scratch dir");
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    /// A scratch directory removed on drop (tempfile).
+    fn temp_dir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("isobench-disk-test-{tag}-"))
+            .tempdir()
+            .expect("create the scratch dir")
     }
 
     #[test]
     fn sparse_file_allocates_less_than_it_appears() {
-        let d = TempDir::new("sparse");
-        let f = d.0.join("sparse");
+        let d = temp_dir("sparse");
+        let f = d.path().join("sparse");
         let mut file = std::fs::File::create(&f).expect("create");
         file.write_all(&[1u8; 4096]).expect("write");
         file.seek(SeekFrom::Start(64 << 20)).expect("seek");
@@ -124,29 +115,30 @@ mod tests {
         assert_eq!(app, (64 << 10) + 4);
         assert!((8..1024).contains(&alloc), "{alloc}");
         // The directory adds its own inode to both views.
-        let u = usage(&d.0).expect("walk");
+        let u = usage(d.path()).expect("walk");
         assert_eq!(u.inodes, 2);
         assert!(u.allocated_kib >= alloc && u.apparent_kib > app, "{u:?}");
     }
 
     #[test]
     fn hard_links_count_once_and_symlinks_are_not_followed() {
-        let d = TempDir::new("links");
-        let sub = d.0.join("sub");
+        let d = temp_dir("links");
+        let sub = d.path().join("sub");
         std::fs::create_dir(&sub).expect("mkdir");
         let data = vec![7u8; 1 << 20];
         std::fs::write(sub.join("a"), &data).expect("write");
-        let one = usage(&d.0).expect("walk");
-        std::fs::hard_link(sub.join("a"), d.0.join("b")).expect("link");
-        let linked = usage(&d.0).expect("walk");
+        let one = usage(d.path()).expect("walk");
+        std::fs::hard_link(sub.join("a"), d.path().join("b")).expect("link");
+        let linked = usage(d.path()).expect("walk");
         assert_eq!(linked.inodes, one.inodes, "{one:?} {linked:?}");
         assert_eq!(linked.apparent_kib, one.apparent_kib);
         // A 1 MiB file elsewhere, reached only through a symlink.
-        let outside = TempDir::new("outside");
-        std::fs::write(outside.0.join("big"), &data).expect("write");
-        std::os::unix::fs::symlink(&outside.0, d.0.join("to-dir")).expect("symlink");
-        std::os::unix::fs::symlink(outside.0.join("big"), d.0.join("to-file")).expect("symlink");
-        let with_links = usage(&d.0).expect("walk");
+        let outside = temp_dir("outside");
+        std::fs::write(outside.path().join("big"), &data).expect("write");
+        std::os::unix::fs::symlink(outside.path(), d.path().join("to-dir")).expect("symlink");
+        std::os::unix::fs::symlink(outside.path().join("big"), d.path().join("to-file"))
+            .expect("symlink");
+        let with_links = usage(d.path()).expect("walk");
         assert_eq!(with_links.inodes, one.inodes + 2, "{with_links:?}");
         assert!(
             with_links.apparent_kib < one.apparent_kib + 64,
@@ -157,7 +149,7 @@ mod tests {
             "{one:?}"
         );
         // A path that does not exist is an error naming it.
-        let missing = d.0.join("missing");
+        let missing = d.path().join("missing");
         let e = usage(&missing).expect_err("missing path");
         assert!(e.to_string().contains("missing"), "{e}");
         assert_eq!(allocated_kib(&missing), 0);
@@ -173,12 +165,11 @@ mod tests {
 
     #[test]
     fn other_filesystems_are_not_crossed() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: mounting a tmpfs needs root");
+        if crate::skip::unless_root() {
             return;
         }
-        let d = TempDir::new("xdev");
-        let mnt = d.0.join("mnt");
+        let d = temp_dir("xdev");
+        let mnt = d.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mkdir");
         nix::mount::mount(
             Some("tmpfs"),
@@ -192,7 +183,7 @@ mod tests {
         std::fs::write(mnt.join("big"), vec![7u8; 1 << 20]).expect("write");
         let inside = usage(&mnt).expect("walk the tmpfs");
         assert!(inside.apparent_kib >= 1024, "{inside:?}");
-        let outside = usage(&d.0).expect("walk");
+        let outside = usage(d.path()).expect("walk");
         // Only the scratch dir itself: the mount point and all below it are another fs.
         assert_eq!(outside.inodes, 1, "{outside:?}");
         assert!(outside.apparent_kib < 1024, "{outside:?}");

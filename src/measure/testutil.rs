@@ -144,23 +144,22 @@ impl Drop for RunGuard {
 }
 
 /// `isobench/<run id>` for a test, the run id made of `label` and this process as a run's is
-/// (so `isobench clean` recognises what a crashed test left), or None (with the reason
-/// printed) where the test cannot make cgroups here: not root, no cgroup mount, or no
-/// `controller`.
+/// (so `isobench clean` recognises what a crashed test left). Where the test cannot make
+/// cgroups here (not root, no cgroup mount, no `controller`) it fails, or with
+/// ISOBENCH_ALLOW_SKIP=1 this returns None and the test returns (see crate::skip).
 pub(crate) fn test_cgroups(label: &str, controller: &str) -> Option<RunGuard> {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: creating cgroups needs root");
+    if crate::skip::unless_root() {
         return None;
     }
     let host = match crate::host::cgroup::CgroupHost::detect() {
         Ok(h) => h,
         Err(e) => {
-            println!("skipped: {e}");
+            crate::skip::because(&e.to_string());
             return None;
         }
     };
-    if !host.controllers().iter().any(|c| c == controller) {
-        println!("skipped: no {controller} controller");
+    let missing = !host.controllers().iter().any(|c| c == controller);
+    if crate::skip::when(missing, &format!("no {controller} cgroup controller here")) {
         return None;
     }
     let run_id = crate::host::run_id::RunId::for_this_process(label).expect("a test run id");

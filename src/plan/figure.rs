@@ -143,8 +143,9 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
             ))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
 
-        for (i, b) in p.backends.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        for b in &p.backends {
+            // The report's palette: a backend has the same colour in the plan as in the report.
+            let color = crate::chart::palette::backend(&b.model.backend);
             let name = format!("{} ({})", b.model.backend, b.model.accel);
             let pts: Vec<(f64, f64)> = b
                 .model
@@ -194,11 +195,13 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
         }
 
         for u in &p.until {
+            // The until run's backend's colour, drawn thick: its measured range at its budget.
+            let color = crate::chart::palette::backend(&u.backend);
             let y = u.budget_kib / MIB;
             let lo = f64::from(u.measured_low.max(1));
             let hi = f64::from(u.measured_high.max(1));
             chart
-                .draw_series(LineSeries::new([(lo, y), (hi, y)], RED.stroke_width(4)))?
+                .draw_series(LineSeries::new([(lo, y), (hi, y)], color.stroke_width(5)))?
                 .label(format!(
                     "until {}: max N measured {}-{} at its budget {:.1} GiB; cross: predicted {}",
                     u.backend,
@@ -207,11 +210,13 @@ impl crate::chart::plot::Figure for PlanFigure<'_> {
                     y / 1024.0,
                     u.predicted_n
                 ))
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(4)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(5))
+                });
             chart.draw_series(std::iter::once(Cross::new(
                 ((u.predicted_n.max(1)) as f64, y),
                 7,
-                RED.stroke_width(2),
+                color.stroke_width(2),
             )))?;
         }
 

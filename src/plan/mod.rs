@@ -9,6 +9,8 @@ pub mod capacity;
 pub mod figure;
 /// Ordinary least squares of a line, with standard errors.
 pub mod fit;
+/// Several host types: hosts of each type for a demand, the cheapest mix, density A vs B.
+pub mod fleet;
 /// Cost models per backend from a run's batches.
 pub mod model;
 /// The text tables and plan.csv.
@@ -33,8 +35,27 @@ use until::UntilCheck;
 /// `isobench plan`'s arguments (clap derive; the command line includes them).
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// A density run directory (a sweep over N) to fit the cost models from.
-    pub run: PathBuf,
+    /// A density run directory (a sweep over N) to fit the cost models from; with --fleet,
+    /// one or more per host type (runs of the same host label are pooled).
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// Plan a fleet: RUN... come from several host types (meta.json's host_label); answers
+    /// how many hosts of each type the demand (--workloads or --mix) needs, and the cheapest
+    /// mix of host types (by --host-cost, else the fewest hosts).
+    #[arg(long)]
+    pub fleet: bool,
+    /// With --fleet: the cost of one host of type LABEL (any unit: money per month, watts),
+    /// repeated per host type; give one for every type or none.
+    #[arg(long = "host-cost", value_name = "LABEL=COST")]
+    pub host_costs: Vec<String>,
+    /// With --fleet: memory and cores of one host of type LABEL (default: its runs'
+    /// meta.json), e.g. big=256G,64 or big=256G.
+    #[arg(long = "host-spec", value_name = "LABEL=MEM[,CPUS]")]
+    pub host_specs: Vec<String>,
+    /// With --fleet: a demand of several backends at once, BACKEND=N, repeated (e.g.
+    /// --mix container=300 --mix vm=20); each backend is placed on hosts of its own.
+    #[arg(long = "mix", value_name = "BACKEND=N")]
+    pub mix: Vec<String>,
     /// An `until` run directory whose reached N is set against the prediction (used
     /// automatically when RUN itself holds an until.csv).
     #[arg(long)]
@@ -48,7 +69,8 @@ pub struct PlanArgs {
     /// Share of memory and CPU kept free, 0 to <1.
     #[arg(long, default_value_t = 0.10)]
     pub headroom: f64,
-    /// Number of workloads W to place (answers how many hosts they need).
+    /// Number of workloads W to place (answers how many hosts they need; with --fleet, W
+    /// instances of each backend, each backend an alternative).
     #[arg(long)]
     pub workloads: Option<u64>,
     /// Memory of one workload S, added to every instance's fitted cost (binary unit: 256M).
@@ -97,6 +119,14 @@ pub enum PlanError {
     /// The plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] crate::chart::plot::PlotError),
+    /// Several runs without --fleet.
+    #[error(
+        "{count} run directories given: plan one host from one density run, or give --fleet to plan a fleet from runs of several host types"
+    )]
+    SeveralRuns { count: usize },
+    /// A fleet flag without --fleet, or a fleet input that does not fit.
+    #[error(transparent)]
+    Fleet(#[from] fleet::FleetError),
 }
 
 /// One backend's model and the answers drawn from it.
@@ -290,7 +320,7 @@ fn warnings(args: &PlanArgs, inputs: &Inputs, run: &RunData, models: &[CostModel
         out.push(format!(
             "the CPU budget is the measuring host's {} cores ({}/meta.json){}: give --host-cpus for the host you plan for",
             run.meta.cpu_cores,
-            args.run.display(),
+            run.dir.display(),
             if inputs.host_mem_kib.is_some() {
                 ", although --host-mem was given"
             } else {
@@ -329,7 +359,8 @@ fn warnings(args: &PlanArgs, inputs: &Inputs, run: &RunData, models: &[CostModel
 /// Builds the plan from the arguments, reading but writing nothing.
 pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
     let inputs = check_flags(args)?;
-    let run = load(&args.run, None)?;
+    let run_dir = single_run(args)?;
+    let run = load(run_dir, None)?;
     let until_run = match &args.until {
         Some(dir) => {
             let u = load(dir, None)?;
@@ -354,7 +385,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
     });
     if !models.iter().any(|m| m.memory.fit.is_some()) {
         return Err(PlanError::NoModel {
-            path: args.run.clone(),
+            path: run_dir.clone(),
         });
     }
 
@@ -364,7 +395,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
             None if run.meta.mem_total_kib > 0 => run.meta.mem_total_kib as f64,
             None => {
                 return Err(PlanError::NoHostFact {
-                    path: args.run.clone(),
+                    path: run_dir.clone(),
                     what: "mem_total_kib",
                     flag: "--host-mem",
                 });
@@ -375,7 +406,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
             None if run.meta.cpu_cores > 0 => run.meta.cpu_cores as f64,
             None => {
                 return Err(PlanError::NoHostFact {
-                    path: args.run.clone(),
+                    path: run_dir.clone(),
                     what: "cpu_cores",
                     flag: "--host-cpus",
                 });
@@ -385,12 +416,12 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
         mem_source: if inputs.host_mem_kib.is_some() {
             "--host-mem".into()
         } else {
-            format!("{}/meta.json (the measuring host)", args.run.display())
+            format!("{}/meta.json (the measuring host)", run_dir.display())
         },
         cpus_source: if args.host_cpus.is_some() {
             "--host-cpus".into()
         } else {
-            format!("{}/meta.json (the measuring host)", args.run.display())
+            format!("{}/meta.json (the measuring host)", run_dir.display())
         },
     };
 
@@ -398,26 +429,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
     let backends: Vec<BackendPlan> = models
         .into_iter()
         .map(|m| {
-            let per_host = |extra_kib: f64| -> Capacity {
-                let largest = m.batches.iter().map(|b| b.alive).max().unwrap_or(0);
-                capacity::capacity(
-                    capacity::limit(
-                        Resource::Memory,
-                        m.memory.fit.as_ref(),
-                        host.mem_budget_kib(),
-                        "KiB",
-                        extra_kib,
-                    ),
-                    capacity::limit(
-                        Resource::IdleCpu,
-                        m.idle_cpu.fit.as_ref(),
-                        host.cpu_budget_ms_per_s(),
-                        "ms/s",
-                        0.0,
-                    ),
-                    largest,
-                )
-            };
+            let per_host = |extra_kib: f64| capacity_of(&m, &host, extra_kib);
             let placement = wanted.then(|| {
                 let s = inputs.workload_mem_kib.unwrap_or(0.0);
                 capacity::placement(args.workloads.unwrap_or(1), s, per_host(s))
@@ -476,7 +488,7 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
     }
 
     Ok(Plan {
-        run: args.run.clone(),
+        run: run_dir.clone(),
         scenario: run.meta.scenario.clone(),
         workload,
         host,
@@ -488,6 +500,46 @@ pub fn build(args: &PlanArgs) -> Result<Plan, PlanError> {
         warnings,
         definitions: DEFINITIONS.iter().copied().collect(),
     })
+}
+
+/// How many instances of `m` one `host` holds, each carrying `extra_kib` of workload memory.
+pub fn capacity_of(m: &CostModel, host: &Host, extra_kib: f64) -> Capacity {
+    let largest = m.batches.iter().map(|b| b.alive).max().unwrap_or(0);
+    capacity::capacity(
+        capacity::limit(
+            Resource::Memory,
+            m.memory.fit.as_ref(),
+            host.mem_budget_kib(),
+            "KiB",
+            extra_kib,
+        ),
+        capacity::limit(
+            Resource::IdleCpu,
+            m.idle_cpu.fit.as_ref(),
+            host.cpu_budget_ms_per_s(),
+            "ms/s",
+            0.0,
+        ),
+        largest,
+    )
+}
+
+/// The one run of a single-host plan; several need --fleet, and fleet flags need it too.
+fn single_run(args: &PlanArgs) -> Result<&PathBuf, PlanError> {
+    if let Some(flag) = [
+        (!args.host_costs.is_empty(), "--host-cost"),
+        (!args.host_specs.is_empty(), "--host-spec"),
+        (!args.mix.is_empty(), "--mix"),
+    ]
+    .iter()
+    .find_map(|(given, f)| given.then_some(*f))
+    {
+        return Err(fleet::FleetError::NeedsFleet { flag }.into());
+    }
+    match args.runs.as_slice() {
+        [one] => Ok(one),
+        more => Err(PlanError::SeveralRuns { count: more.len() }),
+    }
 }
 
 fn models_only_of(backends: &[BackendPlan]) -> Vec<CostModel> {
@@ -520,8 +572,11 @@ pub fn write(plan: &Plan, dir: &Path) -> Result<Written, PlanError> {
 }
 
 pub fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
+    if args.fleet {
+        return fleet::run(args, format);
+    }
     let plan = build(args)?;
-    let dir = args.out.clone().unwrap_or_else(|| args.run.clone());
+    let dir = args.out.clone().unwrap_or_else(|| plan.run.clone());
     let written = write(&plan, &dir)?;
     match format {
         Format::Text => print!("{}", output::text(&plan, &written)),

@@ -2,6 +2,7 @@
 //! batches of a density run. One point per batch (one N, one repetition), so repetitions
 //! weigh in as they were measured and a noisy N does not hide behind its mean.
 
+use crate::scenario::BackendKind;
 use serde::Serialize;
 
 use crate::results::load::RunData;
@@ -147,12 +148,17 @@ pub struct CostModel {
 impl CostModel {
     /// Whether this backend boots its own kernel (a VM, under any accelerator).
     pub fn is_vm(&self) -> bool {
-        self.accel != "none" || self.backend == "vm"
+        self.accel != "none" || self.kind() == Some(BackendKind::Vm)
     }
 
     /// Whether this backend is a container: isobench's own or one run through an OCI runtime.
     pub fn is_container(&self) -> bool {
-        self.backend == "container" || self.backend.starts_with("oci")
+        matches!(self.kind(), Some(BackendKind::Container | BackendKind::Oci))
+    }
+
+    /// The kind of backend the rows' label names.
+    fn kind(&self) -> Option<BackendKind> {
+        BackendKind::of_label(&self.backend)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The plan as text (aligned tables with their definitions) and as plan.csv (one row per
 //! backend and accelerator, every unit in its column's name).
 
+use crate::scenario::BackendKind;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -358,10 +359,12 @@ pub fn text(p: &Plan, written: &Written) -> String {
 }
 
 fn plural(backend: &str) -> String {
-    match backend {
-        "vm" => "VMs".into(),
-        "container" => "containers".into(),
-        b => format!("{b} instances"),
+    match BackendKind::of_label(backend) {
+        Some(BackendKind::Vm) => "VMs".into(),
+        Some(BackendKind::Container) if backend == BackendKind::Container.as_str() => {
+            "containers".into()
+        }
+        _ => format!("{backend} instances"),
     }
 }
 
@@ -506,6 +509,6 @@ mod tests {
     #[test]
     fn tables_align_columns() {
         let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
-        assert_eq!(t, "a    bb\n---  --\nxxx  y \n");
+        assert_eq!(t, "a    bb\n---- --\nxxx  y\n");
     }
 }

@@ -6,7 +6,13 @@
 //! second set compares the per-instance figures at each one's largest N: shared costs are
 //! amortised there, and the host view's noise (a MemAvailable reading moves by megabytes) is
 //! divided by N.
+//!
+//! A host-wide reading (MemAvailable, the host kernel's memory and threads) gets no ratio
+//! where either batch moved it by less than the run's noise band ([`noise_band`]): the
+//! figures are shown, the ratio is said to be within the noise. No ratio is ever `inf` or
+//! NaN: the cases without a finite one are [`Ratio`]'s variants, said in words.
 
+use crate::scenario::BackendKind;
 use serde::Serialize;
 
 use crate::results::load::RunData;
@@ -16,7 +22,7 @@ use crate::results::metrics::{
     IDLE_CPU_MS_PER_S, KERNEL_KIB_PER_KERNEL, KSM_SHARED_KIB, KTHREADS_ADDED, Metric, PSS_KIB,
     RSS_KIB, STARTUP_MS, Stat, USS_KIB, VMM_OVERHEAD_KIB,
 };
-use crate::text::format::{mib, sig};
+use crate::text::format::{mib, sig, whole};
 
 /// The backend every claim is measured against.
 pub const REFERENCE: &str = "container";
@@ -53,24 +59,75 @@ pub enum Ratio {
     Missing,
     /// A figure only the subject has (a VM's VMM, its guest kernel, KSM across VMs).
     SubjectOnly,
+    /// A host-wide reading whose batch total lies within the host's noise band (the run's
+    /// [`noise_band`], given here in the claim's unit, for the whole batch): the figure is
+    /// shown, the ratio is not claimed.
+    WithinNoise(f64),
 }
 
 impl Ratio {
     /// subject / reference, with the cases that have no finite ratio named.
     pub fn of(subject: Option<f64>, reference: Option<f64>) -> Ratio {
-        match (subject, reference) {
+        // A value that is not a finite number was not measured as far as a ratio goes.
+        let finite = |x: Option<f64>| x.filter(|v| v.is_finite());
+        match (finite(subject), finite(reference)) {
             (Some(s), Some(r)) if s < 0.0 || r < 0.0 => Ratio::Negative,
-            (Some(s), Some(r)) if r > 0.0 => Ratio::Finite(s / r),
+            (Some(s), Some(r)) if r > 0.0 && (s / r).is_finite() => Ratio::Finite(s / r),
+            // s / r overflows: the reference is as good as 0.
+            (Some(_), Some(r)) if r > 0.0 => Ratio::ReferenceZero,
             (Some(s), Some(_)) if s > 0.0 => Ratio::ReferenceZero,
             (Some(_), Some(_)) => Ratio::BothZero,
             _ => Ratio::Missing,
         }
     }
 
+    /// [`Ratio::of`], unless `band` is given (a host-wide reading: see [`noise_band`]) and
+    /// either side's batch total (the figure x its N for a per-instance figure, the figure
+    /// itself for a batch's) lies within it: then [`Ratio::WithinNoise`], with the band in the
+    /// claim's unit (`scale` turns the metric's unit into it). Figures and band are in the
+    /// metric's own unit here.
+    pub fn judged(
+        band: Option<f64>,
+        per_instance: bool,
+        subject: (Option<f64>, u32),
+        reference: (Option<f64>, u32),
+        scale: impl Fn(f64) -> f64,
+    ) -> Ratio {
+        if let Some(band) = band {
+            let total = |(x, n): (Option<f64>, u32)| {
+                x.map(|x| if per_instance { x * f64::from(n) } else { x })
+            };
+            let quiet = |t: Option<f64>| t.is_some_and(|t| t.abs() < band);
+            if quiet(total(subject)) || quiet(total(reference)) {
+                return Ratio::WithinNoise(scale(band));
+            }
+        }
+        Ratio::of(subject.0.map(&scale), reference.0.map(&scale))
+    }
+
+    /// The ratio in a few words for a terminal line: `<x>x`, or why there is none in
+    /// brackets; never `inf` or `NaN`.
+    pub fn short(&self, reference: &str) -> String {
+        match self {
+            Ratio::Finite(x) if x.is_finite() => format!("{}x", sig(*x)),
+            Ratio::Finite(_) | Ratio::Missing => "-".into(),
+            Ratio::ReferenceZero => format!("- ({reference} 0)"),
+            Ratio::BothZero => "- (both 0)".into(),
+            Ratio::Negative => "- (below 0)".into(),
+            Ratio::SubjectOnly => format!("- ({reference}s have none)"),
+            Ratio::WithinNoise(_) => "- (within host noise)".into(),
+        }
+    }
+
     /// The ratio in words or as `<x>x`; never `inf` or `NaN`.
     pub fn text(&self, reference: &str, reference_figure: Option<f64>, unit: &str) -> String {
         match self {
-            Ratio::Finite(x) => format!("{}x", sig(*x)),
+            Ratio::Finite(x) if x.is_finite() => format!("{}x", sig(*x)),
+            Ratio::Finite(_) => "no finite ratio".into(),
+            Ratio::WithinNoise(band) => format!(
+                "no ratio: a batch within the host's noise (±{} {unit} for the batch)",
+                whole(*band)
+            ),
             Ratio::ReferenceZero => format!(
                 "no finite ratio: {reference} measured {} {unit}",
                 reference_figure.map_or_else(|| "0".into(), sig)
@@ -81,6 +138,48 @@ impl Ratio {
             Ratio::SubjectOnly => format!("{reference}s have none"),
         }
     }
+}
+
+/// The noise band of a host-wide reading (`metric.host_noise`) in one run, for a batch: the
+/// metric's floor, or the largest fall of a batch total the run saw, whichever is larger. A
+/// batch cannot free memory or kernel threads that the host had not; a total below 0 is the
+/// rest of the host moving meanwhile, so the run's noise was at least that large (on a host
+/// shared with builds it reached hundreds of MiB). `totals` are the run's batch totals;
+/// `None` for a metric without a floor.
+pub fn noise_band(metric: &Metric, totals: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let floor = metric.host_noise?;
+    Some(
+        totals
+            .into_iter()
+            .filter(|t| t.is_finite() && *t < 0.0)
+            .map(f64::abs)
+            .fold(floor, f64::max),
+    )
+}
+
+/// [`noise_band`] of a per-instance host view read from summary.csv's means (the batch total
+/// is the mean x N).
+pub fn summary_band(metric: &Metric, rows: &[crate::results::record::SummaryRow]) -> Option<f64> {
+    noise_band(
+        metric,
+        rows.iter()
+            .filter_map(|r| Some(metric.of_summary(Stat::Mean, r)? * f64::from(r.n))),
+    )
+}
+
+/// [`noise_band`] of a kernel.csv figure (`per_instance`: the batch total is the figure x N).
+pub fn kernel_band(
+    metric: &Metric,
+    per_instance: bool,
+    rows: &[crate::results::record::KernelRow],
+) -> Option<f64> {
+    noise_band(
+        metric,
+        rows.iter().filter_map(|k| {
+            let v = metric.of_batch(k)?;
+            Some(if per_instance { v * f64::from(k.n) } else { v })
+        }),
+    )
 }
 
 /// One measured claim: a figure of both backends and their ratio.
@@ -342,7 +441,11 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
         ));
         return out;
     }
-    if !has("vm") {
+    let kind = |b: &str| BackendKind::of_label(b);
+    if !backends
+        .iter()
+        .any(|(b, _)| kind(b) == Some(BackendKind::Vm))
+    {
         notes.push(format!(
             "{}: no VM claims, the run has no vm backend",
             run.label
@@ -351,8 +454,12 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
     // VMs first: they are what the claims are about; OCI runtimes check isobench's container.
     let subjects = backends
         .iter()
-        .filter(|(b, _)| b == "vm")
-        .chain(backends.iter().filter(|(b, _)| b.starts_with("oci")))
+        .filter(|(b, _)| kind(b) == Some(BackendKind::Vm))
+        .chain(
+            backends
+                .iter()
+                .filter(|(b, _)| kind(b) == Some(BackendKind::Oci)),
+        )
         .map(|(b, _)| b.clone());
     for subject in subjects {
         out.extend(pair(run, &subject, notes));
@@ -413,7 +520,7 @@ fn pair(run: &RunData, subject: &str, notes: &mut Vec<String>) -> Vec<ClaimSet> 
 }
 
 fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet {
-    let is_vm = subject.backend == "vm";
+    let is_vm = BackendKind::of_label(&subject.backend) == Some(BackendKind::Vm);
     let claims = DEFS
         .iter()
         .filter(|d| basis == Basis::LargestCommonN || d.per_instance)
@@ -433,11 +540,23 @@ fn set(run: &RunData, basis: Basis, subject: Side, reference: Side) -> ClaimSet 
                     definitions: d.definitions,
                 });
             }
-            let r = figure(run, d, &reference).map(scale);
+            let raw_s = figure(run, d, &subject);
+            let raw_r = figure(run, d, &reference);
+            let r = raw_r.map(scale);
             if s.is_none() && r.is_none() {
                 return None;
             }
-            let ratio = Ratio::of(s, r);
+            let band = match d.source {
+                Source::Summary(_) => summary_band(d.metric(), &run.summary),
+                Source::Kernel => kernel_band(d.metric(), d.per_instance, &run.kernel),
+            };
+            let ratio = Ratio::judged(
+                band,
+                d.per_instance,
+                (raw_s, subject.n),
+                (raw_r, reference.n),
+                scale,
+            );
             Some(Claim {
                 claim: if is_vm { d.vm_claim } else { d.figure }.into(),
                 figure: d.figure,
@@ -621,7 +740,13 @@ mod tests {
             (threads.subject, threads.reference),
             (Some(96.0), Some(0.0))
         );
-        assert_eq!(threads.ratio, Ratio::ReferenceZero);
+        // The host's own kernel threads come and go: 0 added is within its noise, no ratio.
+        assert_eq!(threads.ratio, Ratio::WithinNoise(4.0));
+        assert!(
+            threads
+                .ratio_text
+                .contains("within the host's noise (±4 threads")
+        );
         assert!(
             sets[0]
                 .claims
@@ -706,6 +831,113 @@ mod tests {
             }
             if m.backends == Backends::Vm {
                 assert!(d.vm_only, "{}: {m:?} is vm only", d.figure);
+            }
+        }
+    }
+
+    #[test]
+    fn the_host_view_is_claimed_only_where_the_batch_is_above_its_noise() {
+        // At N = 1 a container moved MemAvailable by 0.7 MiB: noise. At N = 1000 by 750 MiB.
+        let host = |b: &str, a: &str, n, kib| SummaryRow {
+            host_avail_kib_mean: Some(kib),
+            pss_kib_mean: Some(kib),
+            ..row(b, a, n)
+        };
+        let r = run(
+            vec![
+                host("container", "none", 1, 700.0),
+                host("container", "none", 1000, 770.0),
+                host("vm", "tcg", 1, 172_000.0),
+                host("vm", "tcg", 8, 134_000.0),
+            ],
+            vec![],
+        );
+        let sets = claims(&r, &mut Vec::new());
+        assert_eq!(sets.len(), 2, "{sets:#?}");
+        assert_eq!((sets[0].subject.n, sets[0].reference.n), (1, 1));
+        let at1 = find(&sets[0], "memory per instance: host MemAvailable");
+        assert_eq!(at1.ratio, Ratio::WithinNoise(16.0), "{at1:#?}");
+        assert_eq!(
+            at1.reference,
+            Some(700.0 / 1024.0),
+            "the figure is still shown"
+        );
+        assert!(at1.ratio_text.contains("±16 MiB for the batch"), "{at1:#?}");
+        // PSS is the instance's own: no host noise band, a ratio at N = 1 too.
+        let pss = find(&sets[0], "memory per instance: PSS");
+        assert!(matches!(pss.ratio, Ratio::Finite(_)), "{pss:#?}");
+        assert_eq!((sets[1].subject.n, sets[1].reference.n), (8, 1000));
+        let at_max = find(&sets[1], "memory per instance: host MemAvailable");
+        assert!(
+            matches!(at_max.ratio, Ratio::Finite(x) if (x - 134_000.0 / 770.0).abs() < 1e-9),
+            "{at_max:#?}"
+        );
+    }
+
+    #[test]
+    fn a_run_whose_host_view_fell_has_a_wider_noise_band() {
+        // The rest of the host freed 845 MiB during one batch: the band is at least that.
+        let host = |n, mib: f64| SummaryRow {
+            host_avail_kib_mean: Some(mib * 1024.0 / f64::from(n)),
+            ..row("container", "none", n)
+        };
+        let rows = vec![host(1, 1.0), host(100, -845.0), host(1000, 610.0)];
+        let band = summary_band(&HOST_AVAIL_KIB, &rows).unwrap();
+        assert!((band - 845.0 * 1024.0).abs() < 1e-6, "{band}");
+        assert_eq!(
+            summary_band(&HOST_AVAIL_KIB, &rows[..1]),
+            HOST_AVAIL_KIB.host_noise,
+            "no fall: the floor"
+        );
+        assert_eq!(
+            summary_band(&PSS_KIB, &rows),
+            None,
+            "PSS is the instance's own"
+        );
+        let mut vm = host(8, 1486.0);
+        vm.backend = "vm".into();
+        vm.accel = "tcg".into();
+        let mut r = run(rows, vec![]);
+        r.summary.push(vm);
+        let sets = claims(&r, &mut Vec::new());
+        let each = sets
+            .iter()
+            .find(|s| s.basis == Basis::EachLargestN)
+            .unwrap();
+        let c = find(each, "memory per instance: host MemAvailable");
+        assert!(
+            matches!(c.ratio, Ratio::WithinNoise(b) if (b - 845.0).abs() < 1e-6),
+            "610 MiB of containers is within it: {c:#?}"
+        );
+    }
+
+    #[test]
+    fn no_text_of_any_ratio_says_inf_or_nan() {
+        let odd = [
+            None,
+            Some(0.0),
+            Some(-0.0),
+            Some(1e-320),
+            Some(-3.0),
+            Some(2.0),
+            Some(f64::MAX),
+            Some(f64::INFINITY),
+            Some(f64::NEG_INFINITY),
+            Some(f64::NAN),
+        ];
+        for s in odd {
+            for r in odd {
+                let ratio = Ratio::of(s, r);
+                if let Ratio::Finite(x) = ratio {
+                    assert!(x.is_finite(), "{s:?} / {r:?} = {x}");
+                }
+                for text in [ratio.text("container", r, "MiB"), ratio.short("container")] {
+                    let lower = text.to_lowercase();
+                    assert!(
+                        !lower.contains("inf") && !lower.contains("nan"),
+                        "{s:?} / {r:?}: {text}"
+                    );
+                }
             }
         }
     }

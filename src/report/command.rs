@@ -144,6 +144,14 @@ fn load_runs(dirs: &[PathBuf], labels: &[String]) -> Result<Vec<RunData>, Report
         }
         runs.push(run);
     }
+    // Runs from several hosts are named after their hosts unless labels are given.
+    if labels.is_empty()
+        && let Some(names) = crate::report::hosts::host_labels(&runs)
+    {
+        for (r, name) in runs.iter_mut().zip(names) {
+            r.label = name;
+        }
+    }
     Ok(runs)
 }
 
@@ -219,6 +227,14 @@ pub fn print_text(r: &Report) -> std::io::Result<()> {
             )?,
             None => writeln!(out, "plot {} {}", p.stem, p.notes.join("; "))?,
         }
+    }
+    if crate::report::hosts::several_hosts(&r.runs) {
+        writeln!(out, "\nper host, at each run's largest N:")?;
+        write!(
+            out,
+            "{}",
+            markdown::table(&crate::report::hosts::table(&r.runs))
+        )?;
     }
     for set in &r.claims {
         writeln!(out, "\n{}", set.title())?;

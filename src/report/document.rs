@@ -4,15 +4,17 @@
 use std::collections::BTreeSet;
 
 use crate::report::claims::ClaimSet;
+use crate::report::claims::summary_band;
 use crate::report::figures::PlotSpec;
+use crate::report::flags;
 use crate::results::load::RunData;
 use crate::results::metrics::{
     self, BATCH_READY_MS, CAP_AMB, CAP_BND, CAP_EFF, CAP_INH, CGROUP_MEM_KIB, DEVICES,
-    DISK_PRIVATE_KIB, HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, MEM_AVAILABLE_KIB_AT_STOP, Metric,
-    N_REACHED, NO_NEW_PRIVS, NS_PER_OP, NS_PRIVATE, PSS_KIB, SECCOMP, SECCOMP_FILTERS, SECURITY,
-    STARTUP_MS, TEARDOWN_MS,
+    DISK_PRIVATE_KIB, HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, KERNEL_KIB_PER_KERNEL, KTHREADS_ADDED,
+    MEM_AVAILABLE_KIB_AT_STOP, Metric, N_REACHED, NO_NEW_PRIVS, NS_PER_OP, NS_PRIVATE, PSS_KIB,
+    SECCOMP, SECCOMP_FILTERS, SECURITY, STARTUP_MS, TEARDOWN_MS,
 };
-use crate::text::format::{figure, gib, mib, opt, sig};
+use crate::text::format::{figure, gib, mib, opt, sig, whole};
 
 /// A piece of the report.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,22 +70,18 @@ pub fn build(
     let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
     let mut b = Vec::new();
     b.push(Block::Para(format!(
-        "Written by isobench {} ({}) from {}. Every figure is defined at the end of the \
-         report; medians and percentiles are type 7 (R's and NumPy's default).",
-        env!("CARGO_PKG_VERSION"),
-        crate::results::meta::GIT_REVISION,
-        runs.iter()
-            .map(|r| r.dir.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{} Every figure is defined at the end of the report; medians and percentiles are \
+         type 7 (R's and NumPy's default).",
+        provenance(runs)
     )));
     b.push(Block::Heading(2, "Environment".into()));
     b.push(Block::Table(environment(runs)));
     let mut used: BTreeSet<&'static Metric> = BTreeSet::new();
+    crate::report::hosts::section(&mut b, runs, &mut used);
     claims(&mut b, sets, claim_notes, &mut used);
     b.push(Block::Heading(2, "Plots".into()));
     for p in plots {
-        plot(&mut b, p, &mut used);
+        plot(&mut b, p, runs, &mut used);
     }
     isolation(&mut b, runs, &mut used);
     b.push(Block::Heading(2, "Summary per backend and N".into()));
@@ -128,6 +126,8 @@ fn environment(runs: &[RunData]) -> Table {
         row("started", &|r| r.meta.started_at.clone()),
         row("ended", &|r| r.meta.ended_at.clone().unwrap_or("-".into())),
         row("host", &|r| r.meta.hostname.clone()),
+        row("host label", &|r| r.meta.host_label.clone()),
+        row("virtualization", &|r| r.meta.virtualization.describe()),
         row("host kernel", &|r| r.meta.host_kernel.clone()),
         row("CPU", &|r| {
             format!("{} ({} cores)", r.meta.cpu_model, r.meta.cpu_cores)
@@ -213,14 +213,22 @@ fn claims(
     used: &mut BTreeSet<&'static Metric>,
 ) {
     b.push(Block::Heading(2, "Claims".into()));
-    b.push(Block::Para(
+    let band = |m: &Metric| m.host_noise.map_or_else(|| "-".into(), whole);
+    b.push(Block::Para(format!(
         "Each row: a figure of the subject backend, the same figure of the container \
          backend, and their ratio. First at the largest N both measured (the same load); then, \
          where either went further, the per-instance figures at each backend's largest N \
-         (shared costs amortised, the host view's noise divided by N). Definitions: see the \
-         end of the report; a ratio that has no finite value is said in words."
-            .into(),
-    ));
+         (shared costs amortised, the host view's noise divided by N). A host-wide reading \
+         (MemAvailable, the host kernel's memory and threads) is compared only where both \
+         batches moved it by more than its noise band (at least {} MiB of MemAvailable, {} \
+         MiB of kernel memory, {} kernel threads for the batch, and at least the largest fall \
+         below 0 a batch of the run saw, which only the rest of the host can cause): below \
+         that, the figure is shown and the ratio is not claimed. Definitions: see the end of the report; a ratio that has \
+         no finite value is said in words.",
+        band_mib(&HOST_AVAIL_KIB),
+        band_mib(&KERNEL_KIB_PER_KERNEL),
+        band(&KTHREADS_ADDED)
+    )));
     for set in sets {
         b.push(Block::Heading(3, set.title()));
         b.push(Block::Table(claims_table(set)));
@@ -233,7 +241,54 @@ fn claims(
     }
 }
 
-fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static Metric>) {
+/// Which isobench measured the runs and wrote the report: one revision when they are the same
+/// build (`-dirty`: built from a tree with uncommitted changes), each named when not.
+pub fn provenance(runs: &[RunData]) -> String {
+    let this = crate::results::meta::GIT_REVISION;
+    let dirs = runs
+        .iter()
+        .map(|r| r.dir.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let version = env!("CARGO_PKG_VERSION");
+    let measured: BTreeSet<&str> = runs.iter().map(|r| r.meta.git_revision.as_str()).collect();
+    let dirty = |rev: &str| {
+        if rev.ends_with("-dirty") {
+            " (built with uncommitted changes)"
+        } else {
+            ""
+        }
+    };
+    if measured.len() == 1 && measured.contains(this) {
+        format!(
+            "Measured and written by isobench {version}, git revision {this}{} ({dirs}).",
+            dirty(this)
+        )
+    } else {
+        let each: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{} by {}", r.label, r.meta.git_revision))
+            .collect();
+        format!(
+            "Written by isobench {version}, git revision {this}{}, from runs measured by other \
+             builds ({}; {dirs}): re-run them with this build for one revision throughout.",
+            dirty(this),
+            each.join(", ")
+        )
+    }
+}
+
+/// A metric's host noise band in MiB, as the claims' text gives it.
+fn band_mib(m: &Metric) -> String {
+    m.host_noise.map_or_else(|| "-".into(), |k| whole(mib(k)))
+}
+
+fn plot(
+    b: &mut Vec<Block>,
+    p: &DrawnPlot<'_>,
+    runs: &[RunData],
+    used: &mut BTreeSet<&'static Metric>,
+) {
     b.push(Block::Heading(3, p.spec.heading.into()));
     if let Some((svg_path, png_path, svg)) = &p.drawn {
         used.extend(p.spec.definitions.iter().copied());
@@ -248,6 +303,28 @@ fn plot(b: &mut Vec<Block>, p: &DrawnPlot<'_>, used: &mut BTreeSet<&'static Metr
     if !p.spec.notes.is_empty() {
         b.push(Block::List(p.spec.notes.clone()));
     }
+    if p.drawn.is_some() {
+        let flags = flag_lines(runs, &p.spec.definitions);
+        if !flags.is_empty() {
+            b.push(Block::List(flags));
+        }
+    }
+}
+
+/// The statistics flags of `metrics` in every run, each line marked as a flag (and with its
+/// run's label when there are several).
+pub fn flag_lines(runs: &[RunData], metrics: &[&'static Metric]) -> Vec<String> {
+    runs.iter()
+        .flat_map(|r| {
+            let lines = flags::lines(&flags::flags(&r.samples, &r.kernel, metrics));
+            let prefix = if runs.len() > 1 {
+                format!("flag ({}): ", r.label)
+            } else {
+                "flag: ".to_string()
+            };
+            lines.into_iter().map(move |l| format!("{prefix}{l}"))
+        })
+        .collect()
 }
 
 /// A text table (report::table's cells) as a report table.
@@ -438,6 +515,9 @@ fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&
         right,
         rows,
     }));
+    if let Some(note) = negative_host_note(r) {
+        b.push(Block::List(vec![note]));
+    }
     if !r.until.is_empty() {
         used.extend([&N_REACHED, &MEM_AVAILABLE_KIB_AT_STOP]);
         b.push(Block::Para(format!(
@@ -466,6 +546,34 @@ fn summary(b: &mut Vec<Block>, r: &RunData, several: bool, used: &mut BTreeSet<&
                 .collect(),
         }));
     }
+}
+
+/// Why a host view below 0 is no measuring error, naming the rows that show one; `None`
+/// when there is none.
+pub fn negative_host_note(r: &RunData) -> Option<String> {
+    let rows: Vec<String> = r
+        .summary
+        .iter()
+        .filter_map(|s| {
+            let v = s.host_avail_kib_mean.filter(|v| *v < 0.0)?;
+            Some(format!("{} N={} ({} MiB)", s.backend, s.n, sig(mib(v))))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "host (MiB) below 0 at {}: the host's MemAvailable rose while the batch ran, because \
+         the rest of the host freed more than the batch took (page cache the kernel \
+         reclaimed, memory of an earlier batch or of other programs being freed). Such a batch \
+         measured the host's noise, not itself; the claims compare no batch within this run's \
+         noise band ({} MiB for a batch: the larger of {} MiB and the largest such fall). Read \
+         this view at large N on a quiet host; PSS, USS and the cgroup's charge are the \
+         instance's own and have no such noise.",
+        rows.join(", "),
+        summary_band(&HOST_AVAIL_KIB, &r.summary).map_or_else(|| "-".into(), |b| sig(mib(b))),
+        whole(mib(HOST_AVAIL_KIB.host_noise.unwrap_or(0.0)))
+    ))
 }
 
 fn definitions(used: &BTreeSet<&'static Metric>) -> Table {

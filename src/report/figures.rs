@@ -5,15 +5,16 @@ use serde::Serialize;
 
 use crate::chart::series::{self, ECDF_POINTS, Key};
 use crate::chart::{AxisSpec, Chart, HLine, LegendEntry, Marker, Panel, Series, Style};
+use crate::report::claims::summary_band;
 use crate::results::load::RunData;
 use crate::results::metrics::{
     Backends, CGROUP_MEM_KIB, DISK_FULL_COPY_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB,
     DISTINCT_KERNELS, GUEST_KERNEL_KIB, GUEST_KTHREADS_TOTAL, HOST_AVAIL_KIB, HOST_KTHREADS_BEFORE,
-    HOST_KTHREADS_WITH, IDLE_CPU_MS_PER_S, KERNEL_KIB_PER_KERNEL, KSM_SHARED_KIB, KTHREADS_ADDED,
-    Metric, PSS_KIB, RSS_KIB, STARTUP_MS, Stat, USS_KIB, VMM_OVERHEAD_KIB,
+    HOST_KTHREADS_WITH, IDLE_CPU_MS_PER_S, KERNEL_KIB_BATCH, KERNEL_KIB_PER_KERNEL, KSM_SHARED_KIB,
+    KTHREADS_ADDED, Metric, PSS_KIB, RSS_KIB, STARTUP_MS, Stat, USS_KIB, VMM_OVERHEAD_KIB,
 };
 use crate::stats;
-use crate::text::format::{gib, mib, sig};
+use crate::text::format::{gib, mib, sig, whole};
 
 /// One plot of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +138,32 @@ fn note_dropped(spec: &mut PlotSpec, panel: &str, dropped: Vec<String>) {
     }
 }
 
+/// [`note_dropped`] for a host-wide reading, with why it can fall below 0; `band` is the
+/// runs' noise band for a batch (KiB), see [`crate::report::claims::noise_band`].
+fn note_host_noise(spec: &mut PlotSpec, panel: &str, dropped: Vec<String>, band: Option<f64>) {
+    if dropped.is_empty() {
+        return;
+    }
+    note_dropped(spec, panel, dropped);
+    spec.notes.push(format!(
+        "{panel} below 0: the host's available memory rose while the batch ran, because the \
+         rest of the host freed more than the batch took (page cache the kernel reclaimed, \
+         memory of an earlier batch or of other programs being freed). Such a batch measured \
+         the host's noise, not itself: the claims compare no batch within the noise band ({} \
+         MiB for a batch here: the larger of {} MiB and the largest such fall). Read this \
+         view at large N, on a quiet host.",
+        band.map_or_else(|| "-".into(), |b| sig(mib(b))),
+        whole(mib(HOST_AVAIL_KIB.host_noise.unwrap_or(0.0)))
+    ));
+}
+
+/// The host view's noise band over every run of the report (KiB, for a batch).
+fn host_band(runs: &[&RunData]) -> Option<f64> {
+    runs.iter()
+        .filter_map(|r| summary_band(&HOST_AVAIL_KIB, &r.summary))
+        .reduce(f64::max)
+}
+
 fn startup(keys: &[Key<'_>]) -> PlotSpec {
     let title = "Start-up latency (startup_ms): spawn until the agent's ready line";
     let spec = spec(
@@ -197,25 +224,35 @@ fn startup(keys: &[Key<'_>]) -> PlotSpec {
 fn memory(keys: &[Key<'_>]) -> PlotSpec {
     let title =
         "Memory per instance against N, one definition per panel (mean over the ok instances)";
-    let views: [(&str, &'static Metric); 7] = [
-        ("PSS: shared pages split among sharers", &PSS_KIB),
-        ("USS: pages only the instance uses", &USS_KIB),
-        ("RSS: shared pages counted in full", &RSS_KIB),
-        ("cgroup: charged to its own cgroup", &CGROUP_MEM_KIB),
-        ("host MemAvailable decrease / N", &HOST_AVAIL_KIB),
-        ("VMM overhead: qemu's own memory", &VMM_OVERHEAD_KIB),
-        ("guest kernel memory", &GUEST_KERNEL_KIB),
+    let views: [(&str, &str, &'static Metric); 7] = [
+        ("PSS: shared pages split among sharers", "PSS", &PSS_KIB),
+        ("USS: pages only the instance uses", "USS", &USS_KIB),
+        ("RSS: shared pages counted in full", "RSS", &RSS_KIB),
+        (
+            "cgroup: charged to its own cgroup",
+            "cgroup",
+            &CGROUP_MEM_KIB,
+        ),
+        ("host MemAvailable decrease / N", "host", &HOST_AVAIL_KIB),
+        (
+            "VMM overhead: qemu's own memory",
+            "VMM overhead",
+            &VMM_OVERHEAD_KIB,
+        ),
+        ("guest kernel memory", "guest kernel", &GUEST_KERNEL_KIB),
     ];
     let mut spec = spec(
         ("memory", "Memory per instance"),
         title,
         "Each panel is one definition of an instance's memory, from summary.csv (the mean over \
          the ok instances of every repetition at that N), in MiB on a log scale. The views \
-         differ by what they count: compare backends within a panel, not across panels.",
-        &views.map(|v| v.1),
+         differ by what they count: compare backends within a panel, not across panels. \
+         Views only one backend has (a VM's VMM overhead and guest kernel) share a panel, \
+         told apart by marker and dashing.",
+        &views.map(|v| v.2),
     );
     let mut panels = Vec::new();
-    for (ptitle, m) in views {
+    for (ptitle, short, m) in views {
         let mut dropped = Vec::new();
         let series: Vec<Series> = keys
             .iter()
@@ -225,31 +262,87 @@ fn memory(keys: &[Key<'_>]) -> PlotSpec {
             })
             .filter(|s| !s.points.is_empty())
             .collect();
-        note_dropped(&mut spec, m.name, dropped);
+        if m.host_noise.is_some() {
+            let runs: Vec<&RunData> = keys.iter().map(|k| k.run).collect();
+            note_host_noise(&mut spec, m.name, dropped, host_band(&runs));
+        } else {
+            note_dropped(&mut spec, m.name, dropped);
+        }
         let only = if m.backends == Backends::Vm {
             " (VMs)"
         } else {
             ""
         };
-        panels.push(panel(
-            &format!("{ptitle}{only} ({})", m.name),
-            AxisSpec::log(N_AXIS),
-            AxisSpec::log("MiB per instance"),
-            series,
+        panels.push((
+            short.to_string(),
+            m.name,
+            panel(
+                &format!("{ptitle}{only} ({})", m.name),
+                AxisSpec::log(N_AXIS),
+                AxisSpec::log("MiB per instance"),
+                series,
+            ),
         ));
     }
-    finish(spec, panels, None, Share { x: true, y: true })
+    finish(spec, merge_lone(panels), None, Share { x: true, y: true })
+}
+
+/// Panels that would hold one line each (views only VMs have) merged into one: their lines
+/// keep the backend's colour and get a marker and dashing each, and the view's short name
+/// (`labelled`: (short name, metric name, panel)) after the series name, so the legend tells them apart.
+/// Fewer than two such panels: unchanged.
+fn merge_lone(labelled: Vec<(String, &str, Panel)>) -> Vec<Panel> {
+    let lone = |p: &Panel| p.series.len() == 1;
+    if labelled.iter().filter(|(_, _, p)| lone(p)).count() < 2 {
+        return labelled.into_iter().map(|(_, _, p)| p).collect();
+    }
+    // Not the plain circle and solid line: those are the backend's own look elsewhere.
+    const LOOKS: [(Marker, bool); 4] = [
+        (Marker::Triangle, false),
+        (Marker::Square, true),
+        (Marker::Cross, false),
+        (Marker::Triangle, true),
+    ];
+    let mut out = Vec::new();
+    let mut merged: Option<Panel> = None;
+    let mut names: Vec<String> = Vec::new();
+    for (short, metric, p) in labelled {
+        if !lone(&p) {
+            out.push(p);
+            continue;
+        }
+        let (marker, dashed) = LOOKS[names.len() % LOOKS.len()];
+        let mut series = p.series;
+        for s in &mut series {
+            s.name = format!("{}: {short}", s.name);
+            s.style.marker = marker;
+            s.style.dashed = dashed;
+        }
+        names.push(format!("{short} ({metric})"));
+        match &mut merged {
+            Some(m) => m.series.extend(series),
+            None => merged = Some(Panel { series, ..p }),
+        }
+    }
+    if let Some(mut m) = merged {
+        m.title = format!("one backend each: {}", names.join(", "));
+        out.push(m);
+    }
+    out
 }
 
 fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
-    let title =
-        "Host memory taken by N instances (MemAvailable decrease of the batch) against the host's";
+    let title = "Host memory a batch of N instances takes (its MemAvailable decrease) against the \
+         host's MemTotal";
     let mut spec = spec(
         ("memory_total", "Host memory against its capacity"),
         title,
         "The host's MemAvailable decrease for a whole batch of N (host_avail_kib x N: the mean \
-         over repetitions), in GiB, log-log; the dashed line is the host's MemTotal from \
-         meta.json. Only measured batches are drawn; isobench plan extrapolates to the line.",
+         over repetitions), in GiB, log-log; the upper dashed line is the host's MemTotal from \
+         meta.json, the lower one the host view's noise band (a batch below it cannot be told \
+         from what the rest of the host did meanwhile; the claims compare no such batch): \
+         16 MiB, or the largest fall below 0 a batch of the run saw, if larger. \
+         Only measured batches are drawn; isobench plan extrapolates to the line.",
         &[&HOST_AVAIL_KIB],
     );
     let mut dropped = Vec::new();
@@ -265,7 +358,8 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
         })
         .filter(|s| !s.points.is_empty())
         .collect();
-    note_dropped(&mut spec, "host_avail_kib x N", dropped);
+    let band = host_band(&runs.iter().collect::<Vec<_>>());
+    note_host_noise(&mut spec, "host_avail_kib x N", dropped, band);
     let mut p = panel(
         "host_avail_kib x N, per batch",
         AxisSpec::log(N_AXIS),
@@ -286,12 +380,22 @@ fn memory_total(keys: &[Key<'_>], runs: &[RunData]) -> PlotSpec {
                 },
                 y: g,
                 style: Style {
-                    colour: plotters::style::RGBColor(60, 60, 60),
+                    colour: crate::chart::palette::REFERENCE,
                     ..Style::of("", i)
                 },
             }
         })
         .collect();
+    if let Some(band) = band {
+        p.hlines.push(HLine {
+            name: format!("host noise band {} MiB", whole(mib(band))),
+            y: gib(band),
+            style: Style {
+                colour: crate::chart::palette::NOISE,
+                ..Style::of("", 0)
+            },
+        });
+    }
     finish(spec, vec![p], None, Share { x: false, y: false })
 }
 
@@ -382,7 +486,7 @@ fn disk(keys: &[Key<'_>]) -> PlotSpec {
         .map(|(what, marker)| LegendEntry {
             name: what.to_string(),
             style: Style {
-                colour: plotters::style::RGBColor(70, 70, 70),
+                colour: crate::chart::palette::REFERENCE,
                 marker: *marker,
                 dashed: false,
             },
@@ -422,24 +526,30 @@ fn idle_cpu(keys: &[Key<'_>]) -> PlotSpec {
 }
 
 fn kernel(keys: &[Key<'_>]) -> PlotSpec {
-    let title = "Kernel redundancy (kernel.csv): kernels, kernel threads, kernel memory, KSM";
+    let title = "Kernel redundancy (kernel.csv): kernels running, their memory for the batch \
+         and per instance, kernel threads, KSM";
     let mut spec = spec(
         ("kernel", "Kernel redundancy"),
         title,
         "From kernel.csv, one row per batch, the mean over repetitions at each N. Distinct \
-         kernels counts boot_ids across the host and the instances; kernel threads added is \
-         host_kthreads_with - host_kthreads_before + guest_kthreads_total; kernel memory per \
-         instance is kernel_kib_per_kernel in MiB; KSM is the memory of the batch KSM found \
-         identical (only for runs with ksm = true). Backends that share the host kernel \
-         coincide on the first two panels (1 kernel, no threads added): their lines lie on top \
-         of each other.",
+         kernels counts boot_ids across the host and the instances. Kernel memory of the \
+         batch (kernel_kib_batch) is what the batch's kernels cost together: N guest kernels \
+         for VMs, the host kernel's growth (Slab, kernel stacks, page tables) for backends \
+         that share it; the dashed grey line is the host view's noise band, below which the \
+         growth of the host kernel cannot be told from the rest of the host's. Kernel memory \
+         per instance is the same divided by N (kernel_kib_per_kernel). Kernel threads added \
+         is host_kthreads_with - host_kthreads_before + guest_kthreads_total; KSM is the \
+         memory of the batch KSM found identical (only for runs with ksm = true). Backends \
+         that share the host kernel coincide on the first and fourth panels (1 kernel, no \
+         threads added): their lines lie on top of each other.",
         &[
             &DISTINCT_KERNELS,
+            &KERNEL_KIB_BATCH,
+            &KERNEL_KIB_PER_KERNEL,
             &HOST_KTHREADS_BEFORE,
             &HOST_KTHREADS_WITH,
             &GUEST_KTHREADS_TOTAL,
             &KTHREADS_ADDED,
-            &KERNEL_KIB_PER_KERNEL,
             &KSM_SHARED_KIB,
         ],
     );
@@ -460,8 +570,33 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
             .filter(|s| !s.points.is_empty())
             .collect::<Vec<_>>()
     };
+    let mut dropped_batch = Vec::new();
     let mut dropped_mem = Vec::new();
     let mut dropped_ksm = Vec::new();
+    let mut batch = panel(
+        "kernel memory of the batch (kernel_kib_batch)",
+        AxisSpec::log(N_AXIS),
+        AxisSpec::log("MiB per batch of N"),
+        build(
+            &|k| KERNEL_KIB_BATCH.of_batch(k).map(mib),
+            true,
+            &mut dropped_batch,
+        ),
+    );
+    let kernel_band = keys
+        .iter()
+        .filter_map(|k| crate::report::claims::kernel_band(&KERNEL_KIB_BATCH, false, &k.run.kernel))
+        .reduce(f64::max);
+    if let Some(band) = kernel_band {
+        batch.hlines.push(HLine {
+            name: format!("host noise band {} MiB", whole(mib(band))),
+            y: mib(band),
+            style: Style {
+                colour: crate::chart::palette::NOISE,
+                ..Style::of("", 0)
+            },
+        });
+    }
     let panels = vec![
         panel(
             "distinct kernels of the batch (distinct_kernels)",
@@ -469,12 +604,7 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
             lin("kernels running"),
             build(&|k| DISTINCT_KERNELS.of_batch(k), false, &mut Vec::new()),
         ),
-        panel(
-            "kernel threads added by the batch (kthreads_added)",
-            AxisSpec::log(N_AXIS),
-            lin("kernel threads"),
-            build(&|k| KTHREADS_ADDED.of_batch(k), false, &mut Vec::new()),
-        ),
+        batch,
         panel(
             "kernel memory per instance (kernel_kib_per_kernel)",
             AxisSpec::log(N_AXIS),
@@ -484,6 +614,12 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
                 true,
                 &mut dropped_mem,
             ),
+        ),
+        panel(
+            "kernel threads added by the batch (kthreads_added)",
+            AxisSpec::log(N_AXIS),
+            lin("kernel threads"),
+            build(&|k| KTHREADS_ADDED.of_batch(k), false, &mut Vec::new()),
         ),
         panel(
             "memory KSM found identical (ksm_shared_kib)",
@@ -496,7 +632,16 @@ fn kernel(keys: &[Key<'_>]) -> PlotSpec {
             ),
         ),
     ];
-    note_dropped(&mut spec, "kernel_kib_per_kernel", dropped_mem);
+    note_dropped(&mut spec, "kernel_kib_batch", dropped_batch);
+    if !dropped_mem.is_empty() {
+        note_dropped(&mut spec, "kernel_kib_per_kernel", dropped_mem);
+        spec.notes.push(
+            "kernel memory below 0: the host kernel's memory shrank while the batch ran (it \
+             freed caches and slabs of its own): for backends that share the host kernel a \
+             small batch is within the host's noise."
+                .into(),
+        );
+    }
     note_dropped(&mut spec, "ksm_shared_kib", dropped_ksm);
     finish(spec, panels, None, Share { x: true, y: false })
 }

@@ -3,6 +3,7 @@
 //! and the report show for the security profiles.
 
 use crate::results::record::{Sample, SyscallRow};
+use crate::scenario::BackendKind;
 use serde::Serialize;
 
 /// One backend's verified isolation: the values its rows with a read-back showed (one value
@@ -232,7 +233,9 @@ pub fn render_syscalls(rows: &[SyscallSummary]) -> String {
                     .iter()
                     .find(|r| r.backend == *b && r.accel == *a && r.n == *n && r.op == *op)
                     .map(|r| match r.ratio_to_process {
-                        Some(x) if r.backend != "process" => {
+                        Some(x)
+                            if BackendKind::of_label(&r.backend) != Some(BackendKind::Process) =>
+                        {
                             format!(
                                 "{} ({}x)",
                                 crate::text::format::sig(r.ns_per_op_p50),

@@ -5,6 +5,8 @@ pub mod claims;
 pub mod command;
 pub mod document;
 pub mod figures;
+pub mod flags;
+pub mod hosts;
 pub mod html;
 pub mod isolation;
 pub mod markdown;

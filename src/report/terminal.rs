@@ -1,7 +1,13 @@
 //! The tables printed at the end of a run: start-up per backend and N, the costs, and the
 //! VM-to-container ratios (all from summary.csv's rows).
 
-use crate::results::record::SummaryRow;
+use crate::report::claims::{Ratio, summary_band};
+use crate::report::flags;
+use crate::results::metrics::{
+    CGROUP_MEM_KIB, DISK_PRIVATE_KIB, HOST_AVAIL_KIB, IDLE_CPU_MS_PER_S, Metric, PSS_KIB,
+    STARTUP_MS,
+};
+use crate::results::record::{Sample, SummaryRow};
 use crate::text::table::{num, render};
 
 const HEADER: [&str; 10] = [
@@ -29,7 +35,7 @@ pub fn render_summary(rows: &[SummaryRow]) -> String {
     render(&HEADER, &RIGHT_ALIGNED, &cells)
 }
 
-const COST_HEADER: [&str; 12] = [
+const COST_HEADER: [&str; 13] = [
     "backend",
     "accel",
     "N",
@@ -39,6 +45,7 @@ const COST_HEADER: [&str; 12] = [
     "host (MiB)",
     "guest kernel (MiB)",
     "VMM (MiB)",
+    "engine (MiB)",
     "disk private (MiB)",
     "disk shared (MiB)",
     "idle CPU (ms/s)",
@@ -61,13 +68,14 @@ pub fn render_costs(rows: &[SummaryRow]) -> String {
                 mib(r.host_avail_kib_mean),
                 mib(r.guest_kernel_kib_mean),
                 mib(r.vmm_overhead_kib_mean),
+                mib(r.runtime_overhead_kib_mean),
                 mib(r.disk_private_kib_mean),
                 mib(r.disk_shared_kib),
                 opt(r.idle_cpu_ms_per_s_mean),
             ]
         })
         .collect();
-    let mut right = [true; 12];
+    let mut right = [true; 13];
     right[0] = false;
     right[1] = false;
     render(&COST_HEADER, &right, &cells)
@@ -86,35 +94,47 @@ pub fn render_ratios(rows: &[SummaryRow]) -> String {
     let (Some(vm), Some(ct)) = (largest("vm"), largest("container")) else {
         return String::new();
     };
-    let ratio = |v: Option<f64>, c: Option<f64>| match (v, c) {
-        (Some(v), Some(c)) if c > 0.0 => format!("{}x", num(v / c)),
-        // Something against nothing (an idle container burns no measurable CPU): not "-".
-        (Some(v), Some(_)) if v > 0.0 => "inf (container 0)".into(),
-        _ => "-".into(),
+    // The claims' rules: no `inf` or NaN, and no ratio from a host-wide reading whose batch
+    // is within the host's noise (the metric's host_noise band).
+    let ratio = |m: &Metric, v: Option<f64>, c: Option<f64>| {
+        Ratio::judged(summary_band(m, rows), true, (v, vm.n), (c, ct.n), |x| x).short("container")
     };
-    let figures = [
-        ("start-up p50", vm.startup_ms_p50, ct.startup_ms_p50),
-        ("PSS", vm.pss_kib_mean, ct.pss_kib_mean),
+    let figures: [(&str, &Metric, Option<f64>, Option<f64>); 6] = [
+        (
+            "start-up p50",
+            &STARTUP_MS,
+            vm.startup_ms_p50,
+            ct.startup_ms_p50,
+        ),
+        ("PSS", &PSS_KIB, vm.pss_kib_mean, ct.pss_kib_mean),
         (
             "host MemAvailable",
+            &HOST_AVAIL_KIB,
             vm.host_avail_kib_mean,
             ct.host_avail_kib_mean,
         ),
-        ("cgroup", vm.cgroup_mem_kib_mean, ct.cgroup_mem_kib_mean),
+        (
+            "cgroup",
+            &CGROUP_MEM_KIB,
+            vm.cgroup_mem_kib_mean,
+            ct.cgroup_mem_kib_mean,
+        ),
         (
             "disk private",
+            &DISK_PRIVATE_KIB,
             vm.disk_private_kib_mean,
             ct.disk_private_kib_mean,
         ),
         (
             "idle CPU",
+            &IDLE_CPU_MS_PER_S,
             vm.idle_cpu_ms_per_s_mean,
             ct.idle_cpu_ms_per_s_mean,
         ),
     ];
     let parts: Vec<String> = figures
         .iter()
-        .map(|(name, v, c)| format!("{name} {}", ratio(*v, *c)))
+        .map(|(name, m, v, c)| format!("{name} {}", ratio(m, *v, *c)))
         .collect();
     let at = if vm.n == ct.n {
         format!("at N={}", vm.n)
@@ -122,6 +142,19 @@ pub fn render_ratios(rows: &[SummaryRow]) -> String {
         format!("(vm N={}, container N={})", vm.n, ct.n)
     };
     format!("vm / container {at} ({}): {}\n", vm.accel, parts.join(", "))
+}
+
+/// The metrics whose flags `isobench run` prints: those of its tables' headline columns.
+pub const FLAGGED: [&Metric; 4] = [&STARTUP_MS, &PSS_KIB, &HOST_AVAIL_KIB, &IDLE_CPU_MS_PER_S];
+
+/// The statistics flags of the run's headline figures (outliers, high variance, too few
+/// values for an interval), one `flag: ` line each, as hyperfine warns under its results;
+/// empty when there is none.
+pub fn render_flags(samples: &[Sample]) -> String {
+    flags::lines(&flags::flags(samples, &[], &FLAGGED))
+        .into_iter()
+        .map(|l| format!("flag: {l}\n"))
+        .collect()
 }
 
 fn row_cells(r: &SummaryRow) -> [String; 10] {
@@ -162,7 +195,7 @@ mod tests {
             ok: 1,
             startup_ms_p50: Some(4.0),
             pss_kib_mean: Some(512.0),
-            host_avail_kib_mean: Some(2048.0),
+            host_avail_kib_mean: Some(20480.0),
             ..SummaryRow::default()
         };
         let vm = SummaryRow {
@@ -193,8 +226,8 @@ mod tests {
         );
         assert!(
             r.contains("start-up p50 1000x")
-                && r.contains("PSS 400.0x")
-                && r.contains("host MemAvailable 100.0x")
+                && r.contains("PSS 400x")
+                && r.contains("host MemAvailable 10.0x")
                 && r.contains("idle CPU -"),
             "{r}"
         );
@@ -207,7 +240,19 @@ mod tests {
             ..ct.clone()
         };
         let r3 = render_ratios(&[idle_ct, busy_vm]);
-        assert!(r3.contains("idle CPU inf (container 0)"), "{r3}");
+        assert!(r3.contains("idle CPU - (container 0)"), "{r3}");
+        assert!(!r3.contains("inf") && !r3.contains("NaN"), "{r3}");
+        // A container batch that moved MemAvailable by 1 MiB is within the host's noise.
+        let quiet_ct = SummaryRow {
+            host_avail_kib_mean: Some(1024.0),
+            n: 1,
+            ..ct.clone()
+        };
+        let r4 = render_ratios(&[quiet_ct, SummaryRow { n: 1, ..vm.clone() }]);
+        assert!(
+            r4.contains("host MemAvailable - (within host noise)"),
+            "{r4}"
+        );
         assert_eq!(render_ratios(&[ct]), "", "no vm, no ratio");
     }
 
@@ -280,6 +325,31 @@ mod tests {
         // None prints as a lone "-".
         assert!(lines[2].split_whitespace().any(|c| c == "-"));
         assert!(lines[3].split_whitespace().filter(|c| *c == "-").count() >= 2);
+    }
+
+    #[test]
+    fn flags_are_printed_one_line_each() {
+        let s = |i: u32, ms: f64| Sample {
+            backend: "container".into(),
+            accel: "none".into(),
+            n: 20,
+            instance: i,
+            ok: true,
+            startup_ms: Some(ms),
+            ..Sample::default()
+        };
+        let mut v: Vec<Sample> = (0..19)
+            .map(|i| s(i, 5.0 + f64::from(i % 3) * 0.1))
+            .collect();
+        v.push(s(19, 500.0));
+        let text = render_flags(&v);
+        assert!(
+            text.starts_with("flag: startup_ms: outliers")
+                && text.contains("container N=20 (1 of 20)"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.starts_with("flag: ")), "{text}");
+        assert_eq!(render_flags(&v[..19]), "", "a steady group has no flag");
     }
 
     #[test]

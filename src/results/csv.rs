@@ -296,12 +296,12 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 mod tests {
     use super::*;
 
-    fn scratch_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("isobench-report-csv-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A scratch directory removed on drop (tempfile), failed assertion or not.
+    fn scratch_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("isobench-report-csv-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn sample(instance: u32) -> Sample {
@@ -335,7 +335,8 @@ mod tests {
 
     #[test]
     fn header_is_written_at_create() {
-        let dir = scratch_dir("header");
+        let scratch = scratch_dir("header");
+        let dir = scratch.path();
         let path = dir.join("samples.csv");
         let sink = SampleSink::create(&path).unwrap();
         assert_eq!(sink.path(), path);
@@ -347,12 +348,12 @@ mod tests {
         );
         assert_eq!(text.lines().count(), 1);
         assert!(read_samples(&path).unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn appended_rows_are_on_disk_before_the_sink_is_dropped() {
-        let dir = scratch_dir("append");
+        let scratch = scratch_dir("append");
+        let dir = scratch.path();
         let path = dir.join("samples.csv");
         let mut sink = SampleSink::create(&path).unwrap();
         sink.append(&[sample(0)]).unwrap();
@@ -377,24 +378,24 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(",0.3,"), "{text}");
         drop(sink);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn create_truncates() {
-        let dir = scratch_dir("truncate");
+        let scratch = scratch_dir("truncate");
+        let dir = scratch.path();
         let path = dir.join("samples.csv");
         let mut sink = SampleSink::create(&path).unwrap();
         sink.append(&[sample(0), sample(1)]).unwrap();
         drop(sink);
         SampleSink::create(&path).unwrap();
         assert!(read_samples(&path).unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn summary_has_header_when_empty_and_rounds() {
-        let dir = scratch_dir("summary");
+        let scratch = scratch_dir("summary");
+        let dir = scratch.path();
         let path = dir.join("summary.csv");
         write_summary(&path, &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -416,11 +417,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1], "runc,none,1,3,3,10.0,0.667,,,,,,,,,,,,,,,,,,");
+        assert_eq!(lines[1], "runc,none,1,3,3,10.0,0.667,,,,,,,,,,,,,,,,,,,");
         // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        let names: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
         assert_eq!(names.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -461,7 +461,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_path() {
-        let dir = scratch_dir("errors");
+        let scratch = scratch_dir("errors");
+        let dir = scratch.path();
         let missing = dir.join("no-such-dir").join("samples.csv");
         let err = SampleSink::create(&missing).err().unwrap().to_string();
         assert!(err.contains("no-such-dir/samples.csv"), "{err}");
@@ -470,6 +471,5 @@ mod tests {
         assert!(err.contains("no-such-dir/samples.csv"), "{err}");
         let err = write_summary(&missing, &[]).unwrap_err().to_string();
         assert!(err.contains("no-such-dir"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,6 +15,11 @@ pub struct RunMeta {
     pub git_revision: String,
     pub command_line: Vec<String>,
     pub hostname: String,
+    /// How fleet reports and plans name this host (`run --host-label`, default the
+    /// hostname): `[A-Za-z0-9._-]`, 1 to 63 characters. Empty in runs of an older isobench.
+    pub host_label: String,
+    /// Bare metal or a VM (and which hypervisor), with the evidence.
+    pub virtualization: Virtualization,
     pub host_kernel: String,
     pub host_boot_id: String,
     pub cgroup_mode: String,
@@ -70,6 +75,48 @@ pub struct AccelNote {
     pub backend: String,
     pub accel: String,
     pub why: String,
+}
+
+/// Whether the host is bare metal or a VM, and the evidence for it. Density on a VM host is
+/// nested (its "bare" containers share a guest kernel, its VMs are nested or emulated), so a
+/// fleet report must say which hosts were which.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Virtualization {
+    /// `bare-metal`, `vm` or `unknown`.
+    pub kind: String,
+    /// The hypervisor when `kind` is `vm` (`kvm`, `qemu`, `vmware`, `microsoft`, `xen`,
+    /// `amazon`, ...); empty when it cannot be told.
+    pub hypervisor: String,
+    /// The container the harness itself runs in (`docker`, `lxc`, ...), as
+    /// systemd-detect-virt --container says; empty when none or unknown.
+    pub container: String,
+    /// /sys/class/dmi/id/sys_vendor and product_name (empty when absent).
+    pub sys_vendor: String,
+    pub product_name: String,
+    /// The `hypervisor` flag of /proc/cpuinfo (CPUID leaf 1, ECX bit 31): set by every
+    /// hypervisor that announces itself.
+    pub cpu_hypervisor_flag: bool,
+    /// What `systemd-detect-virt --vm` printed, when it is installed.
+    pub detect_virt: Option<String>,
+}
+
+impl Virtualization {
+    /// One line for tables: `bare metal`, `vm (kvm)`, plus the container the harness ran in.
+    pub fn describe(&self) -> String {
+        let base = match (self.kind.as_str(), self.hypervisor.as_str()) {
+            ("", _) => "-".to_string(),
+            ("bare-metal", _) => "bare metal".to_string(),
+            ("vm", "") => "vm (hypervisor unknown)".to_string(),
+            ("vm", h) => format!("vm ({h})"),
+            (k, _) => k.to_string(),
+        };
+        if self.container.is_empty() {
+            base
+        } else {
+            format!("{base}, harness in a {} container", self.container)
+        }
+    }
 }
 
 /// The git revision isobench was built from (set by build.rs), "unknown" outside a checkout.

@@ -51,6 +51,9 @@ pub struct Sample {
     pub host_slab_kib: Option<f64>,
     pub host_anon_kib: Option<f64>,
     pub vmm_overhead_kib: Option<u64>,
+    /// Defaulted so that runs written before this column existed still load.
+    #[serde(default)]
+    pub runtime_overhead_kib: Option<u64>,
     pub disk_private_kib: Option<u64>,
     pub disk_shared_kib: Option<u64>,
     pub disk_full_copy_kib: Option<u64>,
@@ -95,6 +98,7 @@ pub struct KernelRow {
     pub guest_kthreads_total: Option<u64>,
     pub host_kernel_kib_delta: Option<i64>,
     pub guest_kernel_kib_total: Option<u64>,
+    pub sandbox_kernel_pss_kib: Option<u64>,
     pub kernel_kib_per_kernel: Option<f64>,
     pub ksm_pages_sharing: Option<u64>,
     pub ksm_shared_kib: Option<u64>,
@@ -167,6 +171,8 @@ pub struct SummaryRow {
     pub cgroup_mem_kib_mean: Option<f64>,
     pub host_avail_kib_mean: Option<f64>,
     pub vmm_overhead_kib_mean: Option<f64>,
+    #[serde(default)]
+    pub runtime_overhead_kib_mean: Option<f64>,
     pub guest_kernel_kib_mean: Option<f64>,
     pub disk_private_kib_mean: Option<f64>,
     pub disk_shared_kib: Option<f64>,

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use crate::results::metrics::{
     CGROUP_MEM_KIB, DISK_PRIVATE_KIB, DISK_SHARED_KIB, GUEST_KERNEL_KIB, HOST_AVAIL_KIB,
-    IDLE_CPU_MS_PER_S, Metric, PSS_KIB, RSS_KIB, STARTUP_MS, TEARDOWN_MS, USS_KIB,
-    VMM_OVERHEAD_KIB,
+    IDLE_CPU_MS_PER_S, Metric, PSS_KIB, RSS_KIB, RUNTIME_OVERHEAD_KIB, STARTUP_MS, TEARDOWN_MS,
+    USS_KIB, VMM_OVERHEAD_KIB,
 };
 use crate::results::record::{Sample, SummaryRow};
 use crate::stats;
@@ -80,6 +80,7 @@ pub fn summarize(
                 cgroup_mem_kib_mean: mean_of(&rows, &CGROUP_MEM_KIB),
                 host_avail_kib_mean: mean_of(&rows, &HOST_AVAIL_KIB),
                 vmm_overhead_kib_mean: mean_of(&rows, &VMM_OVERHEAD_KIB),
+                runtime_overhead_kib_mean: mean_of(&rows, &RUNTIME_OVERHEAD_KIB),
                 guest_kernel_kib_mean: mean_of(&rows, &GUEST_KERNEL_KIB),
                 disk_private_kib_mean: mean_of(&rows, &DISK_PRIVATE_KIB),
                 disk_shared_kib: mean_of(&rows, &DISK_SHARED_KIB),

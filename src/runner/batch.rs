@@ -214,6 +214,7 @@ struct Seen {
     mem: Option<measure::memory::ProcMem>,
     cgroup_mem_kib: Option<u64>,
     vmm_overhead_kib: Option<u64>,
+    runtime_overhead_kib: Option<u64>,
     disk_private_kib: Option<u64>,
     idle_cpu_ms_per_s: Option<f64>,
     workload_error: Option<String>,
@@ -228,6 +229,8 @@ pub struct Readings {
     host_after: Option<HostMem>,
     kthreads_with: u32,
     ksm: Option<KsmReading>,
+    /// gVisor's user-space kernels alive in the batch: (Sentries, their and the Gofers' PSS).
+    sandbox_kernels: Option<(u32, u64)>,
     /// How long reading the memory views of the whole batch took.
     measure_ms: Option<f64>,
 }
@@ -255,6 +258,10 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
     read_isolation(env, live, &mut seen);
     let (ksm, ksm_guard) = merge_pages(env);
     let measure_ms = read_memory(env, live, &mut seen);
+    let sandbox_kernels = kind::user_space_kernels(
+        env.backend.kind(),
+        live.launched.iter().filter_map(|l| alive(live, l)),
+    );
     let m = &env.ctx.scenario.measure;
     env.progress.phase(Phase::Settle);
     let host_after = m
@@ -270,6 +277,7 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         host_after,
         kthreads_with,
         ksm,
+        sandbox_kernels,
         measure_ms,
     }
 }
@@ -352,6 +360,17 @@ fn read_memory(env: &Env, live: &Live, seen: &mut [Seen]) -> Option<f64> {
     }
     let start = Instant::now();
     let kind = env.backend.kind();
+    // The engine's shared processes, read once and shared out over the live instances.
+    let alive_n = live
+        .launched
+        .iter()
+        .filter(|l| alive(live, l).is_some())
+        .count()
+        .max(1) as u64;
+    let engine_kib = env
+        .backend
+        .engine_pids()
+        .map(|pids| measure::memory::rollup(&pids).pss_kib);
     for (launched, sn) in live.launched.iter().zip(seen.iter_mut()) {
         let Some(inst) = alive(live, launched) else {
             continue;
@@ -361,6 +380,8 @@ fn read_memory(env: &Env, live: &Live, seen: &mut [Seen]) -> Option<f64> {
         sn.cgroup_mem_kib = inst.cgroup().and_then(measure::memory::cgroup_mem_kib);
         sn.vmm_overhead_kib =
             kind::vmm_overhead_kib(kind, inst, env.ctx.scenario.vm.memory_mib, pm.uss_kib);
+        sn.runtime_overhead_kib = engine_kib
+            .map(|shared| measure::memory::rollup(&inst.runtime_pids()).pss_kib + shared / alive_n);
         sn.disk_private_kib = inst.private_dir().map(|p| measure::disk::allocated_kib(&p));
     }
     Some(start.elapsed().as_secs_f64() * 1e3)
@@ -485,9 +506,23 @@ fn kernel_row(env: &Env, live: &Live, r: &Readings) -> KernelRow {
             .filter_map(|(_, l)| instance(l))
             .map(|i| &i.startup().facts)
     };
-    let mut boot_ids: BTreeSet<&str> = facts().map(|f| f.boot_id.as_str()).collect();
+    // A boot_id mounted over the kernel's (LXC's, random per container) names no kernel.
+    let mut boot_ids: BTreeSet<&str> = facts()
+        .map(|f| f.boot_id.as_str())
+        .filter(|b| !b.starts_with(crate::agent::BOOT_ID_MOUNTED))
+        .collect();
     let host_boot_id = crate::host::boot_id();
     boot_ids.insert(&host_boot_id);
+    // gVisor's sandboxes report one identity between them (no boot_id, the same uname): each
+    // Sentry found alive is a kernel, besides the host's.
+    let distinct_kernels = match r.sandbox_kernels {
+        Some((sentries, _)) => 1 + sentries,
+        None => boot_ids.len() as u32,
+    };
+    let sandbox_kernel_pss_kib = r
+        .sandbox_kernels
+        .filter(|_| env.ctx.scenario.measure.memory)
+        .map(|(_, kib)| kib);
     let (guest_kthreads, guest_kernel) = kind::guest_totals(kind, facts());
     let before_after = live.base.host.zip(r.host_after);
     let kernel_mem = |h: &HostMem| (h.slab_kib + h.kernel_stack_kib + h.page_tables_kib) as i64;
@@ -499,15 +534,16 @@ fn kernel_row(env: &Env, live: &Live, r: &Readings) -> KernelRow {
         accel: env.backend.accel().to_string(),
         n: live.id.n,
         rep: live.id.rep,
-        distinct_kernels: boot_ids.len() as u32,
+        distinct_kernels,
         host_kthreads_before: live.base.kthreads,
         host_kthreads_with: r.kthreads_with,
         guest_kthreads_total: guest_kthreads,
         guest_kernel_kib_total: guest_kernel,
+        sandbox_kernel_pss_kib,
         host_kernel_kib_delta,
         kernel_kib_per_kernel: kind::kernel_kib_per_kernel(
             kind,
-            guest_kernel,
+            guest_kernel.or(sandbox_kernel_pss_kib),
             host_kernel_kib_delta,
             live.up(),
         ),
@@ -623,6 +659,7 @@ fn cost_columns(row: &mut Sample, sn: &Seen, common: &Common) {
     }
     row.cgroup_mem_kib = sn.cgroup_mem_kib;
     row.vmm_overhead_kib = sn.vmm_overhead_kib;
+    row.runtime_overhead_kib = sn.runtime_overhead_kib;
     row.host_avail_kib = common.host_avail;
     row.host_slab_kib = common.host_slab;
     row.host_anon_kib = common.host_anon;

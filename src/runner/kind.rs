@@ -9,9 +9,16 @@ use crate::backend::Instance;
 use crate::results::record::Sample;
 use crate::scenario::BackendKind;
 
-/// Whether instances of `kind` run a kernel of their own.
+/// Whether instances of `kind` run a kernel of their own behind a hypervisor (a guest).
 pub fn own_kernel(kind: BackendKind) -> bool {
     kind == BackendKind::Vm
+}
+
+/// Whether each instance of `kind` runs a user-space kernel of its own on the host: gVisor's
+/// Sentry (with its Gofer) per sandbox. Each counts as a distinct kernel, and the memory of
+/// those processes is its kernel's memory.
+pub fn user_space_kernel(kind: BackendKind) -> bool {
+    kind == BackendKind::Gvisor
 }
 
 /// Whether one launch right after a baseline's settle is worth it to re-warm the host's
@@ -32,12 +39,15 @@ pub fn watched_process(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Vm => "qemu",
         BackendKind::Unshare => "unshare",
+        BackendKind::Gvisor => "sentry",
         _ => "agent",
     }
 }
 
 /// The host pid of the instance's agent, whose isolation is read back: unshare's agent is its
-/// child; a VM's agent runs behind the hypervisor, where the host cannot look.
+/// child; a VM's agent runs behind the hypervisor, where the host cannot look; gVisor's agent
+/// is no host process either, and what is read back is the Sentry's: the host's boundary
+/// around the sandbox (the profile itself is applied by the Sentry, out of the host's sight).
 pub fn agent_pid(kind: BackendKind, inst: &dyn Instance) -> Option<i32> {
     match kind {
         BackendKind::Vm => None,
@@ -94,7 +104,36 @@ pub fn guest_totals<'a>(
     })
 }
 
-/// Kernel memory per kernel, KiB: a guest's own (the guests' sum over the live instances), or
+/// gVisor's kernels among `alive` instances of `kind`: how many Sentries (`runsc-sandbox`)
+/// their processes hold, and the PSS (KiB) of those and of the Gofers (`runsc-gofer`). None
+/// for other kinds.
+pub fn user_space_kernels<'a>(
+    kind: BackendKind,
+    alive: impl Iterator<Item = &'a dyn Instance>,
+) -> Option<(u32, u64)> {
+    use crate::backend::oci::{GOFER_COMM, SENTRY_COMM, argv0_is};
+    if !user_space_kernel(kind) {
+        return None;
+    }
+    let (mut sentries, mut kernel_pids) = (0u32, Vec::new());
+    for inst in alive {
+        for pid in inst.pids() {
+            if argv0_is(pid, SENTRY_COMM) {
+                sentries += 1;
+                kernel_pids.push(pid);
+            } else if argv0_is(pid, GOFER_COMM) {
+                kernel_pids.push(pid);
+            }
+        }
+    }
+    Some((
+        sentries,
+        crate::measure::memory::rollup(&kernel_pids).pss_kib,
+    ))
+}
+
+/// Kernel memory per kernel, KiB: a guest's own (the guests' sum over the live instances; for
+/// gVisor, `guest_kernel_kib` is the Sentries' and Gofers' PSS), or
 /// for host-kernel backends the host's kernel-memory increase shared out over the instances.
 pub fn kernel_kib_per_kernel(
     kind: BackendKind,
@@ -105,7 +144,7 @@ pub fn kernel_kib_per_kernel(
     if alive == 0 {
         return None;
     }
-    if own_kernel(kind) {
+    if own_kernel(kind) || user_space_kernel(kind) {
         guest_kernel_kib.map(|g| g as f64 / alive as f64)
     } else {
         host_kernel_kib_delta.map(|d| d as f64 / alive as f64)

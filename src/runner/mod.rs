@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub progress: bool,
     pub cancel: Arc<AtomicBool>,
     pub command_line: Vec<String>,
+    /// meta.json's host_label, checked by the caller (`host::facts::check_label`).
+    pub host_label: String,
 }
 
 #[derive(Debug)]
@@ -84,6 +86,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 
 /// Runs a scenario to the end (or to an interruption) and returns what it measured.
 pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    run_with(scenario, opts, &crate::backend::Real)
+}
+
+/// [`run`] with the backends `factory` makes: the real ones, or a mock for tests of the
+/// runner's logic (statistics, exports, failures, interruption) that need no root.
+pub fn run_with(
+    scenario: Scenario,
+    opts: &RunOptions,
+    factory: &dyn crate::backend::Factory,
+) -> Result<RunOutcome, RunError> {
     let run_start = std::time::Instant::now();
     crate::fault::init()?;
     preflight(&scenario)?;
@@ -99,7 +111,7 @@ pub fn run(scenario: Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError
         cancel: opts.cancel.clone(),
         cache_dir: opts.cache_dir.clone(),
     };
-    let (result, sinks, phases) = measure(&ctx, &places.run_dir, &meta, opts.progress);
+    let (result, sinks, phases) = measure(&ctx, &places.run_dir, &meta, opts.progress, factory);
     crate::fault::point(Boundary::Finish);
     // Whatever happened above, nothing of the run may stay on the host.
     let leftovers = places.remove_run_state();
@@ -207,6 +219,8 @@ fn start_meta(
         git_revision: GIT_REVISION.into(),
         command_line: opts.command_line.clone(),
         hostname: host.hostname,
+        host_label: opts.host_label.clone(),
+        virtualization: host.virtualization,
         host_kernel: host.kernel,
         host_boot_id: crate::host::boot_id(),
         cgroup_mode: cg
@@ -242,13 +256,19 @@ type Measured = (
 
 /// Writes meta.json, opens the result files and walks the plan under one progress display.
 /// Returns the walk's result (the backends' leftovers) and the sinks, if they opened.
-fn measure(ctx: &RunContext, run_dir: &Path, meta: &RunMeta, show_progress: bool) -> Measured {
+fn measure(
+    ctx: &RunContext,
+    run_dir: &Path,
+    meta: &RunMeta,
+    show_progress: bool,
+    factory: &dyn crate::backend::Factory,
+) -> Measured {
     let opened = write_meta(run_dir, meta).and_then(|()| Ok(Sinks::open(run_dir)?));
     match opened {
         Ok(mut sinks) => {
             let plan = Plan::of(&ctx.scenario);
             let progress = Progress::new(show_progress, &plan, &ctx.scenario);
-            let result = walk::measure_plan(ctx, &plan, &progress, &mut sinks);
+            let result = walk::measure_plan(ctx, &plan, &progress, &mut sinks, factory);
             progress.finish();
             (result, Some(sinks), progress.wall())
         }

@@ -68,10 +68,15 @@ impl Plan {
         for &kind in &scenario.backends {
             let runtimes: Vec<Option<String>> = match kind {
                 BackendKind::Oci => scenario.oci.runtimes.iter().cloned().map(Some).collect(),
+                BackendKind::Gvisor => vec![Some("runsc".to_string())],
                 _ => vec![None],
             };
             let profiles: Vec<Profile> = match kind {
-                BackendKind::Container | BackendKind::Oci => scenario.profiles.clone(),
+                BackendKind::Container
+                | BackendKind::Oci
+                | BackendKind::Docker
+                | BackendKind::Gvisor
+                | BackendKind::Lxc => scenario.profiles.clone(),
                 _ => vec![scenario.security],
             };
             for runtime in runtimes {
@@ -102,14 +107,21 @@ impl Plan {
 
 fn peer(scenario: &Scenario, kind: BackendKind, runtime: Option<String>, p: Profile) -> Peer {
     let base = match &runtime {
-        Some(rt) => format!("oci-{rt}"),
+        Some(rt) => crate::scenario::oci_label(rt, &scenario.oci),
         None => kind.as_str().to_string(),
+    };
+    // runsc listed among `[oci] runtimes` is the gvisor peer all the same (its backend's kind).
+    let kind = match &runtime {
+        Some(rt) if crate::scenario::is_runsc(rt) => BackendKind::Gvisor,
+        _ => kind,
     };
     // Only the backends that take a profile name it in their label (see Backend::label).
     let label = match kind {
-        BackendKind::Container | BackendKind::Oci => {
-            crate::backend::profile_label(base, &scenario.with_profile(p))
-        }
+        BackendKind::Container
+        | BackendKind::Oci
+        | BackendKind::Docker
+        | BackendKind::Gvisor
+        | BackendKind::Lxc => crate::backend::profile_label(base, &scenario.with_profile(p)),
         _ => base,
     };
     let steps = match &scenario.until {
@@ -192,6 +204,33 @@ mod tests {
         assert_eq!(crun_none.profile, Profile::None);
         assert_eq!(plan.peers[0].profile, Profile::Docker);
         assert_eq!(plan.batches(), 7);
+    }
+
+    #[test]
+    fn gvisor_is_runsc_labelled_with_its_platform_from_either_list() {
+        let s = scenario(
+            "name = \"t\"\nbackends = [\"gvisor\", \"lxc\"]\ncounts = [1]\n[oci]\nrunsc_platform = \"kvm\"\n",
+        );
+        let plan = Plan::of(&s);
+        let got: Vec<(&str, BackendKind, Option<&str>)> = plan
+            .peers
+            .iter()
+            .map(|p| (p.label.as_str(), p.kind, p.runtime.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("oci-runsc-kvm", BackendKind::Gvisor, Some("runsc")),
+                ("lxc", BackendKind::Lxc, None)
+            ]
+        );
+        let s = scenario(
+            "name = \"t\"\nbackends = [\"oci\"]\ncounts = [1]\n[oci]\nruntimes = [\"runc\", \"runsc\"]\n",
+        );
+        let plan = Plan::of(&s);
+        assert_eq!(plan.peers[1].label, "oci-runsc-ptrace");
+        assert_eq!(plan.peers[1].kind, BackendKind::Gvisor);
+        assert_eq!(plan.peers[0].kind, BackendKind::Oci);
     }
 
     #[test]

@@ -8,7 +8,14 @@ use crate::scenario::{BackendKind, Scenario};
 /// Checks what a scenario needs before anything is created, so bad input leaves nothing.
 pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
     for b in &scenario.backends {
-        let needs_root = matches!(b, BackendKind::Container | BackendKind::Unshare);
+        let needs_root = matches!(
+            b,
+            BackendKind::Container
+                | BackendKind::Unshare
+                | BackendKind::Docker
+                | BackendKind::Gvisor
+                | BackendKind::Lxc
+        );
         if needs_root && !crate::host::is_root() {
             return Err(RunError::NotRoot(b.as_str()));
         }
@@ -20,10 +27,38 @@ pub fn preflight(scenario: &Scenario) -> Result<(), RunError> {
     if has(BackendKind::Vm) {
         vm(scenario)?;
     }
+    if has(BackendKind::Docker) {
+        docker()?;
+    }
+    if has(BackendKind::Gvisor) {
+        tools("gvisor", &[("runsc", "runsc")])?;
+    }
+    if has(BackendKind::Lxc) {
+        tools(
+            "lxc",
+            &[
+                ("lxc-start", "lxc"),
+                ("lxc-stop", "lxc"),
+                ("lxc-info", "lxc"),
+            ],
+        )?;
+    }
     if has(BackendKind::Unshare) && crate::host::exec::which("unshare").is_none() {
         return Err(RunError::Environment(
             "backend unshare: the unshare command (util-linux) is not on PATH".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Each of `tools` (command, Debian package) on PATH, else one line naming the first missing.
+fn tools(backend: &str, tools: &[(&str, &str)]) -> Result<(), RunError> {
+    for (cmd, pkg) in tools {
+        if crate::host::exec::which(cmd).is_none() {
+            return Err(RunError::Environment(format!(
+                "backend {backend}: {cmd} is not on PATH: install {pkg} (scripts/setup.sh)"
+            )));
+        }
     }
     Ok(())
 }
@@ -61,6 +96,25 @@ fn vm(scenario: &Scenario) -> Result<(), RunError> {
             crate::image::initramfs::GUEST_MODULES,
         )
         .map_err(vm_err)?;
+    }
+    Ok(())
+}
+
+/// The docker CLI, and dockerd unless a daemon may already answer (`DOCKER_HOST`, or the
+/// system socket): whether it answers is found when the backend is prepared.
+fn docker() -> Result<(), RunError> {
+    let missing = |what: &str| {
+        RunError::Environment(format!(
+            "backend docker: {what} is not on PATH: install docker.io (scripts/setup.sh)"
+        ))
+    };
+    if crate::backend::docker::cli::find_cli().is_none() {
+        return Err(missing("the docker CLI"));
+    }
+    let existing = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty())
+        || std::path::Path::new(crate::backend::docker::daemon::DEFAULT_SOCKET).exists();
+    if !existing && crate::host::exec::which("dockerd").is_none() {
+        return Err(missing("dockerd"));
     }
     Ok(())
 }

@@ -78,7 +78,9 @@ fn prior_instance_s(kind: BackendKind) -> f64 {
     match kind {
         BackendKind::Process => 0.01,
         BackendKind::Unshare | BackendKind::Container => 0.02,
-        BackendKind::Oci => 0.1,
+        BackendKind::Oci | BackendKind::Lxc => 0.1,
+        BackendKind::Docker => 0.5,
+        BackendKind::Gvisor => 0.3,
         BackendKind::Vm => 5.0,
     }
 }

@@ -1,7 +1,7 @@
 //! Walks the plan: each peer's backend prepared, warmed up, its batches (or its `[until]`
 //! sweep) run and their records pushed to the sinks, then finished. Prints the per-batch line.
 
-use crate::backend::{self, Backend, RunContext};
+use crate::backend::{Backend, Factory, RunContext};
 use crate::fault::Boundary;
 use crate::runner::batch::{self, BatchId, BatchOutcome, Env};
 use crate::runner::error::RunError;
@@ -20,6 +20,7 @@ pub fn measure_plan(
     plan: &Plan,
     progress: &Progress,
     sinks: &mut Sinks,
+    factory: &dyn Factory,
 ) -> Result<Vec<String>, RunError> {
     // One pool for the whole run: a parent-death signal fires when the *thread* that created
     // the child exits, so launching threads must outlive every instance.
@@ -38,7 +39,7 @@ pub fn measure_plan(
             scenario: Arc::new(ctx.scenario.with_profile(peer.profile)),
             ..ctx.clone()
         };
-        let Some(backend) = prepare(&ctx, peer, &pool, progress, sinks)? else {
+        let Some(backend) = prepare(&ctx, peer, &pool, progress, sinks, factory)? else {
             continue;
         };
         crate::fault::point(Boundary::Prepared);
@@ -60,20 +61,18 @@ pub fn measure_plan(
 }
 
 /// The backend of `peer`, or None for an OCI runtime that cannot run here (crun 1.8 on a
-/// hybrid cgroup host) or a backend its own short probe found unable to run as configured
-/// (a VM machine type that does not boot under this accelerator): a finding about the host,
-/// not a reason to stop measuring the others.
+/// hybrid cgroup host), a Docker Engine that cannot be reached or started, or a backend its
+/// own short probe found unable to run as configured (a VM machine type that does not boot
+/// under this accelerator): a finding about the host, not a reason to stop measuring the others.
 fn prepare(
     ctx: &RunContext,
     peer: &Peer,
     pool: &rayon::ThreadPool,
     progress: &Progress,
     sinks: &mut Sinks,
+    factory: &dyn Factory,
 ) -> Result<Option<Box<dyn Backend>>, RunError> {
-    let created = pool.install(|| match &peer.runtime {
-        Some(rt) => backend::create_oci(rt, ctx),
-        None => backend::create(peer.kind, ctx),
-    });
+    let created = pool.install(|| factory.create(peer.kind, peer.runtime.as_deref(), ctx));
     match (created, &peer.runtime) {
         (Ok(b), _) => Ok(Some(b)),
         (Err(e), rt) if rt.is_some() || e.skip => {

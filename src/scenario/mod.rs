@@ -12,7 +12,7 @@ mod tests;
 mod validate;
 
 pub use error::ScenarioError;
-pub use validate::OCI_RUNTIMES;
+pub use validate::{OCI_RUNTIMES, RUNSC_PLATFORMS};
 
 use error::one_line;
 use std::fmt;
@@ -57,8 +57,16 @@ backend_kinds! {
     Container => "container",
     /// A QEMU guest booting its own kernel from a copy-on-write overlay of the image's disk.
     Vm => "vm",
-    /// The same rootfs and agent through the host's OCI runtimes (runc, crun: `[oci] runtimes`).
+    /// The same rootfs and agent through the host's OCI runtimes (runc, crun, runsc, or one
+    /// given by path: `[oci] runtimes`).
     Oci => "oci",
+    /// The real Docker Engine (`docker.io`): the daemon that answers, or a private dockerd.
+    Docker => "docker",
+    /// gVisor: the OCI backend with `runsc`, whose every sandbox runs a user-space kernel (the
+    /// Sentry) of its own; the platform is `[oci] runsc_platform`.
+    Gvisor => "gvisor",
+    /// LXC 5 (`lxc-start`) from a generated config, lxcpath under the run's state dir.
+    Lxc => "lxc",
 }
 
 impl BackendKind {
@@ -68,6 +76,18 @@ impl BackendKind {
             .iter()
             .copied()
             .find(|k| k.as_str() == name)
+    }
+
+    /// The kind a result row's backend label names: `container+docker` is a container,
+    /// `oci-runc` and `oci-crun+none` OCI runtimes. Rows keep the label as text (it says more
+    /// than the kind); analyses that need the kind ask here, never compare labels themselves.
+    pub fn of_label(label: &str) -> Option<BackendKind> {
+        let base = label.split_once('+').map_or(label, |(b, _)| b);
+        BackendKind::from_name(base).or_else(|| {
+            base.strip_prefix("oci-")
+                .filter(|rt| !rt.is_empty())
+                .map(|_| BackendKind::Oci)
+        })
     }
 
     /// "process, unshare, container": for error messages and help text.
@@ -233,14 +253,42 @@ impl Default for VmConfig {
 /// The `[oci]` table: which OCI runtimes the `oci` backend runs, each as a peer in the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OciConfig {
+    /// Names looked up on PATH (runc, crun, runsc) or paths to an executable (validated).
     pub runtimes: Vec<String>,
+    /// gVisor's platform (`runsc --platform`): how the Sentry intercepts system calls.
+    pub runsc_platform: String,
 }
 
 impl Default for OciConfig {
     fn default() -> Self {
         OciConfig {
             runtimes: vec!["runc".into()],
+            runsc_platform: "ptrace".into(),
         }
+    }
+}
+
+/// The runtime's name of an `[oci] runtimes` entry: itself, or a path's file name.
+pub fn runtime_name(runtime: &str) -> &str {
+    Path::new(runtime)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(runtime)
+}
+
+/// Whether an `[oci] runtimes` entry is gVisor's runsc (by its name, as given or on disk).
+pub fn is_runsc(runtime: &str) -> bool {
+    runtime_name(runtime) == "runsc"
+}
+
+/// The row label of an OCI runtime's peer: `oci-runc`, `oci-crun`, and for gVisor the platform
+/// too, `oci-runsc-ptrace`, so every row says how its system calls were intercepted.
+pub fn oci_label(runtime: &str, oci: &OciConfig) -> String {
+    let name = runtime_name(runtime);
+    if is_runsc(runtime) {
+        format!("oci-{name}-{}", oci.runsc_platform)
+    } else {
+        format!("oci-{name}")
     }
 }
 

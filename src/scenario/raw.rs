@@ -30,9 +30,13 @@ pub(super) struct RawScenario {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table with optional key runtimes")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with optional keys runtimes, runsc_platform"
+)]
 pub(super) struct RawOci {
     pub(super) runtimes: Option<Vec<String>>,
+    pub(super) runsc_platform: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -39,27 +39,12 @@ fn assert_one_line(msg: &str) {
     assert!(!msg.is_empty());
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "isobench-scenario-test-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh directory under the system temp dir, removed on drop (tempfile).
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("isobench-scenario-test-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
@@ -269,7 +254,7 @@ fn vm_table_errors_name_the_key_and_what_is_allowed() {
 fn backend_names_round_trip() {
     assert_eq!(
         BackendKind::allowed_names(),
-        "process, unshare, container, vm, oci"
+        "process, unshare, container, vm, oci, docker, gvisor, lxc"
     );
     for &k in BackendKind::ALL {
         assert_eq!(BackendKind::from_name(k.as_str()), Some(k));
@@ -281,6 +266,25 @@ fn backend_names_round_trip() {
         assert_eq!(back, k);
     }
     assert_eq!(BackendKind::from_name("Process"), None);
+}
+
+#[test]
+fn a_row_label_names_its_kind() {
+    for &k in BackendKind::ALL {
+        assert_eq!(BackendKind::of_label(k.as_str()), Some(k));
+    }
+    assert_eq!(
+        BackendKind::of_label("container+docker"),
+        Some(BackendKind::Container)
+    );
+    assert_eq!(BackendKind::of_label("oci-runc"), Some(BackendKind::Oci));
+    assert_eq!(
+        BackendKind::of_label("oci-crun+none"),
+        Some(BackendKind::Oci)
+    );
+    for not in ["oci-", "vms", "", "+docker", "Process"] {
+        assert_eq!(BackendKind::of_label(not), None, "{not:?}");
+    }
 }
 
 #[test]
@@ -567,22 +571,27 @@ fn image_rules() {
 
 #[test]
 fn image_paths_resolve_against_base_dir() {
-    let dir = TempDir::new("image");
-    std::fs::create_dir(dir.0.join("rootfs")).unwrap();
+    let dir = temp_dir("image");
+    std::fs::create_dir(dir.path().join("rootfs")).unwrap();
     for f in ["a.tar", "b.tar.gz", "c.tgz", "notes.txt"] {
-        std::fs::write(dir.0.join(f), b"").unwrap();
+        std::fs::write(dir.path().join(f), b"").unwrap();
     }
-    let at =
-        |image: &str| Scenario::parse(&minimal(&format!("image = {image:?}\n")), ORIGIN, &dir.0);
+    let at = |image: &str| {
+        Scenario::parse(
+            &minimal(&format!("image = {image:?}\n")),
+            ORIGIN,
+            dir.path(),
+        )
+    };
     assert_eq!(
         at("rootfs").unwrap().image,
-        ImageSpec::Directory(dir.0.join("rootfs"))
+        ImageSpec::Directory(dir.path().join("rootfs"))
     );
     for f in ["a.tar", "b.tar.gz", "c.tgz"] {
-        assert_eq!(at(f).unwrap().image, ImageSpec::Tarball(dir.0.join(f)));
+        assert_eq!(at(f).unwrap().image, ImageSpec::Tarball(dir.path().join(f)));
     }
     // Absolute paths ignore the base directory.
-    let abs = dir.0.join("c.tgz");
+    let abs = dir.path().join("c.tgz");
     let s = Scenario::parse(
         &minimal(&format!("image = {:?}\n", abs.display().to_string())),
         ORIGIN,
@@ -599,7 +608,7 @@ fn image_paths_resolve_against_base_dir() {
 
     let msg = at("missing.tar").unwrap_err().to_string();
     assert_one_line(&msg);
-    let missing = dir.0.join("missing.tar");
+    let missing = dir.path().join("missing.tar");
     assert!(
         msg.contains(&format!("image: {} does not exist", missing.display())),
         "{msg}"
@@ -608,13 +617,13 @@ fn image_paths_resolve_against_base_dir() {
 
 #[test]
 fn load_reads_the_file_and_resolves_against_its_directory() {
-    let dir = TempDir::new("load");
-    std::fs::create_dir(dir.0.join("rootfs")).unwrap();
-    let path = dir.0.join("s.toml");
+    let dir = temp_dir("load");
+    std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+    let path = dir.path().join("s.toml");
     let text = minimal("image = \"rootfs\"\n");
     std::fs::write(&path, &text).unwrap();
     let s = Scenario::load(&path).unwrap();
-    assert_eq!(s.image, ImageSpec::Directory(dir.0.join("rootfs")));
+    assert_eq!(s.image, ImageSpec::Directory(dir.path().join("rootfs")));
     assert_eq!(s.text, text);
     assert_eq!(s.origin, path.display().to_string());
 
@@ -671,11 +680,27 @@ fn section_rules_name_the_key_and_what_is_allowed() {
         ),
         (
             "[oci]\nruntimes = []",
-            "oci.runtimes: empty; allowed: a list of runc, crun",
+            "oci.runtimes: empty; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
             "[oci]\nruntimes = [\"runc\", \"youki\"]",
-            "oci.runtimes: unknown runtime \"youki\"; allowed: runc, crun",
+            "oci.runtimes: unknown runtime \"youki\"; allowed: a list of runc, crun, runsc, or paths to an executable file",
+        ),
+        (
+            "[oci]\nruntimes = [\"/etc/hostname\"]",
+            "oci.runtimes: /etc/hostname is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
+        ),
+        (
+            "[oci]\nruntimes = [\"/nonexistent/runc\"]",
+            "oci.runtimes: /nonexistent/runc: No such file or directory (os error 2); allowed:",
+        ),
+        (
+            "[oci]\nruntimes = [\"runc\", \"/bin/sh\", \"runc\"]",
+            "oci.runtimes: runtime \"runc\" is listed twice; each runtime may appear once",
+        ),
+        (
+            "[oci]\nrunsc_platform = \"kvmm\"",
+            "oci.runsc_platform: \"kvmm\" is not allowed; allowed: ptrace, kvm, systrap",
         ),
         (
             "[measure]\nidle_window_s = -1",

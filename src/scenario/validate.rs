@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 const NAME_MAX_LEN: usize = 40;
 const COUNT_MAX: i64 = 100_000;
 /// OCI runtimes the `oci` backend knows how to drive.
-pub const OCI_RUNTIMES: &[&str] = &["runc", "crun"];
+pub const OCI_RUNTIMES: &[&str] = &["runc", "crun", "runsc"];
+/// gVisor's platforms (`runsc --platform`) a scenario may ask for; the backend checks that the
+/// installed runsc offers it (runsc 2022-12 of Debian 12 has ptrace and kvm, newer systrap).
+pub const RUNSC_PLATFORMS: &[&str] = &["ptrace", "kvm", "systrap"];
 const PARALLELISM_MAX: i64 = 1024;
 const REPETITIONS_MAX: i64 = 10_000;
 const WARMUP_MAX: i64 = 1000;
@@ -127,6 +130,7 @@ pub(super) fn validate(
     let limits = limits(&c, raw.limits)?;
     let namespaces = namespaces(raw.namespaces);
     let profiles = validate_profiles(raw.security).map_err(c.broke("security"))?;
+    let oci = oci(&c, raw.oci, &backends)?;
     Ok(Scenario {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -142,7 +146,7 @@ pub(super) fn validate(
         namespaces,
         security: profiles[0],
         profiles,
-        oci: oci(&c, raw.oci)?,
+        oci,
         measure: measure(&c, raw.measure)?,
         until: raw.until.map(|u| until(&c, u)).transpose()?,
         vm: raw
@@ -247,28 +251,103 @@ fn namespaces(raw: Option<RawNamespaces>) -> Namespaces {
     }
 }
 
-/// `[oci] runtimes`: a non-empty list of runtimes the oci backend knows.
-fn oci(c: &Check, raw: Option<RawOci>) -> Result<OciConfig, ScenarioError> {
-    let Some(o) = raw else {
-        return Ok(OciConfig::default());
-    };
-    let runtimes = o.runtimes.unwrap_or_else(|| OciConfig::default().runtimes);
-    if runtimes.is_empty() {
-        return Err(c.err("oci.runtimes", "empty; allowed: a list of runc, crun"));
+/// `[oci]`: a non-empty list of runtimes, each a known name (found on PATH when the run
+/// prepares it) or a path to an executable file (relative to the scenario's directory), no
+/// runtime twice; gVisor's platform one of [`RUNSC_PLATFORMS`] (whether the installed runsc
+/// offers it is the backend's check). `gvisor` among the backends runs runsc already, so
+/// runsc may not be listed here too.
+fn oci(
+    c: &Check,
+    raw: Option<RawOci>,
+    backends: &[BackendKind],
+) -> Result<OciConfig, ScenarioError> {
+    let d = OciConfig::default();
+    let Some(o) = raw else { return Ok(d) };
+    let given = o.runtimes.unwrap_or_else(|| d.runtimes.clone());
+    let allowed = format!(
+        "allowed: a list of {}, or paths to an executable file",
+        OCI_RUNTIMES.join(", ")
+    );
+    if given.is_empty() {
+        return Err(c.err("oci.runtimes", format!("empty; {allowed}")));
     }
-    if let Some(r) = runtimes
-        .iter()
-        .find(|r| !OCI_RUNTIMES.contains(&r.as_str()))
-    {
+    let mut runtimes: Vec<String> = Vec::with_capacity(given.len());
+    for r in &given {
+        let rt = oci_runtime(c, r, &allowed)?;
+        let name = super::runtime_name(&rt);
+        if runtimes.iter().any(|x| super::runtime_name(x) == name) {
+            return Err(c.err(
+                "oci.runtimes",
+                format!("runtime {name:?} is listed twice; each runtime may appear once"),
+            ));
+        }
+        if super::is_runsc(&rt) && backends.contains(&BackendKind::Gvisor) {
+            return Err(c.err(
+                "oci.runtimes",
+                format!(
+                    "{r:?} is gVisor, which the gvisor backend runs already; list it once \
+                     (backends = [\"gvisor\"] or runsc here)"
+                ),
+            ));
+        }
+        runtimes.push(rt);
+    }
+    let runsc_platform = match o.runsc_platform {
+        None => d.runsc_platform,
+        Some(p) if RUNSC_PLATFORMS.contains(&p.as_str()) => p,
+        Some(p) => {
+            return Err(c.err(
+                "oci.runsc_platform",
+                format!(
+                    "{p:?} is not allowed; allowed: {}",
+                    RUNSC_PLATFORMS.join(", ")
+                ),
+            ));
+        }
+    };
+    Ok(OciConfig {
+        runtimes,
+        runsc_platform,
+    })
+}
+
+/// One `[oci] runtimes` entry: a known name as it is, or a path (anything with a `/`) that is
+/// an executable regular file now, whose file name can label rows and container ids.
+fn oci_runtime(c: &Check, r: &str, allowed: &str) -> Result<String, ScenarioError> {
+    use std::os::unix::fs::PermissionsExt;
+    if !r.contains('/') {
+        return if OCI_RUNTIMES.contains(&r) {
+            Ok(r.to_string())
+        } else {
+            Err(c.err("oci.runtimes", format!("unknown runtime {r:?}; {allowed}")))
+        };
+    }
+    let path = c.base_dir.join(r);
+    let shown = path.display();
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| c.err("oci.runtimes", format!("{shown}: {e}; {allowed}")))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(c.err(
+            "oci.runtimes",
+            format!("{shown} is not an executable file; {allowed}"),
+        ));
+    }
+    let rt = path.display().to_string();
+    let name = super::runtime_name(&rt);
+    let token = !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch));
+    if !token {
         return Err(c.err(
             "oci.runtimes",
             format!(
-                "unknown runtime {r:?}; allowed: {}",
-                OCI_RUNTIMES.join(", ")
+                "{shown}: the file name {name:?} labels rows and container ids; allowed: \
+                 letters, digits, '_', '.', '-'"
             ),
         ));
     }
-    Ok(OciConfig { runtimes })
+    Ok(rt)
 }
 
 /// `[measure]`: switches and windows; an idle window of 0 turns idle CPU off.

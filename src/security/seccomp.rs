@@ -636,9 +636,55 @@ pub fn oci(profile: Profile) -> Option<Value> {
     }))
 }
 
+/// The same rules as LXC's seccomp policy file (version 2, lxc.container.conf(5)), for the
+/// `lxc` backend: an allow-list whose default is EPERM, one line per rule, `name action
+/// [index,value,op,mask]...`. What differs from the OCI section: LXC also applies the rules to
+/// the i386 and x32 ABIs (it builds a context per ABI of an amd64 host; names those ABIs lack
+/// are skipped), which Docker's x86_64 rules here leave out; MASKED_EQ is written
+/// `[index,value,SCMP_CMP_MASKED_EQ,mask]` (LXC hands libseccomp the mask first).
+pub fn lxc(profile: Profile) -> Option<String> {
+    let rules = rules(profile)?;
+    let mut out = format!("2\nallowlist errno {EPERM}\n");
+    for r in &rules {
+        out.push_str(r.sys.name());
+        match r.action {
+            Action::Allow => out.push_str(" allow"),
+            Action::Errno(e) => out.push_str(&format!(" errno {e}")),
+        }
+        for a in &r.args {
+            out.push_str(&match *a {
+                ArgTest::Eq { index, value } => format!(" [{index},{value},SCMP_CMP_EQ]"),
+                ArgTest::Ne { index, value } => format!(" [{index},{value},SCMP_CMP_NE]"),
+                ArgTest::MaskedEq { index, mask, value } => {
+                    format!(" [{index},{value},SCMP_CMP_MASKED_EQ,{mask}]")
+                }
+            });
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lxc_policy_has_every_rule_with_its_action_and_arguments() {
+        assert!(lxc(Profile::None).is_none());
+        let text = lxc(Profile::Docker).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("2"));
+        assert_eq!(lines.next(), Some("allowlist errno 1"));
+        let body: Vec<&str> = lines.collect();
+        assert_eq!(body.len(), rules(Profile::Docker).unwrap().len());
+        assert!(body.contains(&"read allow"));
+        assert!(body.contains(&"clone3 errno 38"));
+        let clone = format!("clone allow [0,0,SCMP_CMP_MASKED_EQ,{CLONE_NAMESPACE_FLAGS}]");
+        assert!(body.contains(&clone.as_str()), "{clone}");
+        assert!(body.iter().any(|l| l.starts_with("personality allow [0,")));
+        assert!(!body.iter().any(|l| l.starts_with("mount ")));
+    }
 
     fn allowed(profile: Profile, name: &str) -> bool {
         rules(profile)

@@ -27,6 +27,16 @@ pub fn sig(x: f64) -> String {
     s
 }
 
+/// A setting as it was set (16 MiB, 4 threads): a whole number without decimals, anything
+/// else as [`sig`].
+pub fn whole(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e6 {
+        format!("{x:.0}")
+    } else {
+        sig(x)
+    }
+}
+
 /// An optional figure: "-" when it was not measured.
 pub fn opt(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), sig)

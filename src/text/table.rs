@@ -1,47 +1,40 @@
 //! Aligned plain-text tables: a header line, a rule, one line per row; numbers right-aligned.
 //! Every text table isobench prints (run, compare, plan, the isolation tables) goes through
-//! [`render`].
+//! [`render`], which lays them out with comfy-table (widths by Unicode display width, so "±"
+//! and "µ" line up), in one borderless style: columns two spaces apart, a dashed rule under
+//! the header, no trailing spaces.
 
-const GAP: &str = "  ";
+use comfy_table::{
+    CellAlignment, ColumnConstraint, ContentLineStyle, LineStyle, Table, TableStyle,
+};
 
-/// Aligned plain text: a header line, a rule, then one line per row.
+/// Columns one padding space plus one junction space apart; the rule runs under each column
+/// and its padding.
+const STYLE: TableStyle = TableStyle::new()
+    .header_lines(ContentLineStyle::none().junction(' '))
+    .header_separator(LineStyle::none().fill('-').junction(' '))
+    .content_lines(ContentLineStyle::none().junction(' '));
+
+/// Aligned plain text: a header line, a rule, then one line per row. `right[i]` right-aligns
+/// column i (numbers), header included.
 pub fn render(header: &[&str], right: &[bool], cells: &[Vec<String>]) -> String {
-    // Widths count chars, not bytes: "±" is two bytes, and `format!` pads by chars.
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut t = Table::new();
+    t.load_style(STYLE).set_header(header.to_vec());
     for row in cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+        t.add_row(row.clone());
+    }
+    let last = header.len().saturating_sub(1);
+    for (i, col) in t.column_iter_mut().enumerate() {
+        col.set_padding((0, u16::from(i < last)));
+        // Never squeezed: the table is as wide as its widest cells (a pipe has no width).
+        col.set_constraint(ColumnConstraint::ContentWidth);
+        if right.get(i).copied().unwrap_or(false) {
+            col.set_cell_alignment(CellAlignment::Right);
         }
     }
-    let mut out = String::new();
-    push_line(
-        &mut out,
-        &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-        &widths,
-        right,
-    );
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    push_line(&mut out, &rule, &widths, right);
-    for row in cells {
-        push_line(&mut out, row, &widths, right);
-    }
-    out
-}
-
-fn push_line(out: &mut String, cells: &[String], widths: &[usize], right: &[bool]) {
-    let mut line = String::new();
-    for (i, (cell, &w)) in cells.iter().zip(widths).enumerate() {
-        if i > 0 {
-            line.push_str(GAP);
-        }
-        if right[i] {
-            line.push_str(&format!("{cell:>w$}"));
-        } else {
-            line.push_str(&format!("{cell:<w$}"));
-        }
-    }
-    out.push_str(&line);
+    let mut out = t.trim_fmt();
     out.push('\n');
+    out
 }
 
 /// 2 decimals under 100, 1 under 1000, none above: about three significant figures, which is
@@ -61,6 +54,25 @@ pub fn num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_align_by_display_width_with_numbers_to_the_right() {
+        let t = render(
+            &["backend", "ms"],
+            &[false, true],
+            &[
+                vec!["vm".into(), "1.5 ± 0.2".into()],
+                vec!["container".into(), "12".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "backend           ms\n\
+             ---------- ---------\n\
+             vm         1.5 ± 0.2\n\
+             container         12\n"
+        );
+    }
 
     #[test]
     fn number_precision() {

@@ -13,21 +13,6 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_isobench");
 
-/// True when running as root. Otherwise the test fails, unless ISOBENCH_ALLOW_SKIP=1, when it
-/// says why and returns false (the caller returns: a skip, never a pass).
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1"),
-        "this test needs root (namespaces, mounts, cgroups, other users' processes); \
-         set ISOBENCH_ALLOW_SKIP=1 to skip it"
-    );
-    eprintln!("skipped: needs root (ISOBENCH_ALLOW_SKIP=1)");
-    false
-}
-
 /// Polls `child` until it exits or `timeout` passes.
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let start = Instant::now();

@@ -9,20 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// For a test that cannot run here: true (after saying why) when ISOBENCH_ALLOW_SKIP=1 lets
-/// it skip; otherwise it fails, since a skip is never a pass.
-pub fn skip_or_fail(why: &str) -> bool {
-    if std::env::var_os("ISOBENCH_ALLOW_SKIP").is_some_and(|v| v == "1") {
-        eprintln!("skipped: {why} (ISOBENCH_ALLOW_SKIP=1)");
-        return true;
-    }
-    panic!("cannot run: {why}; set ISOBENCH_ALLOW_SKIP=1 to skip instead");
-}
-
-/// `skip_or_fail` for tests that need root.
-pub fn skip_unless_root() -> bool {
-    !nix::unistd::geteuid().is_root() && skip_or_fail("needs root (namespaces, mounts, cgroups)")
-}
+/// The one skip rule (tests/common/skip.rs): a test that cannot run fails unless
+/// ISOBENCH_ALLOW_SKIP=1.
+pub mod skip;
 
 /// A backend of one kind for a scenario given as TOML text, with its own run id and state
 /// dir; everything it made is removed when dropped.
