@@ -444,24 +444,21 @@ impl Backend for LxcBackend {
     fn finish(&self) -> Result<(), TeardownError> {
         let mut errs: Vec<TeardownError> = Vec::new();
         let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
-        let ours = self.host.roots();
-        for root in CgroupHost::all_roots() {
-            for name in &names {
-                for rel in [
+        let rels: Vec<PathBuf> = names
+            .iter()
+            .flat_map(|name| {
+                [
                     cgroup_rel(&self.ctx.run_id, name),
                     monitor_rel(&self.ctx.run_id, name),
-                ] {
-                    if let Err(e) = cgroup::remove_tree(&root.join(rel), EXIT_WAIT) {
-                        errs.push(e.into());
-                    }
-                }
-            }
-            if !ours.contains(&root) {
-                let top = root.join(cgroup::TOP);
-                let _ = std::fs::remove_dir(top.join(&self.ctx.run_id));
-                let _ = std::fs::remove_dir(&top);
-            }
-        }
+                ]
+            })
+            .collect();
+        errs.extend(
+            self.host
+                .remove_runtime_cgroups(&self.ctx.run_id, &rels, EXIT_WAIT)
+                .into_iter()
+                .map(TeardownError::from),
+        );
         if let Err(e) = crate::host::remove_dir_tree(&self.lxcpath) {
             errs.push(e.into());
         }

@@ -631,20 +631,16 @@ impl Backend for OciBackend {
     fn finish(&self) -> Result<(), TeardownError> {
         let mut errs: Vec<TeardownError> = Vec::new();
         let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
-        let ours = self.host.roots();
-        for root in CgroupHost::all_roots() {
-            for name in &names {
-                let d = root.join(cgroup_rel(&self.ctx.run_id, name));
-                if let Err(e) = cgroup::remove_tree(&d, EXIT_WAIT) {
-                    errs.push(e.into());
-                }
-            }
-            if !ours.contains(&root) {
-                let top = root.join(cgroup::TOP);
-                let _ = std::fs::remove_dir(top.join(&self.ctx.run_id));
-                let _ = std::fs::remove_dir(&top);
-            }
-        }
+        let rels: Vec<PathBuf> = names
+            .iter()
+            .map(|name| cgroup_rel(&self.ctx.run_id, name))
+            .collect();
+        errs.extend(
+            self.host
+                .remove_runtime_cgroups(&self.ctx.run_id, &rels, EXIT_WAIT)
+                .into_iter()
+                .map(TeardownError::from),
+        );
         if let Err(e) = crate::host::remove_dir_tree(&self.dir) {
             errs.push(e.into());
         }

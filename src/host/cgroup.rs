@@ -632,6 +632,36 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+impl CgroupHost {
+    /// At a runtime's finish (runc, crun, runsc, LXC, Docker): removes what is left of the
+    /// cgroups it made for the run's instances (`rels`, relative to every hierarchy root), and
+    /// `isobench/<run-id>` itself in the hierarchies our own containers do not use (the runtime
+    /// made it there); elsewhere other backends of the run may share it, and the run's end
+    /// removes it. Returns what could not be removed.
+    pub fn remove_runtime_cgroups(
+        &self,
+        run_id: &str,
+        rels: &[PathBuf],
+        wait: Duration,
+    ) -> Vec<CgroupError> {
+        let mut errs = Vec::new();
+        let ours = self.roots();
+        for root in CgroupHost::all_roots() {
+            for rel in rels {
+                if let Err(e) = remove_tree(&root.join(rel), wait) {
+                    errs.push(e);
+                }
+            }
+            if !ours.contains(&root) {
+                let top = root.join(TOP);
+                let _ = std::fs::remove_dir(top.join(run_id));
+                let _ = std::fs::remove_dir(&top);
+            }
+        }
+        errs
+    }
+}
+
 /// Kills every process in `dir` and its children cgroups, then removes them deepest first,
 /// within `wait` for the whole tree (an error says how long it waited in total).
 pub fn remove_tree(dir: &Path, wait: Duration) -> Result<(), CgroupError> {

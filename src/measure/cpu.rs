@@ -70,15 +70,16 @@ mod tests {
     #[test]
     fn a_busy_child_uses_cpu_and_an_idle_one_does_not() {
         let busy = spawn("sh", &["-c", "while :; do :; done"]);
-        let idle = spawn("sleep", &["5"]);
+        let idle = spawn("sleep", &["15"]);
         let (bp, ip) = (busy.0.id() as i32, idle.0.id() as i32);
         let _one = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
         let start = Instant::now();
         let b0 = pids_cpu_ns(&[bp]).expect("read the busy child");
         std::thread::sleep(Duration::from_millis(500));
         let mut b1 = pids_cpu_ns(&[bp]).expect("read the busy child");
-        // Other tests may hold the CPUs for a moment: allow up to 2 s more, and say so.
-        while b1 < 300_000_000 && start.elapsed() < Duration::from_millis(2500) {
+        // Other tests (or other work on a shared host) may hold both CPUs: allow up to 10 s
+        // more, and say so. The check is that the reading is the child's CPU time, not speed.
+        while b1 < 300_000_000 && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(100));
             b1 = pids_cpu_ns(&[bp]).expect("read the busy child");
         }

@@ -687,8 +687,9 @@ fn section_rules_name_the_key_and_what_is_allowed() {
             "oci.runtimes: unknown runtime \"youki\"; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
-            "[oci]\nruntimes = [\"/etc/hostname\"]",
-            "oci.runtimes: /etc/hostname is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
+            // A directory: some hosts' /etc files carry execute bits.
+            "[oci]\nruntimes = [\"/etc\"]",
+            "oci.runtimes: /etc is not an executable file; allowed: a list of runc, crun, runsc, or paths to an executable file",
         ),
         (
             "[oci]\nruntimes = [\"/nonexistent/runc\"]",
