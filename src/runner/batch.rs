@@ -263,6 +263,13 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         live.launched.iter().filter_map(|l| alive(live, l)),
     );
     let m = &env.ctx.scenario.measure;
+    // The idle window overlaps the host reading's settle: both only wait while the instances
+    // idle (dropping caches is the harness's own kernel work, and never frees the pages a
+    // running process maps). Not with KSM merging, whose ksmd would land in the window.
+    let idle = ksm_guard
+        .is_none()
+        .then(|| IdleWindow::open(env, live))
+        .flatten();
     env.progress.phase(Phase::Settle);
     let host_after = m
         .memory
@@ -271,7 +278,9 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
     crate::fault::point(crate::fault::Boundary::Measure);
     // ksmd's own CPU would land in the idle window: merging ends here.
     drop(ksm_guard);
-    idle_cpu(env, live, &mut seen);
+    if let Some(w) = idle.or_else(|| IdleWindow::open(env, live)) {
+        w.close(env, live, &mut seen);
+    }
     Readings {
         seen,
         host_after,
@@ -394,25 +403,47 @@ fn cpu_ns(inst: &dyn Instance) -> Option<u64> {
     }
 }
 
-/// Idle CPU over the scenario's window: each instance's CPU time before and after, per second.
-fn idle_cpu(env: &Env, live: &Live, seen: &mut [Seen]) {
-    let window_s = env.ctx.scenario.measure.idle_window_s;
-    if window_s <= 0.0 || env.cancelled() {
-        return;
+/// The idle-CPU window (`measure.idle_window_s`): each live instance's CPU time when it
+/// opened, and when.
+struct IdleWindow {
+    before: Vec<Option<u64>>,
+    start: Instant,
+    window: Duration,
+}
+
+impl IdleWindow {
+    /// None when the scenario measures no idle CPU (or the run was interrupted).
+    fn open(env: &Env, live: &Live) -> Option<IdleWindow> {
+        let window_s = env.ctx.scenario.measure.idle_window_s;
+        if window_s <= 0.0 || env.cancelled() {
+            return None;
+        }
+        Some(IdleWindow {
+            before: live
+                .launched
+                .iter()
+                .map(|l| alive(live, l).and_then(cpu_ns))
+                .collect(),
+            start: Instant::now(),
+            window: Duration::from_secs_f64(window_s),
+        })
     }
-    env.progress.phase(Phase::Idle);
-    let window = Duration::from_secs_f64(window_s);
-    let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
-    let before: Vec<Option<u64>> = live.launched.iter().map(cpu).collect();
-    let start = Instant::now();
-    // In short sleeps, so an interruption ends the window at once.
-    while start.elapsed() < window && !env.cancelled() {
-        std::thread::sleep((window - start.elapsed().min(window)).min(Duration::from_millis(100)));
-    }
-    let took = start.elapsed();
-    for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(before) {
-        if let (Some(b), Some(a)) = (b, cpu(l)) {
-            sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
+
+    /// Waits out what is left of the window, then reads each instance's CPU time again: idle
+    /// CPU in ms per second of the window as it really lasted.
+    fn close(self, env: &Env, live: &Live, seen: &mut [Seen]) {
+        env.progress.phase(Phase::Idle);
+        // In short sleeps, so an interruption ends the window at once.
+        while self.start.elapsed() < self.window && !env.cancelled() {
+            let left = self.window - self.start.elapsed().min(self.window);
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        let took = self.start.elapsed();
+        let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
+        for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(self.before) {
+            if let (Some(b), Some(a)) = (b, cpu(l)) {
+                sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
+            }
         }
     }
 }
