@@ -248,13 +248,22 @@ fn alive<'a>(batch: &'a Live, (i, r): &'a Launched) -> Option<&'a dyn Instance> 
 
 /// Measures the live batch: the workload first (memory and disk are measured after it did its
 /// work), the isolation in force, KSM merging (its guard unmerges on drop, so it lives until
-/// the memory views are read), the memory views and the host's reading, then idle CPU.
+/// the memory views are read), the memory views and the host's reading, with the idle-CPU
+/// window open from the first reading on (after merging, with KSM).
 pub fn measure(env: &Env, live: &mut Live) -> Readings {
     env.progress.phase(Phase::Measure);
     let mut seen = vec![Seen::default(); live.launched.len()];
     if env.ctx.scenario.workload != Workload::Idle {
         wait_workloads(env, &mut live.launched, &mut seen);
     }
+    let m = &env.ctx.scenario.measure;
+    // The idle window runs while the harness reads the instances from the outside (isolation,
+    // memory views) and waits for the host's reading to settle: the instances idle all along
+    // (those readings and dropping caches are the harness's own work, and dropping caches
+    // never frees the pages a running process maps). Not with KSM merging, whose ksmd would
+    // land in the window: then it opens once merging ended.
+    let merging = m.ksm && kind::merges_pages(env.backend.kind());
+    let idle = (!merging).then(|| IdleWindow::open(env, live)).flatten();
     read_isolation(env, live, &mut seen);
     let (ksm, ksm_guard) = merge_pages(env);
     let measure_ms = read_memory(env, live, &mut seen);
@@ -262,14 +271,6 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         env.backend.kind(),
         live.launched.iter().filter_map(|l| alive(live, l)),
     );
-    let m = &env.ctx.scenario.measure;
-    // The idle window overlaps the host reading's settle: both only wait while the instances
-    // idle (dropping caches is the harness's own kernel work, and never frees the pages a
-    // running process maps). Not with KSM merging, whose ksmd would land in the window.
-    let idle = ksm_guard
-        .is_none()
-        .then(|| IdleWindow::open(env, live))
-        .flatten();
     env.progress.phase(Phase::Settle);
     let host_after = m
         .memory
