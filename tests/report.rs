@@ -228,7 +228,8 @@ fn committed_reports_have_one_revision_and_no_local_path() {
             continue;
         }
         let t = std::fs::read_to_string(f).unwrap();
-        if matches!(ext, "md" | "html" | "txt") {
+        // What isobench wrote (SETUP.md, written by hand, may name the words it avoids).
+        if matches!(ext, "md" | "html" | "txt") && !f.ends_with("SETUP.md") {
             assert_no_inf_or_nan(&f.display().to_string(), &t);
         }
         for local in ["/work/", "/tmp/", "/home/", "/root/", "/var/tmp/"] {

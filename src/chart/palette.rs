@@ -1,7 +1,8 @@
 //! The one palette of every figure isobench draws (the report's plots and the plan's): a
 //! backend has the same colour everywhere, so a reader learns it once. Colours are Tableau 10
 //! (Tableau's default categorical palette, also matplotlib's `tab10`), chosen because they
-//! stay apart for most colour-blind readers and in greyscale print.
+//! stay apart for most colour-blind readers and in greyscale print; one per backend isobench
+//! has, so no two backends share a colour.
 
 use plotters::style::RGBColor;
 
@@ -16,12 +17,20 @@ pub fn backend(backend: &str) -> RGBColor {
         "oci-runc" => RGBColor(44, 160, 44),
         "oci-crun" => RGBColor(23, 190, 207),
         "vm" => RGBColor(214, 39, 40),
+        "docker" => RGBColor(255, 127, 14),
+        "lxc" => RGBColor(140, 86, 75),
+        "oci-runsc" => RGBColor(188, 189, 34),
+        g if g.starts_with("gvisor") => RGBColor(227, 119, 194),
         other => {
-            const REST: [RGBColor; 4] = [
-                RGBColor(255, 127, 14),
-                RGBColor(140, 86, 75),
-                RGBColor(227, 119, 194),
-                RGBColor(188, 189, 34),
+            // Tableau 20's light shades of the ten: a backend without a colour of its own
+            // still differs from every named one.
+            const REST: [RGBColor; 6] = [
+                RGBColor(174, 199, 232),
+                RGBColor(255, 187, 120),
+                RGBColor(152, 223, 138),
+                RGBColor(255, 152, 150),
+                RGBColor(197, 176, 213),
+                RGBColor(196, 156, 148),
             ];
             let h: usize = other.bytes().map(usize::from).sum();
             REST[h % REST.len()]
@@ -37,13 +46,17 @@ pub const NOISE: RGBColor = RGBColor(170, 170, 170);
 
 /// The backends with a colour of their own, in the README's order (its palette table is
 /// checked against this list by a test).
-pub const NAMED: [&str; 6] = [
+pub const NAMED: [&str; 10] = [
     "process",
     "unshare",
     "container",
     "oci-runc",
     "oci-crun",
     "vm",
+    "docker",
+    "lxc",
+    "gvisor",
+    "oci-runsc",
 ];
 
 /// `#rrggbb`, as the README and HTML write a colour.
@@ -61,7 +74,11 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), NAMED.len(), "{seen:?}");
-        assert_eq!(backend("gvisor"), backend("gvisor"));
+        assert_eq!(backend("my-runtime"), backend("my-runtime"));
+        assert!(
+            !seen.contains(&hex(backend("my-runtime"))),
+            "a stranger looks like no one"
+        );
         assert_eq!(hex(backend("container")), "#1f77b4");
         assert!(!seen.contains(&hex(REFERENCE)));
     }

@@ -10,8 +10,9 @@ use crate::text::table::{num, render};
 pub fn ratio_text(ratio: Option<f64>, base_median: f64, new_median: f64) -> String {
     match ratio {
         None => "none (BASE < 0)".into(),
-        Some(r) if r == f64::INFINITY => "inf (BASE median 0)".into(),
-        Some(r) if r == f64::NEG_INFINITY => "-inf (BASE median 0)".into(),
+        // Words, never `inf`: a user reads "grew from 0", not a float's spelling.
+        Some(r) if r == f64::INFINITY => "none (BASE median 0, NEW above)".into(),
+        Some(r) if r == f64::NEG_INFINITY => "none (BASE median 0, NEW below)".into(),
         Some(_) if base_median == 0.0 && new_median == 0.0 => "1 (both 0)".into(),
         Some(r) => ratio_num(r),
     }
@@ -19,9 +20,10 @@ pub fn ratio_text(ratio: Option<f64>, base_median: f64, new_median: f64) -> Stri
 
 fn ratio_num(r: f64) -> String {
     if r == f64::INFINITY {
-        "inf".into()
-    } else if r == f64::NEG_INFINITY {
-        "-inf".into()
+        // An interval's end where a resample's BASE median was 0: no bound, said in words.
+        "unbounded".into()
+    } else if !r.is_finite() {
+        "none".into()
     } else if r.abs() < 9.9995 {
         format!("{r:.3}")
     } else {
@@ -274,7 +276,7 @@ mod tests {
         assert_eq!(ratio_text(Some(1.0), 0.0, 0.0), "1 (both 0)");
         assert_eq!(
             ratio_text(Some(f64::INFINITY), 0.0, 3.0),
-            "inf (BASE median 0)"
+            "none (BASE median 0, NEW above)"
         );
         assert_eq!(ratio_text(None, -3.0, 3.0), "none (BASE < 0)");
         assert_eq!(ratio_text(Some(123.456), 1.0, 123.456), "123.5");
@@ -286,7 +288,7 @@ mod tests {
             lo: 0.98765,
             hi: f64::INFINITY,
         });
-        assert_eq!(interval_text(&iv), "[0.988, inf]");
+        assert_eq!(interval_text(&iv), "[0.988, unbounded]");
         assert_eq!(
             interval_text(&Err(NoInterval::TooFewSamples { have: 1, need: 6 })),
             "1 sample: no interval"

@@ -428,7 +428,8 @@ const DEFS: &[Def] = &[
     },
 ];
 
-/// Every claim set of `run`: vm against container, and each oci-* backend against container.
+/// Every claim set of `run`: vm against container, and each peer (oci-*, docker, lxc) against
+/// container.
 /// `notes` says why a pair has none.
 pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
     let backends = run.backends();
@@ -451,15 +452,18 @@ pub fn claims(run: &RunData, notes: &mut Vec<String>) -> Vec<ClaimSet> {
             run.label
         ));
     }
-    // VMs first: they are what the claims are about; OCI runtimes check isobench's container.
+    // VMs first: they are what the claims are about; then the peers people compare (OCI
+    // runtimes, gVisor among them, Docker and LXC), each against isobench's container.
+    let peer = |b: &str| {
+        matches!(
+            kind(b),
+            Some(BackendKind::Oci | BackendKind::Docker | BackendKind::Lxc | BackendKind::Gvisor)
+        )
+    };
     let subjects = backends
         .iter()
         .filter(|(b, _)| kind(b) == Some(BackendKind::Vm))
-        .chain(
-            backends
-                .iter()
-                .filter(|(b, _)| kind(b) == Some(BackendKind::Oci)),
-        )
+        .chain(backends.iter().filter(|(b, _)| peer(b)))
         .map(|(b, _)| b.clone());
     for subject in subjects {
         out.extend(pair(run, &subject, notes));
