@@ -1,8 +1,9 @@
 //! Start-up latency per backend under criterion: time from just before the spawn until the
 //! agent's `ready` line (the same definition as `isobench run`), teardown excluded, beside
 //! the kernel floor (benches/floor.rs: the same kernel operations in a minimal loop).
-//! Each launcher's bench also launches one floor per instance, interleaved, and prints the
-//! ratio of the two medians: drift of a noisy host hits both alike.
+//! Each launcher's bench also launches one floor per instance, interleaved (which of a pair goes
+//! first alternates), and prints the ratio of the two medians: drift of a noisy host hits both
+//! alike.
 //! Few samples and Flat sampling: each iteration launches a real instance.
 //!
 //! Every bench is a criterion bench: `cargo bench -- --list` lists them, `cargo bench --
@@ -117,12 +118,28 @@ fn floor(c: &mut Criterion) {
     }
 }
 
+type PhaseOf = fn(&backend::Startup) -> Option<Duration>;
+
+/// The start-up phases a launcher's bench prints the medians of (results::metrics defines them).
+const PHASES: [(&str, PhaseOf); 9] = [
+    ("spawn", |s| s.spawn),
+    ("clone", |s| s.clone),
+    ("cgroup", |s| s.cgroup),
+    ("rootfs", |s| s.rootfs),
+    ("setup", |s| s.setup),
+    ("exec", |s| s.exec),
+    ("agent_start", |s| s.agent_start),
+    ("agent_ready", |s| s.agent_ready),
+    ("ready", |s| Some(s.startup)),
+];
+
 /// One launcher: `make` builds its backend (only when the bench runs); each timed launch is
 /// paired with one floor launch, and the ratio of the medians is printed at the end.
 fn launcher(c: &mut Criterion, name: &str, make: &dyn Fn() -> (RunContext, Box<dyn Backend>)) {
     let mut g = group(c);
     let mut state: Option<(RunContext, Box<dyn Backend>, FloorBench)> = None;
     let (mut ours, mut floors) = (Vec::new(), Vec::new());
+    let mut phases: Vec<Vec<f64>> = vec![Vec::new(); PHASES.len()];
     g.bench_function(name, |bench| {
         let (_, b, fb) = state.get_or_insert_with(|| {
             let (ctx, b) = make();
@@ -131,12 +148,27 @@ fn launcher(c: &mut Criterion, name: &str, make: &dyn Fn() -> (RunContext, Box<d
         bench.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for i in 0..iters {
+                // Which of the pair goes first alternates: a launch leaves the kernel's
+                // cgroup-migration lock warm for a grace period (see doctor's cgroups line),
+                // and the one right after it would always get that for free.
+                let floor_first = ours.len() % 2 == 1;
+                if floor_first {
+                    floors.push(fb.floor.launch().as_secs_f64() * 1e3);
+                }
                 let inst = b.launch(&format!("b{i}")).expect("launch");
-                let t = inst.startup().startup;
+                let st = inst.startup();
+                let t = st.startup;
                 total += t;
+                for (v, p) in phases.iter_mut().zip(PHASES) {
+                    if let Some(d) = p.1(st) {
+                        v.push(d.as_secs_f64() * 1e3);
+                    }
+                }
                 inst.teardown().expect("teardown");
                 ours.push(t.as_secs_f64() * 1e3);
-                floors.push(fb.floor.launch().as_secs_f64() * 1e3);
+                if !floor_first {
+                    floors.push(fb.floor.launch().as_secs_f64() * 1e3);
+                }
             }
             total
         })
@@ -148,6 +180,16 @@ fn launcher(c: &mut Criterion, name: &str, make: &dyn Fn() -> (RunContext, Box<d
             "startup/{name}: p50 {o:.3} ms, kernel floor p50 {f:.3} ms (interleaved, {} pairs): ratio {:.2}",
             ours.len(),
             o / f
+        );
+        let seen: Vec<String> = PHASES
+            .iter()
+            .zip(&phases)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(p, v)| format!("{} {:.3}", p.0, p50(v)))
+            .collect();
+        eprintln!(
+            "startup/{name}: phases p50 (ms from the start): {}",
+            seen.join(", ")
         );
         b.finish().expect("backend cleanup");
         fb.finish();

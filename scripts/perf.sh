@@ -59,6 +59,6 @@ grep -E '"(harness_peak_rss_kib|harness_cpu_ms_per_instance|total_s|launch_s|tea
 
 if [ "${ISOBENCH_PERF_NO_BENCH:-}" != 1 ]; then
     echo "== cargo bench: the kernel floor and each launcher beside it"
-    cargo bench --quiet -- 'startup/' 2>&1 | grep -E 'time:|ratio|skipped' | tee "$out/bench.txt"
+    cargo bench --quiet -- 'startup/' 2>&1 | grep -E 'time:|ratio|phases|skipped' | tee "$out/bench.txt"
 fi
 echo "results: $out"

@@ -290,3 +290,38 @@ fn a_killed_run_leaves_no_qemu_after_clean() {
     host::assert_clean_since(&before, &state, &[run_id]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_machine_that_does_not_boot_in_the_probe_window_is_skipped_in_seconds_with_its_reason() {
+    if skip_unless_qemu() {
+        return;
+    }
+    // A probe window no guest meets stands for a machine type that cannot boot here.
+    let toml = scenario("[vm]\naccel = \"tcg\"\nmachine = \"microvm\"\nprobe_timeout_s = 0.3\n");
+    let scenario = isobench::scenario::Scenario::parse(&toml, "test.toml", Path::new("/"))
+        .expect("test scenario parses");
+    let (run_id, state_dir) = scratch_state_dir("microvmprobe");
+    let ctx = isobench::backend::RunContext {
+        run_id,
+        scenario: std::sync::Arc::new(scenario),
+        state_dir: state_dir.clone(),
+        agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_isobench")),
+        cancel: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        cache_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache"),
+    };
+    let t = Instant::now();
+    let made = isobench::backend::create(BackendKind::Vm, &ctx);
+    let took = t.elapsed();
+    let _ = isobench::host::remove_dir_tree(&state_dir);
+    let e = match made {
+        Ok(_) => panic!("a guest booted within 0.3 s under TCG"),
+        Err(e) => e,
+    };
+    assert!(e.skip, "a host finding, not bad input: {e}");
+    assert!(
+        e.what.contains("microvm") && e.what.contains("probe guest was not ready"),
+        "{e}"
+    );
+    // Preparing (the base disk is cached) and the probe, not a ready timeout per batch.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}

@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 /// One launch of a batch: the instance index and what came of it.
 pub type Launched = (u32, Result<Box<dyn Instance>, LaunchError>);
 
-/// How long a host-memory reading may wait for MemAvailable to settle.
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a host-memory reading may wait for MemAvailable to settle (the scenario's
+/// `measure.settle_timeout_s`).
+pub fn settle_timeout(env: &Env) -> Duration {
+    Duration::from_secs_f64(env.ctx.scenario.measure.settle_timeout_s)
+}
 
 /// What every step of a batch works with.
 pub struct Env<'a> {
@@ -116,8 +119,10 @@ pub fn baseline(env: &Env) -> Baseline {
     env.progress.phase(Phase::Settle);
     let host = m
         .memory
-        .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
+        .then(|| measure::memory::settle(m.drop_caches, settle_timeout(env)));
     if m.memory {
+        // Re-warming is not waiting: meta.json's wall breakdown counts it as warmup.
+        env.progress.phase(Phase::Warmup);
         let mut files = env.backend.launch_files();
         files.push(env.ctx.agent_exe.clone());
         for f in files {
@@ -243,13 +248,22 @@ fn alive<'a>(batch: &'a Live, (i, r): &'a Launched) -> Option<&'a dyn Instance> 
 
 /// Measures the live batch: the workload first (memory and disk are measured after it did its
 /// work), the isolation in force, KSM merging (its guard unmerges on drop, so it lives until
-/// the memory views are read), the memory views and the host's reading, then idle CPU.
+/// the memory views are read), the memory views and the host's reading, with the idle-CPU
+/// window open from the first reading on (after merging, with KSM).
 pub fn measure(env: &Env, live: &mut Live) -> Readings {
     env.progress.phase(Phase::Measure);
     let mut seen = vec![Seen::default(); live.launched.len()];
     if env.ctx.scenario.workload != Workload::Idle {
         wait_workloads(env, &mut live.launched, &mut seen);
     }
+    let m = &env.ctx.scenario.measure;
+    // The idle window runs while the harness reads the instances from the outside (isolation,
+    // memory views) and waits for the host's reading to settle: the instances idle all along
+    // (those readings and dropping caches are the harness's own work, and dropping caches
+    // never frees the pages a running process maps). Not with KSM merging, whose ksmd would
+    // land in the window: then it opens once merging ended.
+    let merging = m.ksm && kind::merges_pages(env.backend.kind());
+    let idle = (!merging).then(|| IdleWindow::open(env, live)).flatten();
     read_isolation(env, live, &mut seen);
     let (ksm, ksm_guard) = merge_pages(env);
     let measure_ms = read_memory(env, live, &mut seen);
@@ -257,16 +271,17 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         env.backend.kind(),
         live.launched.iter().filter_map(|l| alive(live, l)),
     );
-    let m = &env.ctx.scenario.measure;
     env.progress.phase(Phase::Settle);
     let host_after = m
         .memory
-        .then(|| measure::memory::settle(m.drop_caches, SETTLE_TIMEOUT));
+        .then(|| measure::memory::settle(m.drop_caches, settle_timeout(env)));
     let kthreads_with = measure::host_kthreads();
     crate::fault::point(crate::fault::Boundary::Measure);
     // ksmd's own CPU would land in the idle window: merging ends here.
     drop(ksm_guard);
-    idle_cpu(env, live, &mut seen);
+    if let Some(w) = idle.or_else(|| IdleWindow::open(env, live)) {
+        w.close(env, live, &mut seen);
+    }
     Readings {
         seen,
         host_after,
@@ -389,25 +404,47 @@ fn cpu_ns(inst: &dyn Instance) -> Option<u64> {
     }
 }
 
-/// Idle CPU over the scenario's window: each instance's CPU time before and after, per second.
-fn idle_cpu(env: &Env, live: &Live, seen: &mut [Seen]) {
-    let window_s = env.ctx.scenario.measure.idle_window_s;
-    if window_s <= 0.0 || env.cancelled() {
-        return;
+/// The idle-CPU window (`measure.idle_window_s`): each live instance's CPU time when it
+/// opened, and when.
+struct IdleWindow {
+    before: Vec<Option<u64>>,
+    start: Instant,
+    window: Duration,
+}
+
+impl IdleWindow {
+    /// None when the scenario measures no idle CPU (or the run was interrupted).
+    fn open(env: &Env, live: &Live) -> Option<IdleWindow> {
+        let window_s = env.ctx.scenario.measure.idle_window_s;
+        if window_s <= 0.0 || env.cancelled() {
+            return None;
+        }
+        Some(IdleWindow {
+            before: live
+                .launched
+                .iter()
+                .map(|l| alive(live, l).and_then(cpu_ns))
+                .collect(),
+            start: Instant::now(),
+            window: Duration::from_secs_f64(window_s),
+        })
     }
-    env.progress.phase(Phase::Idle);
-    let window = Duration::from_secs_f64(window_s);
-    let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
-    let before: Vec<Option<u64>> = live.launched.iter().map(cpu).collect();
-    let start = Instant::now();
-    // In short sleeps, so an interruption ends the window at once.
-    while start.elapsed() < window && !env.cancelled() {
-        std::thread::sleep((window - start.elapsed().min(window)).min(Duration::from_millis(100)));
-    }
-    let took = start.elapsed();
-    for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(before) {
-        if let (Some(b), Some(a)) = (b, cpu(l)) {
-            sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
+
+    /// Waits out what is left of the window, then reads each instance's CPU time again: idle
+    /// CPU in ms per second of the window as it really lasted.
+    fn close(self, env: &Env, live: &Live, seen: &mut [Seen]) {
+        env.progress.phase(Phase::Idle);
+        // In short sleeps, so an interruption ends the window at once.
+        while self.start.elapsed() < self.window && !env.cancelled() {
+            let left = self.window - self.start.elapsed().min(self.window);
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        let took = self.start.elapsed();
+        let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
+        for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(self.before) {
+            if let (Some(b), Some(a)) = (b, cpu(l)) {
+                sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
+            }
         }
     }
 }

@@ -593,6 +593,26 @@ fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_phase_clock_adds_each_phases_time_and_the_running_one() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut c = PhaseClock::default();
+        c.switch(Some(Phase::Settle), at(0));
+        c.switch(Some(Phase::Launch), at(100));
+        c.switch(Some(Phase::Settle), at(400));
+        c.switch(Some(Phase::Idle), at(450));
+        assert!((c.seconds(Phase::Settle, at(500)) - 0.15).abs() < 1e-9);
+        assert!((c.seconds(Phase::Launch, at(500)) - 0.3).abs() < 1e-9);
+        // The running phase counts up to now; a stopped clock no longer grows.
+        assert!((c.seconds(Phase::Idle, at(500)) - 0.05).abs() < 1e-9);
+        c.switch(None, at(600));
+        assert!((c.seconds(Phase::Idle, at(900)) - 0.15).abs() < 1e-9);
+        assert_eq!(c.seconds(Phase::Ksm, at(900)), 0.0);
+        assert!(Phase::Settle.is_wait() && Phase::Ksm.is_wait() && Phase::Idle.is_wait());
+        assert!(!Phase::Launch.is_wait() && !Phase::Warmup.is_wait());
+    }
     use std::path::Path;
 
     fn scenario(text: &str) -> Scenario {

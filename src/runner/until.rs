@@ -5,7 +5,7 @@
 
 use crate::measure;
 use crate::results::record::UntilRow;
-use crate::runner::batch::{self, BatchId, BatchOutcome, Env, Live, SETTLE_TIMEOUT};
+use crate::runner::batch::{self, BatchId, BatchOutcome, Env, Live, settle_timeout};
 use crate::runner::progress::Phase;
 use crate::scenario::UntilConfig;
 
@@ -61,7 +61,7 @@ fn grow(env: &Env, live: &mut Live, cfg: &UntilConfig) -> String {
         // the floor. Waiting until MemAvailable holds still (no cache drop: launches must
         // not re-read their files) makes each step's reading see what the step costs.
         env.progress.phase(Phase::Settle);
-        let avail = measure::memory::settle(false, SETTLE_TIMEOUT).mem_available_kib;
+        let avail = measure::memory::settle(false, settle_timeout(env)).mem_available_kib;
         if avail < floor_kib(cfg) {
             return format!(
                 "MemAvailable {} MiB fell below the floor of {} MiB",

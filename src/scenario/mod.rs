@@ -309,6 +309,9 @@ pub struct MeasureConfig {
     /// Merge identical pages (KSM) across the VMs of a batch and record what it shares.
     pub ksm: bool,
     pub ksm_timeout_s: f64,
+    /// The bound of each host-memory reading's wait for MemAvailable to hold still, seconds
+    /// (the reading is taken when it holds still, or at the bound).
+    pub settle_timeout_s: f64,
 }
 
 impl Default for MeasureConfig {
@@ -319,6 +322,7 @@ impl Default for MeasureConfig {
             idle_window_s: 2.0,
             ksm: false,
             ksm_timeout_s: 60.0,
+            settle_timeout_s: 5.0,
         }
     }
 }

@@ -42,7 +42,7 @@ pub(super) struct RawOci {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table with optional keys memory, drop_caches, idle_window_s, ksm, ksm_timeout_s"
+    expecting = "a table with optional keys memory, drop_caches, idle_window_s, ksm, ksm_timeout_s, settle_timeout_s"
 )]
 pub(super) struct RawMeasure {
     pub(super) memory: Option<bool>,
@@ -50,6 +50,7 @@ pub(super) struct RawMeasure {
     pub(super) idle_window_s: Option<Num>,
     pub(super) ksm: Option<bool>,
     pub(super) ksm_timeout_s: Option<Num>,
+    pub(super) settle_timeout_s: Option<Num>,
 }
 
 #[derive(Deserialize)]

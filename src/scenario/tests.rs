@@ -721,6 +721,10 @@ fn section_rules_name_the_key_and_what_is_allowed() {
             "measure.ksm_timeout_s: NaN is out of range; allowed > 0 and <= 3600",
         ),
         (
+            "[measure]\nsettle_timeout_s = 0",
+            "measure.settle_timeout_s: 0 is out of range; allowed > 0 and <= 3600",
+        ),
+        (
             "[until]\nstep = 0\nmax = 1\nmem_available_floor_mib = 0",
             "until.step: 0 is out of range; allowed 1..=100000",
         ),

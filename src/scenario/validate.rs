@@ -369,6 +369,11 @@ fn measure(c: &Check, raw: Option<RawMeasure>) -> Result<MeasureConfig, Scenario
             .map(|t| c.positive("measure.ksm_timeout_s", t, WINDOW_MAX_S))
             .transpose()?
             .unwrap_or(d.ksm_timeout_s),
+        settle_timeout_s: m
+            .settle_timeout_s
+            .map(|t| c.positive("measure.settle_timeout_s", t, WINDOW_MAX_S))
+            .transpose()?
+            .unwrap_or(d.settle_timeout_s),
     })
 }
 
