@@ -196,33 +196,24 @@ pub struct KsmGuard {
     /// Where the saved settings are also written, so `isobench clean` can put them back
     /// after a run killed while KSM was on (a drop never runs then).
     record: Option<PathBuf>,
-    /// [`HOST_LOCK`], held while the settings are ours (released after the drop put them
-    /// back, or by the kernel when the run dies).
+    /// The lock of [`host_lock`], held while the settings are ours (released after the drop
+    /// put them back, or by the kernel when the run dies).
     _lock: std::fs::File,
 }
 
 /// One isobench run at a time may hold KSM's host-wide settings: a second run that saved the
 /// first one's "on" settings as the host's would put them back after the first restored the
-/// host's, and leave KSM on (seen with concurrent runs). An flock, so a killed run's lock goes
-/// with it.
-pub const HOST_LOCK: &str = "/run/isobench-ksm.lock";
-
+/// host's, and leave KSM on (seen with concurrent runs). The lock is an flock on KSM's own
+/// sysfs directory: nothing is created on the host for it, and a killed run's lock goes with
+/// its process.
 fn host_lock() -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let named = |e: io::Error| io::Error::new(e.kind(), format!("{HOST_LOCK}: {e}"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(HOST_LOCK)
-        .map_err(named)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{KSM_DIR}: {e}"));
+    let dir = std::fs::File::open(KSM_DIR).map_err(named)?;
+    match dir.try_lock() {
+        Ok(()) => Ok(dir),
         Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
             io::ErrorKind::ResourceBusy,
-            format!("{HOST_LOCK}: another isobench run on this host holds KSM's settings"),
+            format!("{KSM_DIR}: another isobench run on this host holds KSM's settings"),
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(named(e)),
     }
@@ -565,6 +556,22 @@ mod tests {
             let r = g.wait_settled(Duration::from_secs(10), &AtomicBool::new(true));
             assert!(!r.settled && start.elapsed() < Duration::from_millis(500));
         }
+        assert_eq!(Settings::read().expect("read KSM's settings"), before);
+    }
+
+    #[test]
+    fn another_run_holding_the_settings_is_refused_and_nothing_changes() {
+        let Some(_one) = usable() else { return };
+        let before = Settings::read().expect("read KSM's settings");
+        // Another run's lock: an flock on another open file of the same directory conflicts
+        // as one in another process would.
+        let other = host_lock().expect("lock KSM's directory");
+        let e = KsmGuard::enable().expect_err("KSM held by another run");
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy, "{e}");
+        assert!(e.to_string().contains("another isobench run"), "{e}");
+        assert_eq!(Settings::read().expect("read KSM's settings"), before);
+        drop(other);
+        drop(enable());
         assert_eq!(Settings::read().expect("read KSM's settings"), before);
     }
 
