@@ -39,7 +39,7 @@ use crate::image::{AGENT_IN_ROOTFS, Layers};
 use crate::scenario::{BackendKind, OciConfig};
 use crate::security::{Cap, Profile};
 use serde_json::{Value, json};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -493,12 +493,24 @@ impl OciBackend {
 /// The pre-exec step of the runtime process: a private mount namespace of its own with the
 /// overlay on the bundle's rootfs. Async-signal-safe: three syscalls on prepared strings.
 pub(super) fn private_overlay(target: &CString, opts: &CString) -> std::io::Result<()> {
+    private_mount(c"overlay", target, c"overlay", 0, opts)
+}
+
+/// A pre-exec step (also dockerd's): a mount namespace of its own, made private so nothing
+/// mounted from here on propagates back to the host, then one mount in it. Async-signal-safe:
+/// three syscalls on NUL-terminated strings prepared before the fork.
+pub(super) fn private_mount(
+    source: &CStr,
+    target: &CStr,
+    fstype: &CStr,
+    flags: libc::c_ulong,
+    data: &CStr,
+) -> std::io::Result<()> {
     // SAFETY: plain syscalls on NUL-terminated strings that outlive the calls.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // Nothing mounted from here on propagates back to the host.
         if libc::mount(
             std::ptr::null(),
             c"/".as_ptr(),
@@ -510,11 +522,11 @@ pub(super) fn private_overlay(target: &CString, opts: &CString) -> std::io::Resu
             return Err(std::io::Error::last_os_error());
         }
         if libc::mount(
-            c"overlay".as_ptr(),
+            source.as_ptr(),
             target.as_ptr(),
-            c"overlay".as_ptr(),
-            0,
-            opts.as_ptr().cast(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
         ) != 0
         {
             return Err(std::io::Error::last_os_error());

@@ -365,33 +365,13 @@ fn stop_child(mut child: Child, cgroup: &InstanceCgroup) -> Vec<DockerError> {
 /// The pre-exec step of dockerd: a mount namespace of its own, private, with a fresh tmpfs on
 /// /run (see the module docs). Async-signal-safe: syscalls on static strings.
 fn private_run() -> std::io::Result<()> {
-    // SAFETY: plain syscalls on NUL-terminated static strings.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/run".as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=0755".as_ptr().cast(),
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    crate::backend::oci::private_mount(
+        c"tmpfs",
+        c"/run",
+        c"tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        c"mode=0755",
+    )
 }
 
 /// The last lines of a daemon log, for an error message.
