@@ -131,6 +131,8 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
         let p = probe(r);
         assert_eq!(p["mount_tmpfs"], "EPERM", "{backend}: {p:?}");
         assert_eq!(p["unshare_user"], "EPERM", "{backend}: {p:?}");
+        // The filter's second action: clone3 gets ENOSYS, not the default EPERM.
+        assert_eq!(p["clone3"], "ENOSYS", "{backend}: {p:?}");
         assert_eq!(p["timer_list"], "masked", "{backend}: {p:?}");
         expect_masked(&p, "kcore", "/proc/kcore");
         expect_read_only(&p, "sysrq_trigger_open_write", "/proc/sysrq-trigger");
@@ -138,8 +140,9 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
         assert_ne!(p["open_block"], "ok", "{backend}: {p:?}");
     }
     let c = &rows["container"];
-    // Ours: two seccomp filters (see security/seccomp.rs), and no mknod of a block device.
-    assert_eq!(c["seccomp_filters"], "2");
+    // Ours: one seccomp filter, as the runtimes' (security/bpf.rs), and no mknod of a block
+    // device.
+    assert_eq!(c["seccomp_filters"], "1");
     assert_eq!(probe(c)["mknod_block"], "EPERM");
     assert_eq!(
         c["devices"],
@@ -191,6 +194,7 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
         assert_eq!(p["mknod_block"], "ok", "{backend}: {p:?}");
         assert_eq!(p["mount_tmpfs"], "ok", "{backend}: {p:?}");
         assert_eq!(p["unshare_user"], "ok", "{backend}: {p:?}");
+        assert_eq!(p["clone3"], "EINVAL", "{backend}: {p:?}");
         assert_eq!(p["timer_list"], "readable", "{backend}: {p:?}");
     }
     assert_eq!(rows["container"]["devices"], "all");

@@ -70,10 +70,13 @@ impl Floor {
             "memory.limit_in_bytes"
         };
         std::fs::write(cg.join(limit), (64u64 << 20).to_string()).expect("memory limit");
+        // The cheapest self-join the kernel has, as the container's (host::cgroup's
+        // self_join_file): v1's `tasks` skips the global threadgroup lock.
+        let join = if v2 { "cgroup.procs" } else { "tasks" };
         let procs: OwnedFd = std::fs::OpenOptions::new()
             .write(true)
-            .open(cg.join("cgroup.procs"))
-            .expect("cgroup.procs")
+            .open(cg.join(join))
+            .expect("the cgroup's join file")
             .into();
         let root = cstr(&d.join("merged"));
         let opts = CString::new(format!(

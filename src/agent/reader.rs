@@ -84,6 +84,16 @@ pub struct AgentReader {
     buf: Vec<u8>,
     other: Vec<String>,
     first_byte: Option<Instant>,
+    /// When the last read returned bytes: the arrival of the line that read completed.
+    last_read: Option<Instant>,
+}
+
+/// The agent is ready: when its `ready` line reached the harness (the end of start-up), and
+/// the facts it sent after it.
+#[derive(Debug)]
+pub struct Ready {
+    pub at: Instant,
+    pub facts: Facts,
 }
 
 impl AgentReader {
@@ -93,6 +103,7 @@ impl AgentReader {
             buf: Vec::with_capacity(512),
             other: Vec::new(),
             first_byte: None,
+            last_read: None,
         }
     }
 
@@ -101,28 +112,30 @@ impl AgentReader {
         self.first_byte
     }
 
-    /// Waits for the facts line and then `ready`. The moment this returns is the end of
-    /// start-up, so callers take their timestamp right after it.
+    /// Waits for `ready` and the facts line. The agent writes `ready` first and reads its
+    /// facts after (they are the agent's own measurement, not the instance's start-up), so
+    /// start-up ends at [`Ready::at`], when the `ready` line arrived, not when this returns.
     pub fn wait_ready(
         &mut self,
         deadline: Deadline,
         cancel: &AtomicBool,
-    ) -> Result<Facts, AgentError> {
-        let mut facts = None;
+    ) -> Result<Ready, AgentError> {
+        let (mut facts, mut at) = (None, None);
         loop {
-            let line = self.next_line(READY_LINE, deadline, cancel)?;
+            let (line, arrived) = self.next_line(READY_LINE, deadline, cancel)?;
             if line == READY_LINE {
-                return facts.ok_or_else(|| {
-                    AgentError::BadFacts("`ready` came before the facts line".into())
-                });
-            }
-            if line.starts_with('{') {
+                at = Some(arrived);
+            } else if line.starts_with('{') {
                 facts = Some(
                     serde_json::from_str::<Facts>(&line)
                         .map_err(|e| AgentError::BadFacts(format!("{e}: {line}")))?,
                 );
             } else {
                 self.keep(line);
+            }
+            if let (Some(at), Some(_)) = (at, &facts) {
+                let facts = facts.take().expect("checked just above");
+                return Ok(Ready { at, facts });
             }
         }
     }
@@ -136,7 +149,7 @@ impl AgentReader {
     ) -> Result<WorkloadReport, AgentError> {
         let mut report = WorkloadReport::default();
         loop {
-            let line = self.next_line(DONE_LINE, deadline, cancel)?;
+            let (line, _) = self.next_line(DONE_LINE, deadline, cancel)?;
             if line == DONE_LINE {
                 return Ok(report);
             }
@@ -168,16 +181,18 @@ impl AgentReader {
         self.other.push(line);
     }
 
+    /// The next line and when it arrived (the read that brought its newline).
     fn next_line(
         &mut self,
         expected: &'static str,
         deadline: Deadline,
         cancel: &AtomicBool,
-    ) -> Result<String, AgentError> {
+    ) -> Result<(String, Instant), AgentError> {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                return Ok(String::from_utf8_lossy(&line[..pos]).trim_end().to_string());
+                let text = String::from_utf8_lossy(&line[..pos]).trim_end().to_string();
+                return Ok((text, self.last_read.unwrap_or_else(Instant::now)));
             }
             if cancel.load(Ordering::Relaxed) {
                 return Err(AgentError::Cancelled);
@@ -214,7 +229,9 @@ impl AgentReader {
                     });
                 }
                 Ok(k) => {
-                    self.first_byte.get_or_insert_with(Instant::now);
+                    let now = Instant::now();
+                    self.first_byte.get_or_insert(now);
+                    self.last_read = Some(now);
                     self.buf.extend_from_slice(&chunk[..k]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

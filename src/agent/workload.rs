@@ -100,14 +100,20 @@ pub fn run(args: &[String]) -> Result<std::convert::Infallible, WorkloadError> {
         Some(other) => return Err(WorkloadError::Unknown(other.to_string())),
     };
 
-    let mut facts = Facts::gather();
-    facts.ready_ns = Some(super::mono_ns());
-    let facts = json("facts", &facts)?;
+    // `ready` first, then the facts: reading /proc (meminfo, mountinfo, the boot id; in a VM
+    // every kernel thread) is the agent's measurement of its kernel, not the instance's
+    // start-up, and took 0.3 ms of a container's 3.5 before `ready` when it came first.
+    let ready_ns = super::mono_ns();
     let mut out = std::io::stdout().lock();
-    // One write(2) for both lines: `writeln!` through stdout's line buffer made one write per
-    // line, and the harness woke up (and waited for a CPU) twice inside every start-up.
-    let hello = format!("{facts}\n{READY_LINE}\n");
-    out.write_all(hello.as_bytes())
+    // One write(2) per line: stdout's line buffer is flushed at once, so the harness wakes
+    // once for `ready`, inside start-up, and once for the facts, after it.
+    out.write_all(format!("{READY_LINE}\n").as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(WorkloadError::Stdout)?;
+    let mut facts = Facts::gather();
+    facts.ready_ns = Some(ready_ns);
+    let facts = json("facts", &facts)?;
+    out.write_all(format!("{facts}\n").as_bytes())
         .and_then(|()| out.flush())
         .map_err(WorkloadError::Stdout)?;
 

@@ -204,11 +204,11 @@ where
         );
     }
     crate::fault::point(crate::fault::Boundary::Boot);
-    let facts = inst
+    let ready = inst
         .reader
         .wait_ready(limit.from(start), &ctx.cancel)
         .map_err(|e| lerr(e.into()))?;
-    let startup = start.elapsed();
+    let (startup, facts) = (ready.at - start, ready.facts);
     let first_output = inst.reader.first_byte().map(|t| t - start);
     inst.startup = Startup {
         startup,

@@ -363,7 +363,7 @@ fn big(x: Option<u64>) -> Option<f64> {
 pub static STARTUP_MS: Metric = Metric {
     name: "startup_ms",
     unit: Unit::Ms,
-    definition: "CLOCK_MONOTONIC in the harness just before the spawn (clone, fork+exec, exec of runc or qemu) until the agent's `ready` line is read by the harness",
+    definition: "CLOCK_MONOTONIC in the harness just before the spawn (clone, fork+exec, exec of runc or qemu) until the agent's `ready` line reached the harness (the read that brought it; the facts line the agent writes after `ready` is not part of start-up)",
     decimals: Some(3),
     better: Better::Lower,
     compare: Some(Gate::TIMING),
@@ -383,7 +383,7 @@ pub static STARTUP_MS: Metric = Metric {
 pub static SPAWN_MS: Metric = Metric {
     name: "spawn_ms",
     unit: Unit::Ms,
-    definition: "phase: from the same start until clone/fork returned in the harness",
+    definition: "phase: from the same start until clone/fork returned in the harness (the container's clone is vfork-like and a process's spawn waits for its exec: both return once the agent is exec'd)",
     decimals: Some(3),
     better: Better::Lower,
     read: Read::Sample(|s| s.spawn_ms),
@@ -414,7 +414,7 @@ pub static CLONE_MS: Metric = Metric {
 pub static CGROUP_MS: Metric = Metric {
     name: "cgroup_ms",
     unit: Unit::Ms,
-    definition: "phase (container): from the same start until the child sat in its cgroup (born there by CLONE_INTO_CGROUP on cgroup v2; on v1 it wrote itself into cgroup.procs opened before the clone), stamped by the child",
+    definition: "phase (container): from the same start until the child sat in its cgroup (born there by CLONE_INTO_CGROUP on cgroup v2; on v1 it wrote itself into each hierarchy's `tasks` file, opened before the clone), stamped by the child",
     decimals: Some(3),
     better: Better::Lower,
     backends: Backends::Container,
@@ -468,7 +468,7 @@ pub static AGENT_START_MS: Metric = Metric {
 pub static AGENT_READY_MS: Metric = Metric {
     name: "agent_ready_ms",
     unit: Unit::Ms,
-    definition: "phase: from the same start until the agent, its facts read, was about to write `ready`, stamped by the agent; empty for a VM (startup_ms minus this is the harness's reading of the line)",
+    definition: "phase: from the same start until the agent was about to write `ready` (its facts are read after), stamped by the agent; empty for a VM (startup_ms minus this is the harness's reading of the line)",
     decimals: Some(3),
     better: Better::Lower,
     read: Read::Sample(|s| s.agent_ready_ms),
@@ -493,7 +493,7 @@ pub static TEARDOWN_MS: Metric = Metric {
 pub static AGENT_UPTIME_S: Metric = Metric {
     name: "agent_uptime_s",
     unit: Unit::S,
-    definition: "/proc/uptime of the kernel the agent runs on, read by the agent just before `ready` (host uptime for containers, guest uptime for VMs)",
+    definition: "/proc/uptime of the kernel the agent runs on, read by the agent just after `ready` (host uptime for containers, guest uptime for VMs)",
     read: Read::Sample(|s| s.agent_uptime_s),
     ..Metric::BASE
 };

@@ -7,6 +7,7 @@
 //! allow-list ([`devices`]) and the masked and read-only /proc paths. What an instance really
 //! got is read back from the host side by `measure::isolation`, never assumed from this.
 
+pub mod bpf;
 pub mod devices;
 pub mod seccomp;
 

@@ -10,20 +10,15 @@
 //! static binary, so nothing measured depends on that). Rules Docker grants only to a
 //! capability are included exactly when the profile keeps that capability, as Docker does.
 //!
-//! Why two BPF programs for our own containers: seccompiler gives one filter a single match
-//! action, and Docker's list needs two (allow; and ENOSYS for clone3, which makes glibc fall
-//! back to clone(2), whose flags a filter can inspect). The kernel runs every filter and,
-//! among equal actions, keeps the most recently installed one's, so the clone3 filter is
-//! installed second. Runtimes get the same rules as one filter (libseccomp takes per-rule
-//! actions). The isolation read-back shows the filter count from /proc/PID/status.
+//! Our own containers get the rules as one BPF program with per-syscall actions (allow; ENOSYS
+//! for clone3, which makes glibc fall back to clone(2), whose flags a filter can inspect),
+//! compiled by `security::bpf` into a binary search (see there for why not seccompiler's
+//! linear chain). Runtimes get the same rules as one filter in their own formats (libseccomp
+//! takes per-rule actions). The isolation read-back shows the filter count from
+//! /proc/PID/status: one for every backend.
 
-use super::{Cap, Profile};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use super::{Cap, Profile, bpf};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// A syscall: its libc constant's name (`SYS_accept`) and its x86_64 number. The numbers come
 /// from libc and are checked at compile time: a name that does not exist on x86_64 does not
@@ -57,8 +52,8 @@ mod nr {
 
 /// errno values the profile returns: EPERM for whatever is not allowed (Docker's
 /// `defaultErrnoRet`), ENOSYS for clone3.
-const EPERM: u32 = libc::EPERM as u32;
-const ENOSYS: u32 = libc::ENOSYS as u32;
+pub(crate) const EPERM: u32 = libc::EPERM as u32;
+pub(crate) const ENOSYS: u32 = libc::ENOSYS as u32;
 
 /// Docker's unconditional allow-list (its first rule), x86_64 names only, plus the rules
 /// Docker includes for every amd64 host (`arch_prctl`, `modify_ldt`) and for kernels from 4.8
@@ -509,81 +504,36 @@ pub fn rules(profile: Profile) -> Option<Vec<Rule>> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("compiling the seccomp filter of profile {profile}: {what}")]
+#[error("compiling the seccomp filter of profile {profile}: {source}")]
 pub struct SeccompError {
     pub profile: Profile,
-    pub what: String,
+    pub source: bpf::TooLong,
 }
 
-/// The BPF programs for our own containers, to be installed in this order (see the module
-/// docs for why there can be two); empty for a profile without seccomp.
-pub fn compile(profile: Profile) -> Result<Vec<BpfProgram>, SeccompError> {
+/// The BPF program for our own containers (one filter; everything the rules do not allow
+/// returns EPERM), or `None` for a profile without seccomp.
+pub fn compile(profile: Profile) -> Result<Option<Vec<bpf::Insn>>, SeccompError> {
     let Some(rules) = rules(profile) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    let err = |e: seccompiler::BackendError| SeccompError {
-        profile,
-        what: e.to_string(),
-    };
-    let mut programs = Vec::new();
-    // One filter per action, allow first: among equal actions the kernel keeps the result of
-    // the filter installed last, so an Errno filter installed after the allow-list wins for
-    // the calls it names.
-    let mut actions: Vec<Action> = vec![Action::Allow];
-    for r in &rules {
-        if !actions.contains(&r.action) {
-            actions.push(r.action);
-        }
-    }
-    for action in actions {
-        let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-        let mut unconditional: Vec<i64> = Vec::new();
-        for r in rules.iter().filter(|r| r.action == action) {
-            if r.args.is_empty() {
-                unconditional.push(r.sys.nr);
-                continue;
-            }
-            let conds = r
-                .args
-                .iter()
-                .map(|a| condition(*a))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            map.entry(r.sys.nr)
-                .or_default()
-                .push(SeccompRule::new(conds).map_err(err)?);
-        }
-        // An empty rule list matches every call of that syscall: it supersedes conditions.
-        for nr in unconditional {
-            map.insert(nr, Vec::new());
-        }
-        let (mismatch, on_match) = match action {
-            Action::Allow => (SeccompAction::Errno(EPERM), SeccompAction::Allow),
-            Action::Errno(e) => (SeccompAction::Allow, SeccompAction::Errno(e)),
-        };
-        let filter =
-            SeccompFilter::new(map, mismatch, on_match, TargetArch::x86_64).map_err(err)?;
-        programs.push(BpfProgram::try_from(filter).map_err(err)?);
-    }
-    Ok(programs)
+    bpf::compile(&rules, Action::Errno(EPERM))
+        .map(Some)
+        .map_err(|source| SeccompError { profile, source })
 }
 
-fn condition(a: ArgTest) -> Result<SeccompCondition, seccompiler::BackendError> {
-    // personality and socket take ints: compare the low 32 bits, as the kernel reads them.
-    match a {
-        ArgTest::Eq { index, value } => {
-            SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
-        }
-        ArgTest::Ne { index, value } => {
-            SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, value)
-        }
-        ArgTest::MaskedEq { index, mask, value } => SeccompCondition::new(
-            index,
-            SeccompCmpArgLen::Qword,
-            SeccompCmpOp::MaskedEq(mask),
-            value,
-        ),
-    }
+/// Every syscall the table names, once (for tests that make rule sets of their own).
+#[cfg(test)]
+pub fn all_syscalls() -> Vec<Sys> {
+    let mut v: Vec<Sys> = ALLOWED.to_vec();
+    v.extend(BY_CAPABILITY.iter().flat_map(|(_, g)| g.iter().copied()));
+    v.extend(
+        sys!(SYS_socket, SYS_personality, SYS_clone, SYS_clone3)
+            .iter()
+            .copied(),
+    );
+    v.sort_by_key(|s| s.nr);
+    v.dedup();
+    v
 }
 
 /// The OCI runtime-spec `linux.seccomp` section for `profile`, or `None` without seccomp.
@@ -702,7 +652,7 @@ mod tests {
             assert!(allowed(p, "read") && allowed(p, "execve") && allowed(p, "close_range"));
         }
         assert!(rules(Profile::None).is_none());
-        assert!(compile(Profile::None).unwrap().is_empty());
+        assert!(compile(Profile::None).unwrap().is_none());
     }
 
     #[test]
@@ -741,11 +691,10 @@ mod tests {
     }
 
     #[test]
-    fn compiles_to_two_programs_within_the_kernel_limit() {
-        let progs = compile(Profile::Docker).unwrap();
-        assert_eq!(progs.len(), 2);
-        // BPF_MAXINSNS for seccomp filters.
-        assert!(progs.iter().all(|p| !p.is_empty() && p.len() <= 4096));
+    fn compiles_to_one_program_within_the_kernel_limit() {
+        assert!(compile(Profile::None).unwrap().is_none());
+        let prog = compile(Profile::Docker).unwrap().unwrap();
+        assert!(!prog.is_empty() && prog.len() <= bpf::MAX_INSNS);
     }
 
     #[test]

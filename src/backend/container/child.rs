@@ -1,12 +1,15 @@
 //! The container's first process between clone and exec of the agent.
 //!
-//! This runs in the child of a raw clone(2) of a multithreaded harness: other threads' locks
-//! (malloc's among them) may be held forever in this copy of the address space, so the code
-//! here allocates nothing, formats nothing and calls only async-signal-safe syscalls on data
-//! the parent prepared in [`ChildSpec`]. Failures travel to the parent as a stage + errno.
+//! This runs in a vfork-like child of a multithreaded harness (spawn.rs): in the harness's
+//! own address space, on a stack of its own, while the launching thread sleeps and the other
+//! threads run on. Their locks (malloc's among them) may be held at any moment, and their
+//! memory is live, so the code here allocates nothing, formats nothing, writes only to its
+//! own stack and calls only async-signal-safe syscalls on data the parent prepared in
+//! [`ChildSpec`]. Failures travel to the parent as a stage + errno.
 
 use super::sync::{ChildMsg, Stage, Stamps};
 use crate::agent::mono_ns as now_ns;
+use crate::security::bpf::Insn;
 use crate::security::{Cap, Profile};
 use std::ffi::{CString, c_char};
 use std::os::fd::RawFd;
@@ -49,10 +52,10 @@ pub struct ChildSpec {
     /// The profile's capability sets: None keeps whatever the harness has (profile `none`).
     pub caps: Option<CapSpec>,
     pub no_new_privs: bool,
-    /// Seccomp filters in installation order, and the sock_fprog headers pointing into them
-    /// (built before the clone: the child must not allocate).
-    pub seccomp: Vec<libc::sock_fprog>,
-    pub _seccomp_programs: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
+    /// The seccomp program's sock_fprog header pointing into it (built before the clone: the
+    /// child must not allocate).
+    pub seccomp: Option<libc::sock_fprog>,
+    pub _seccomp_program: Option<std::sync::Arc<Vec<Insn>>>,
     pub exe: CString,
     /// NULL-terminated pointer arrays into `_argv`/`_envp`, built before the clone.
     pub argv: Vec<*const c_char>,
@@ -86,29 +89,27 @@ impl ChildSpec {
         args: Vec<CString>,
         env: Vec<CString>,
         profile: Profile,
-        seccomp: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
+        seccomp: Option<std::sync::Arc<Vec<Insn>>>,
     ) -> ChildSpec {
         let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const c_char> = env.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
-        let fprogs = seccomp
-            .iter()
-            .map(|p| libc::sock_fprog {
-                len: p.len() as u16,
-                // seccompiler's sock_filter is #[repr(C)] with the kernel's layout, as
-                // libc's is; the buffers are shared and outlive the spec (it holds the Arc).
-                filter: p.as_ptr() as *mut libc::sock_filter,
-            })
-            .collect();
+        let fprog = seccomp.as_ref().map(|p| libc::sock_fprog {
+            // At most bpf::MAX_INSNS (4096): compile refuses longer programs.
+            len: p.len() as u16,
+            // Insn is #[repr(C)] with the kernel's sock_filter layout, as libc's is; the
+            // buffer is shared and outlives the spec (it holds the Arc).
+            filter: p.as_ptr() as *mut libc::sock_filter,
+        });
         ChildSpec {
             fs: None,
             hostname: None,
             cgroup_ns: false,
             caps: profile.capabilities().map(CapSpec::keeping),
             no_new_privs: profile.confines(),
-            seccomp: fprogs,
-            _seccomp_programs: seccomp,
+            seccomp: fprog,
+            _seccomp_program: seccomp,
             exe,
             argv,
             envp,
@@ -126,10 +127,11 @@ pub struct ChildFds {
     pub out_w: RawFd,
     /// Host /dev/null: the agent's stdin.
     pub null_r: RawFd,
-    /// `cgroup.procs` of the instance's cgroup in each hierarchy, opened for writing before
-    /// the clone: the child writes "0" (the writer itself) into each. Empty when the child
-    /// was cloned into its cgroup (CLONE_INTO_CGROUP on cgroup v2).
-    pub cgroup_procs: Vec<RawFd>,
+    /// The join file (`InstanceCgroup::self_join_file`: v1's `tasks`) of the instance's cgroup in
+    /// each hierarchy, opened for writing before the clone: the child writes "0" (the writer
+    /// itself) into each. Empty when the child was cloned into its cgroup (CLONE_INTO_CGROUP
+    /// on cgroup v2).
+    pub cgroup_join: Vec<RawFd>,
 }
 
 fn send(fd: RawFd, msg: ChildMsg) {
@@ -164,8 +166,63 @@ fn check(r: libc::c_long, fds: &ChildFds, stage: Stage) {
 
 const NULL: *const c_char = std::ptr::null();
 
-/// Entered right after clone(2) returned 0. Never returns.
-pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
+/// Every signal the harness handles goes back to its default action in this child, whose
+/// handlers are copies of the harness's and would run on the harness's memory (spawn.rs).
+/// The raw rt_sigaction reaches the signals glibc keeps for itself too.
+///
+/// # Safety
+/// Called only from [`run`], in the cloned child, with every signal blocked.
+unsafe fn default_handlers() {
+    /// The kernel's struct sigaction on x86_64.
+    #[repr(C)]
+    struct KSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction reads and writes structs on our stack, laid out as the
+        // kernel's, with the kernel's sigset size (8 bytes).
+        unsafe {
+            let q = libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KSigaction>(),
+                &mut old as *mut KSigaction,
+                8usize,
+            );
+            if q == 0 && old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN {
+                let dfl = KSigaction {
+                    handler: libc::SIG_DFL,
+                    flags: 0,
+                    restorer: 0,
+                    mask: 0,
+                };
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KSigaction,
+                    std::ptr::null_mut::<KSigaction>(),
+                    8usize,
+                );
+            }
+        }
+    }
+}
+
+/// Entered right after the clone, on the child's own stack, with every signal blocked;
+/// `mask` is the launching thread's signal mask, which the agent gets. Never returns.
+pub fn run(spec: &ChildSpec, fds: &ChildFds, mask: &libc::sigset_t) -> ! {
     let mut st = Stamps {
         started: now_ns(),
         ..Stamps::default()
@@ -181,11 +238,12 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
         );
         // Own session: a Ctrl-C at the harness's terminal must not reach instances directly.
         check(libc::setsid() as _, fds, Stage::Setsid);
+        default_handlers();
 
         // Into the cgroup first (its limits are already written), so that the kernel memory
         // of the mounts below is charged to the instance. The child moves itself: the
         // parent's write of a pid after clone made it wait for the child's migration.
-        for &fd in &fds.cgroup_procs {
+        for &fd in &fds.cgroup_join {
             if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
                 fail(fds, Stage::CgroupJoin);
             }
@@ -236,9 +294,22 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds) -> ! {
             fds,
             Stage::Fds,
         );
+        // The harness's mask back (signals were blocked around the clone); the handlers are
+        // the defaults now, so a pending signal acts on this child alone.
+        check(
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                mask as *const libc::sigset_t,
+                std::ptr::null_mut::<libc::sigset_t>(),
+                8usize,
+            ),
+            fds,
+            Stage::SignalMask,
+        );
         // Last before exec, so the filter judges the agent and nothing of the set-up; the
         // message write and execve below are on every profile's allow-list.
-        for prog in &spec.seccomp {
+        if let Some(prog) = &spec.seccomp {
             check(
                 libc::syscall(
                     libc::SYS_seccomp,

@@ -7,6 +7,7 @@
 //! namespace: they disappear with it, even if the harness is killed.
 
 pub mod child;
+pub mod spawn;
 pub mod sync;
 
 use super::{
@@ -20,6 +21,7 @@ use child::{ChildFds, ChildSpec, FsSpec};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+use spawn::Join;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -35,8 +37,8 @@ pub struct ContainerBackend {
     layers: Option<Layers>,
     cgroups: RunCgroups,
     instances_dir: PathBuf,
-    /// The profile's seccomp filters, compiled once per run.
-    seccomp: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
+    /// The profile's seccomp program, compiled once per run (None: no filter).
+    seccomp: Option<std::sync::Arc<Vec<crate::security::bpf::Insn>>>,
 }
 
 fn cstr(p: impl AsRef<Path>) -> CString {
@@ -70,9 +72,9 @@ impl ContainerBackend {
             None
         };
         let profile = ctx.scenario.security;
-        let seccomp = std::sync::Arc::new(
-            crate::security::seccomp::compile(profile).map_err(|e| err(e.to_string()))?,
-        );
+        let seccomp = crate::security::seccomp::compile(profile)
+            .map_err(|e| err(e.to_string()))?
+            .map(std::sync::Arc::new);
         let host = CgroupHost::detect().map_err(|e| err(e.to_string()))?;
         let mut cgroups = host
             .create_run(&ctx.run_id)
@@ -185,61 +187,6 @@ impl ContainerBackend {
     }
 }
 
-/// clone3(2) with CLONE_INTO_CGROUP: the child is born in the cgroup `cgroup_fd` names.
-/// Returns the child's pid, 0 in the child, or -1 (errno set) when the kernel refused.
-fn clone3_into(flags: u64, cgroup_fd: i32) -> libc::c_long {
-    /// struct clone_args of include/uapi/linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let args = CloneArgs {
-        flags: flags | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup_fd as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: clone3 without CLONE_VM and with no stack behaves like fork(2): the child runs
-    // on a copy of this stack and goes straight into `child::run` (see the caller), which
-    // never returns and touches only data prepared before the clone.
-    unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    }
-}
-
-/// clone(2) with `flags` and SIGCHLD, fork-like (no new stack).
-fn clone_plain(flags: u64) -> libc::c_long {
-    // SAFETY: clone(2) without CLONE_VM and with a NULL stack behaves like fork(2): the
-    // child runs on a copy of this stack. It goes straight into `child::run` (see the
-    // caller), which never returns and touches only data prepared before the clone.
-    unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD as u64) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    }
-}
-
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
@@ -296,32 +243,26 @@ impl Backend for ContainerBackend {
             msg_w: msg_w.as_raw_fd(),
             out_w: out_w.as_raw_fd(),
             null_r: null.as_raw_fd(),
-            cgroup_procs: Vec::new(),
+            cgroup_join: Vec::new(),
         };
         let flags = self.clone_flags() as u64;
 
         let start = Instant::now();
         let start_ns = crate::agent::mono_ns();
         let mut ret = match &cg_dir {
-            Some(dir) => clone3_into(flags, dir.as_raw_fd()),
-            None => -1,
+            Some(dir) => spawn::spawn(flags, Join::Into(dir.as_raw_fd()), &spec, &fds),
+            None => Err(std::io::Error::from_raw_os_error(libc::ENOSYS)),
         };
         // cgroup v1 and hybrid (or a v2 kernel without CLONE_INTO_CGROUP): the child writes
         // itself into descriptors opened now.
         let mut procs = Vec::new();
-        if cg_dir.is_none() || ret == -1 {
+        if cg_dir.is_none() || ret.is_err() {
             procs = cg.open_procs().map_err(|e| lerr(e.into()))?;
-            fds.cgroup_procs = procs.iter().map(|f| f.as_raw_fd()).collect();
-            ret = clone_plain(flags);
+            fds.cgroup_join = procs.iter().map(|f| f.as_raw_fd()).collect();
+            ret = spawn::spawn(flags, Join::Itself, &spec, &fds);
         }
-        if ret == 0 {
-            child::run(&spec, &fds);
-        }
-        if ret < 0 {
-            return Err(sys("clone")(std::io::Error::last_os_error()));
-        }
-        let spawn = start.elapsed();
-        let pid = ret as i32;
+        let pid = ret.map_err(sys("clone"))?;
+        let spawned = start.elapsed();
         partial.pid = Some(pid);
         drop((msg_w, out_w, null, procs, cg_dir));
         crate::fault::point(crate::fault::Boundary::Boot);
@@ -332,20 +273,20 @@ impl Backend for ContainerBackend {
         let mut reader = AgentReader::new(out_r);
         let ready = reader.wait_ready(deadline, &self.ctx.cancel);
         let left = sync::drain(msg_r.as_fd());
-        let facts = ready.map_err(|e| match left.error {
+        let ready = ready.map_err(|e| match left.error {
             Some((stage, errno)) => lerr(LaunchCause::ChildStage {
                 stage: stage.describe(),
                 errno,
             }),
             None => lerr(e.into()),
         })?;
-        let startup = start.elapsed();
+        let (startup, facts) = (ready.at - start, ready.facts);
         let first_output = reader.first_byte().map(|t| t - start);
         let st = left.stamps.unwrap_or_default();
         let at = |ns: u64| super::since(start_ns, ns);
         let mut startup = Startup {
             startup,
-            spawn: Some(spawn),
+            spawn: Some(spawned),
             first_output,
             clone: at(st.started),
             cgroup: at(st.cgroup),

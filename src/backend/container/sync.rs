@@ -4,7 +4,7 @@
 //! child -> parent, one message: `Exec` just before execve, carrying the child's own
 //! CLOCK_MONOTONIC stamps of its phases, or `Error` with the stage and errno that failed.
 //! Nothing goes the other way: the child joins its cgroup itself (CLONE_INTO_CGROUP, or a
-//! write to cgroup.procs descriptors opened before the clone), so the parent never has to
+//! write to v1 `tasks` descriptors opened before the clone), so the parent never has to
 //! wake it, and one message means one wake-up of the parent per launch.
 
 use std::os::fd::BorrowedFd;
@@ -29,6 +29,7 @@ pub enum Stage {
     Fds,
     Exec,
     Seccomp,
+    SignalMask,
     Unknown,
 }
 
@@ -52,6 +53,7 @@ impl Stage {
             Fds,
             Exec,
             Seccomp,
+            SignalMask,
         ]
         .into_iter()
         .find(|s| *s as u8 == b)
@@ -76,6 +78,7 @@ impl Stage {
             Stage::Fds => "setting up file descriptors",
             Stage::Exec => "exec of the agent",
             Stage::Seccomp => "installing the seccomp filter",
+            Stage::SignalMask => "restoring the signal mask",
             Stage::Unknown => "an unknown stage",
         }
     }
