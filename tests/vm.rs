@@ -55,10 +55,27 @@ fn a_vm_boots_its_own_kernel_while_a_container_shares_the_hosts() {
         "guest kernel memory: {:?}",
         f.kernel_kib()
     );
-    // Phases: QEMU spawned, the kernel's first console byte, then ready.
+    // Phases: QEMU spawned, the kernel's first console byte, then ready; and from the
+    // guest's own clock, placed on the host's line: the kernel's boot, /init, the agent.
     let st = inst.startup();
     let first = st.first_output.expect("first console byte");
     assert!(st.spawn.unwrap() < first && first < st.startup, "{st:?}");
+    let (kernel, init, agent) = (
+        st.vm_kernel.expect("vm_kernel"),
+        st.vm_init.expect("vm_init"),
+        st.agent_start.expect("agent_start of a VM"),
+    );
+    assert!(
+        st.spawn.unwrap() < kernel && kernel < init && init < agent && agent < st.startup,
+        "spawn < kernel < init < agent < ready: {st:?}"
+    );
+    // Under TCG the kernel's boot is most of it: more than 100 ms, and init's part (modules,
+    // disk, switch root) is shorter than the kernel's.
+    assert!(
+        init - kernel > std::time::Duration::from_millis(100),
+        "{st:?}"
+    );
+    assert!(agent - init < init - kernel, "{st:?}");
 
     let ct = TestRun::new(BackendKind::Container, &scenario(""));
     let c = ct.backend().launch("ct-a").expect("a container launches");

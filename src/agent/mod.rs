@@ -64,7 +64,15 @@ pub struct Facts {
     pub start_ns: Option<u64>,
     #[serde(default)]
     pub ready_ns: Option<u64>,
+    /// In a VM: CLOCK_MONOTONIC of the guest when its /init (this binary) entered `main`,
+    /// handed over by init in [`INIT_NS_ENV`]; with the guest clock's start, it splits a
+    /// VM's boot into kernel and init.
+    #[serde(default)]
+    pub init_ns: Option<u64>,
 }
+
+/// How a VM's /init hands its own start stamp to the agent it execs.
+pub const INIT_NS_ENV: &str = "ISOBENCH_INIT_NS";
 
 /// CLOCK_MONOTONIC in ns, the clock of every phase stamp (Rust's `Instant` reads the same
 /// clock on Linux). clock_gettime(2) is async-signal-safe: the container's child uses it
@@ -84,6 +92,11 @@ static START_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Called first in `main` on the agent's path: the stamp of the agent's start.
 pub fn mark_start() {
     START_NS.store(mono_ns(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The stamp [`mark_start`] took (0 before it ran).
+pub fn start_ns() -> u64 {
+    START_NS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Whether the agent counts kernel threads: only as a VM's agent, on a kernel of its own
@@ -150,8 +163,9 @@ impl Facts {
                 .is_some()
                 .then(count_kthreads)
                 .flatten(),
-            start_ns: Some(START_NS.load(std::sync::atomic::Ordering::Relaxed)).filter(|t| *t > 0),
+            start_ns: Some(start_ns()).filter(|t| *t > 0),
             ready_ns: None,
+            init_ns: std::env::var(INIT_NS_ENV).ok().and_then(|v| v.parse().ok()),
         }
     }
 

@@ -139,6 +139,13 @@ fn boot(args: &[String]) -> Result<std::convert::Infallible, InitError> {
         // The guest's kernel is the agent's own: its kernel threads are the guest's.
         CString::new(format!("{}=1", crate::agent::COUNT_KTHREADS_ENV))
             .map_err(|_| InitError::Nul("agent environment"))?,
+        // When this init began, on the guest's clock: the boot's kernel and init phases.
+        CString::new(format!(
+            "{}={}",
+            crate::agent::INIT_NS_ENV,
+            crate::agent::start_ns()
+        ))
+        .map_err(|_| InitError::Nul("agent environment"))?,
     ];
     let e = nix::unistd::execve(&exe, &argv, &env)
         .err()

@@ -78,6 +78,10 @@ pub struct Startup {
     /// its `main` entered, and just before it wrote `ready`.
     pub agent_start: Option<Duration>,
     pub agent_ready: Option<Duration>,
+    /// A VM's boot on the host's time line, from the guest's own clock: when the guest
+    /// kernel's clock started, and when its /init entered `main`.
+    pub vm_kernel: Option<Duration>,
+    pub vm_init: Option<Duration>,
     pub facts: Facts,
 }
 
@@ -85,8 +89,23 @@ impl Startup {
     /// Fills the agent's phases from its facts for a launch that started at CLOCK_MONOTONIC
     /// `start_ns`, when the agent runs on the harness's kernel (the same boot id): a guest's
     /// clock is its own.
+    ///
+    /// A VM's agent (its facts carry init's stamp) has the guest's clock: its stamps are
+    /// placed on the host's time line by their distance to `ready`, whose arrival the harness
+    /// saw (`startup`): the guest clock's start (the kernel's boot), /init's `main` and the
+    /// agent's `main`. The serial line's latency is neglected; TCG and KVM guests' clocks
+    /// follow the host's.
     pub fn agent_phases(&mut self, start_ns: u64) {
         if self.facts.boot_id.is_empty() || self.facts.boot_id != *host_boot_id() {
+            if let (Some(init), Some(ready)) = (self.facts.init_ns, self.facts.ready_ns) {
+                let back = |t: u64| {
+                    let before_ready = Duration::from_nanos(ready.checked_sub(t)?);
+                    self.startup.checked_sub(before_ready)
+                };
+                self.vm_kernel = back(0);
+                self.vm_init = back(init);
+                self.agent_start = self.facts.start_ns.and_then(back);
+            }
             return;
         }
         self.agent_start = self.facts.start_ns.and_then(|t| since(start_ns, t));

@@ -458,7 +458,7 @@ pub static EXEC_MS: Metric = Metric {
 pub static AGENT_START_MS: Metric = Metric {
     name: "agent_start_ms",
     unit: Unit::Ms,
-    definition: "phase: from the same start until the agent's main was entered (exec done), stamped by the agent; empty for a VM, whose clock is the guest's",
+    definition: "phase: from the same start until the agent's main was entered (exec done), stamped by the agent; for a VM, the agent's stamp on the guest's clock placed by its distance to `ready` (as vm_init_ms)",
     decimals: Some(3),
     better: Better::Lower,
     read: Read::Sample(|s| s.agent_start_ms),
@@ -472,6 +472,28 @@ pub static AGENT_READY_MS: Metric = Metric {
     decimals: Some(3),
     better: Better::Lower,
     read: Read::Sample(|s| s.agent_ready_ms),
+    ..Metric::BASE
+};
+
+pub static VM_KERNEL_MS: Metric = Metric {
+    name: "vm_kernel_ms",
+    unit: Unit::Ms,
+    definition: "vm only: phase: from the same start until the guest kernel's clock started (QEMU, firmware and boot loader done), on the host's time line: startup_ms minus the guest's CLOCK_MONOTONIC at `ready`",
+    decimals: Some(3),
+    better: Better::Lower,
+    backends: Backends::Vm,
+    read: Read::Sample(|s| s.vm_kernel_ms),
+    ..Metric::BASE
+};
+
+pub static VM_INIT_MS: Metric = Metric {
+    name: "vm_init_ms",
+    unit: Unit::Ms,
+    definition: "vm only: phase: from the same start until the guest's /init (isobench) entered main (the kernel booted), placed like vm_kernel_ms by its distance to `ready` on the guest's clock; init then loads modules, mounts the disk and execs the agent (agent_start_ms)",
+    decimals: Some(3),
+    better: Better::Lower,
+    backends: Backends::Vm,
+    read: Read::Sample(|s| s.vm_init_ms),
     ..Metric::BASE
 };
 
@@ -918,6 +940,17 @@ pub static KSM_SETTLED: Metric = Metric {
     ..Metric::BASE
 };
 
+pub static KSM_WAIT_S: Metric = Metric {
+    name: "ksm_wait_s",
+    unit: Unit::S,
+    definition: "kernel.csv, with `ksm = true`: how long the harness waited for KSM's counters, from enabling merging until they settled (ksm_settled = true) or the timeout (measure.ksm_timeout_s)",
+    decimals: Some(3),
+    better: Better::Lower,
+    file: File::Kernel,
+    read: Read::Batch(|k| k.ksm_wait_s),
+    ..Metric::BASE
+};
+
 pub static PSS_KIB_SUM: Metric = Metric {
     name: "pss_kib_sum",
     unit: Unit::Kib,
@@ -1051,6 +1084,8 @@ pub static METRICS: &[&Metric] = &[
     &ROOTFS_MS,
     &AGENT_START_MS,
     &AGENT_READY_MS,
+    &VM_KERNEL_MS,
+    &VM_INIT_MS,
     &TEARDOWN_MS,
     &AGENT_UPTIME_S,
     &PSS_KIB,
@@ -1094,6 +1129,7 @@ pub static METRICS: &[&Metric] = &[
     &KSM_PAGES_SHARING,
     &KSM_SHARED_KIB,
     &KSM_SETTLED,
+    &KSM_WAIT_S,
     &PSS_KIB_SUM,
     &HOST_AVAIL_KIB_DELTA,
     &MEASURE_MS,

@@ -34,6 +34,10 @@ pub struct Sample {
     pub agent_start_ms: Option<f64>,
     #[serde(default)]
     pub agent_ready_ms: Option<f64>,
+    #[serde(default)]
+    pub vm_kernel_ms: Option<f64>,
+    #[serde(default)]
+    pub vm_init_ms: Option<f64>,
     pub agent_uptime_s: Option<f64>,
     pub kernel_release: String,
     pub boot_id: String,
@@ -103,6 +107,8 @@ pub struct KernelRow {
     pub ksm_pages_sharing: Option<u64>,
     pub ksm_shared_kib: Option<u64>,
     pub ksm_settled: Option<bool>,
+    #[serde(default)]
+    pub ksm_wait_s: Option<f64>,
     pub pss_kib_sum: Option<u64>,
     pub host_avail_kib_delta: Option<i64>,
     pub measure_ms: Option<f64>,

@@ -229,6 +229,8 @@ pub struct Readings {
     host_after: Option<HostMem>,
     kthreads_with: u32,
     ksm: Option<KsmReading>,
+    /// How long the wait for KSM's counters took (to settling or to the timeout).
+    ksm_wait: Option<Duration>,
     /// gVisor's user-space kernels alive in the batch: (Sentries, their and the Gofers' PSS).
     sandbox_kernels: Option<(u32, u64)>,
     /// How long reading the memory views of the whole batch took.
@@ -266,6 +268,7 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
     let idle = (!merging).then(|| IdleWindow::open(env, live)).flatten();
     read_isolation(env, live, &mut seen);
     let (ksm, ksm_guard) = merge_pages(env);
+    let (ksm, ksm_wait) = (ksm.map(|k| k.0), ksm.map(|k| k.1));
     let measure_ms = read_memory(env, live, &mut seen);
     let sandbox_kernels = kind::user_space_kernels(
         env.backend.kind(),
@@ -287,6 +290,7 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         host_after,
         kthreads_with,
         ksm,
+        ksm_wait,
         sandbox_kernels,
         measure_ms,
     }
@@ -334,8 +338,9 @@ fn read_isolation(env: &Env, batch: &Live, seen: &mut [Seen]) {
 }
 
 /// Merges identical pages across the batch when the scenario asks and the kind gains from it;
-/// returns the settled reading and the guard that restores the host's KSM settings.
-fn merge_pages(env: &Env) -> (Option<KsmReading>, Option<KsmGuard>) {
+/// returns the settled reading, how long the wait for it took, and the guard that restores
+/// the host's KSM settings.
+fn merge_pages(env: &Env) -> (Option<(KsmReading, Duration)>, Option<KsmGuard>) {
     let m = &env.ctx.scenario.measure;
     if !m.ksm || !kind::merges_pages(env.backend.kind()) || env.cancelled() {
         return (None, None);
@@ -345,7 +350,9 @@ fn merge_pages(env: &Env) -> (Option<KsmReading>, Option<KsmGuard>) {
         Ok(g) => {
             let limit = Duration::from_secs_f64(m.ksm_timeout_s);
             env.progress.phase(Phase::Ksm);
+            let waited = std::time::Instant::now();
             let reading = g.wait_settled(limit, &env.ctx.cancel);
+            let waited = waited.elapsed();
             env.progress.phase(Phase::Measure);
             if !reading.settled && !env.cancelled() {
                 env.progress.warn(&format!(
@@ -353,7 +360,7 @@ fn merge_pages(env: &Env) -> (Option<KsmReading>, Option<KsmGuard>) {
                     crate::deadline::seconds(limit)
                 ));
             }
-            (Some(reading), Some(g))
+            (Some((reading, waited)), Some(g))
         }
         Err(e) => {
             env.progress
@@ -560,6 +567,7 @@ fn kernel_row(env: &Env, live: &Live, r: &Readings) -> KernelRow {
     let kernel_mem = |h: &HostMem| (h.slab_kib + h.kernel_stack_kib + h.page_tables_kib) as i64;
     let host_kernel_kib_delta = before_after.map(|(b, a)| kernel_mem(&a) - kernel_mem(&b));
     let ksm = r.ksm.as_ref();
+    let ksm_wait = r.ksm_wait;
     KernelRow {
         run_id: env.ctx.run_id.clone(),
         backend: env.backend.label(),
@@ -590,6 +598,7 @@ fn kernel_row(env: &Env, live: &Live, r: &Readings) -> KernelRow {
         ksm_pages_sharing: ksm.map(|k| k.pages_sharing),
         ksm_shared_kib: ksm.map(|k| k.pages_sharing * page_size_kib()),
         ksm_settled: ksm.map(|k| k.settled),
+        ksm_wait_s: ksm_wait.map(|d| d.as_secs_f64()),
         measure_ms: r.measure_ms,
     }
 }
@@ -676,6 +685,8 @@ fn startup_columns(row: &mut Sample, inst: &dyn Instance) {
     row.rootfs_ms = st.rootfs.map(ms);
     row.agent_start_ms = st.agent_start.map(ms);
     row.agent_ready_ms = st.agent_ready.map(ms);
+    row.vm_kernel_ms = st.vm_kernel.map(ms);
+    row.vm_init_ms = st.vm_init.map(ms);
     row.agent_uptime_s = Some(st.facts.uptime_s).filter(|u| u.is_finite());
     row.kernel_release = st.facts.kernel_release.clone();
     row.boot_id = st.facts.boot_id.clone();
