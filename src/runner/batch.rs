@@ -263,7 +263,7 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
     // memory views) and waits for the host's reading to settle: the instances idle all along
     // (those readings and dropping caches are the harness's own work, and dropping caches
     // never frees the pages a running process maps). Not with KSM merging, whose ksmd would
-    // land in the window: then it opens once merging ended.
+    // land in the window: then it opens once merging ended, before the host's settle.
     let merging = m.ksm && kind::merges_pages(env.backend.kind());
     let idle = (!merging).then(|| IdleWindow::open(env, live)).flatten();
     read_isolation(env, live, &mut seen);
@@ -274,15 +274,19 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         env.backend.kind(),
         live.launched.iter().filter_map(|l| alive(live, l)),
     );
+    // ksmd's own CPU would land in the idle window: merging ends here, once the memory
+    // views are read. Stopping ksmd keeps what it merged (`run` back to the host's 0 or 1;
+    // only 2 would unmerge), so the host's reading below sees the same memory, and the idle
+    // window can open now and overlap it.
+    drop(ksm_guard);
+    let idle = idle.or_else(|| IdleWindow::open(env, live));
     env.progress.phase(Phase::Settle);
     let host_after = m
         .memory
         .then(|| measure::memory::settle(m.drop_caches, settle_timeout(env)));
     let kthreads_with = measure::host_kthreads();
     crate::fault::point(crate::fault::Boundary::Measure);
-    // ksmd's own CPU would land in the idle window: merging ends here.
-    drop(ksm_guard);
-    if let Some(w) = idle.or_else(|| IdleWindow::open(env, live)) {
+    if let Some(w) = idle {
         w.close(env, live, &mut seen);
     }
     Readings {
