@@ -2,7 +2,8 @@
 //! a minimal /dev, OCI default masks and capabilities, and a cgroup with limits written before
 //! the workload execs.
 //!
-//! One raw clone(2) carries every namespace flag, so the agent is PID 1 of its PID namespace
+//! One clone carries every namespace flag (vfork-like, on a stack of its own: spawn.rs), so
+//! the agent is PID 1 of its PID namespace
 //! without the double fork `unshare --fork` needs. The mounts live only in the child's mount
 //! namespace: they disappear with it, even if the harness is killed.
 
