@@ -144,3 +144,53 @@ pub fn remove_made(made: &[std::path::PathBuf]) {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+/// Asks the filesystem to spread the directories made in `dir` over its block groups, as it
+/// spreads top-level directories (ext4's FS_TOPDIR_FL, `chattr +T`; other filesystems refuse
+/// or ignore it, and nothing else changes). Returns whether the flag is set.
+///
+/// Why: on ext4 without a journal, allocating an inode skips every inode of the group freed
+/// in the last minute, reading each one's inode table block to see when. A thousand instances
+/// made in one directory all allocate in its group (their directories, overlayfs's work
+/// files, the files it creates and deletes at every mount to probe the filesystem), so each
+/// allocation walked past the thousands freed before it: 22% of the host's CPU in a batch of
+/// 1000 containers on the development machine. Spread, each instance's inodes come and go in
+/// a group of their own.
+pub fn spread_subdirs(dir: &std::path::Path) -> bool {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let Ok(f) = std::fs::File::open(dir) else {
+        return false;
+    };
+    match ioctl_getflags(&f) {
+        Ok(flags) if flags.contains(IFlags::TOPDIR) => true,
+        Ok(flags) => ioctl_setflags(&f, flags | IFlags::TOPDIR).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On ext4 (where it matters: the development machine's and CI's disks) the flag is set
+    /// and reads back; elsewhere it is refused quietly and nothing changes.
+    #[test]
+    fn spreading_subdirs_sets_ext4_s_topdir_flag() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let ext4 = nix::sys::statfs::statfs(dir.path())
+            .map(|s| s.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC)
+            .unwrap();
+        let set = spread_subdirs(dir.path());
+        let f = std::fs::File::open(dir.path()).unwrap();
+        let flags = rustix::fs::ioctl_getflags(&f);
+        if ext4 {
+            assert!(set, "FS_TOPDIR_FL on ext4");
+            assert!(flags.unwrap().contains(rustix::fs::IFlags::TOPDIR));
+            // Idempotent: a second call sees the flag.
+            assert!(spread_subdirs(dir.path()));
+        } else if let Ok(flags) = flags {
+            assert_eq!(set, flags.contains(rustix::fs::IFlags::TOPDIR));
+        }
+        assert!(!spread_subdirs(&dir.path().join("missing")));
+    }
+}

@@ -274,6 +274,8 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         env.backend.kind(),
         live.launched.iter().filter_map(|l| alive(live, l)),
     );
+    // Killed here, a run leaves KSM on for `clean` to put back (tests/faults.rs).
+    crate::fault::point(crate::fault::Boundary::Measure);
     // ksmd's own CPU would land in the idle window: merging ends here, once the memory
     // views are read. Stopping ksmd keeps what it merged (`run` back to the host's 0 or 1;
     // only 2 would unmerge), so the host's reading below sees the same memory, and the idle
@@ -285,7 +287,6 @@ pub fn measure(env: &Env, live: &mut Live) -> Readings {
         .memory
         .then(|| measure::memory::settle(m.drop_caches, settle_timeout(env)));
     let kthreads_with = measure::host_kthreads();
-    crate::fault::point(crate::fault::Boundary::Measure);
     if let Some(w) = idle {
         w.close(env, live, &mut seen);
     }

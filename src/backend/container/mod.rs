@@ -30,6 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+/// Where every instance's overlay root is mounted, in the instance's own mount namespace:
+/// one directory for all of them (each sees only its own mount on it), so a launch makes two
+/// directories (upper, work) rather than a mount point of its own too.
+const ROOT_MOUNTPOINT: &str = ".root";
+
 /// How long teardown waits for the kernel to empty a cgroup after the kill.
 const CGROUP_EMPTY_WAIT: Duration = Duration::from_secs(5);
 
@@ -86,8 +91,9 @@ impl ContainerBackend {
                 .map_err(|e| err(format!("security profile {profile}: {e}")))?;
         }
         let instances_dir = ctx.state_dir.join("instances");
-        std::fs::create_dir_all(&instances_dir)
-            .map_err(|e| err(format!("{}: {e}", instances_dir.display())))?;
+        let root = instances_dir.join(ROOT_MOUNTPOINT);
+        std::fs::create_dir_all(&root).map_err(|e| err(format!("{}: {e}", root.display())))?;
+        crate::host::spread_subdirs(&instances_dir);
         Ok(ContainerBackend {
             ctx,
             layers,
@@ -130,7 +136,7 @@ impl ContainerBackend {
             spec.hostname = CString::new(name).ok();
         }
         if let Some(layers) = &self.layers {
-            let root = dir.join("merged");
+            let root = self.instances_dir.join(ROOT_MOUNTPOINT);
             let opts = format!(
                 "lowerdir={},upperdir={},workdir={}",
                 layers.lowerdir(),
@@ -218,7 +224,7 @@ impl Backend for ContainerBackend {
         let sys = |call: &'static str| move |source| lerr(LaunchCause::Sys { call, source });
         let dir = self.instances_dir.join(name);
         if self.layers.is_some() {
-            for d in ["upper", "work", "merged"] {
+            for d in ["upper", "work"] {
                 let path = dir.join(d);
                 std::fs::create_dir_all(&path)
                     .map_err(|source| lerr(LaunchCause::Io { path, source }))?;
