@@ -531,3 +531,48 @@ fn recorded_processes_are_killed_and_markers_alone_are_not() {
     host::assert_clean_since(&before, &root, &[id.to_string()]);
     assert!(root.is_dir(), "clean removed the state root");
 }
+
+/// A dead run's runsc state root is handed to runsc (`list`, `delete --force`) only when every
+/// level is a real directory owned and writable by root alone: a symlinked `oci-runsc` (to a
+/// directory that holds a `state`) or one writable by others is listed as ignored, runsc is
+/// never asked, and the run is still cleaned.
+#[test]
+fn a_runsc_state_root_through_a_symlink_or_writable_by_others_is_not_handed_to_runsc() {
+    use std::os::unix::fs::PermissionsExt;
+    if skip::unless_root() {
+        return;
+    }
+    let _lock = host::host_lock();
+    let s = bin::Scratch::new("clean-runsc");
+    let root = s.path("state");
+    std::fs::create_dir(&root).unwrap();
+    let elsewhere = s.path("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("state")).unwrap();
+    let linked = dead_id("linked");
+    let open = dead_id("open");
+    for id in [&linked, &open] {
+        let d = root.join(id.as_str());
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join(OWNER_FILE), owner_json(id)).unwrap();
+    }
+    std::os::unix::fs::symlink(&elsewhere, root.join(linked.as_str()).join("oci-runsc")).unwrap();
+    let open_dir = root.join(open.as_str()).join("oci-runsc");
+    std::fs::create_dir_all(open_dir.join("state")).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let out = s.clean(&root, &["--format", "json"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let why = "not a directory owned and writable by root alone: not handed to runsc";
+    let linked_seen = format!(
+        "runsc state root {}",
+        root.join(linked.as_str()).join("oci-runsc").display()
+    );
+    let open_seen = format!("runsc state root {}", open_dir.display());
+    assert_ignored(&doc, &linked_seen, "", why);
+    assert_ignored(&doc, &open_seen, "", why);
+    assert_eq!(doc["report"]["sandboxes"], serde_json::json!([]), "{doc:#}");
+    // Both runs are cleaned; what the symlink pointed at is untouched.
+    assert!(!root.join(linked.as_str()).exists() && !root.join(open.as_str()).exists());
+    assert!(elsewhere.join("state").is_dir());
+}

@@ -157,6 +157,42 @@ fn a_killed_gvisor_run_is_cleaned_by_isobench_clean() {
     );
 }
 
+/// Killed while a sandbox starts (runsc has written the container's state, `created`, not
+/// yet started), with runsc's own commands killed too, as a SIGKILL of the whole group would:
+/// the Sentry runs as uid 65534, which `clean` never signals, and no process of root's is
+/// left to end it. `clean` has runsc delete what the run's runsc state root lists, and
+/// nothing of the run is left.
+#[test]
+fn a_gvisor_run_killed_while_its_sandbox_starts_is_cleaned() {
+    if cannot_run() {
+        return;
+    }
+    let label = "gvisor-starting";
+    let created = |id: &str| {
+        let root = killed::run_state_dir(label, id).join("oci-runsc/state");
+        std::fs::read_dir(root).map_or(0, |rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".state"))
+                .count()
+        })
+    };
+    let said = killed::killed_run_is_cleaned_with(
+        label,
+        "name = \"gvstart\"\nbackends = [\"gvisor\"]\ncounts = [1]\nwarmup = 0\n\
+         ready_timeout_s = 60\n[measure]\nidle_window_s = 120\n",
+        1,
+        created,
+        killed::Kill {
+            wait: std::time::Duration::ZERO,
+            helpers: true,
+        },
+    );
+    assert!(
+        said.contains("deleted gVisor container"),
+        "clean deletes the created container through runsc: {said}"
+    );
+}
+
 #[test]
 fn a_platform_the_installed_runsc_lacks_is_said_as_such() {
     if cannot_run() {

@@ -14,7 +14,9 @@
 //!   pidfd right before the signal, so a reused pid is never hit;
 //! - mounts only under the proven state dir (reached beneath its descriptor, no symlink);
 //! - cgroups only `isobench/<id>` itself, removed without signalling what is in them;
-//! - a KSM record only if it parses strictly.
+//! - a KSM record only if it parses strictly;
+//! - gVisor containers only through runsc's own state root in the proven state dir (see
+//!   delete_runsc_sandboxes): their processes run as uid 65534, which clean never signals.
 //!
 //! It never removes the state root itself, nor anything outside it and the run's own cgroups.
 //! A run whose owner still lives is left alone, whatever state root `clean` was given.
@@ -41,6 +43,8 @@ pub struct Ignored {
 pub struct CleanReport {
     pub runs: Vec<String>,
     pub killed: Vec<i32>,
+    /// gVisor containers of a dead run deleted through runsc (see delete_runsc_sandboxes).
+    pub sandboxes: Vec<String>,
     pub unmounted: Vec<PathBuf>,
     pub cgroups: Vec<PathBuf>,
     pub dirs: Vec<PathBuf>,
@@ -85,6 +89,12 @@ impl CleanReport {
         }
         for id in &self.runs {
             out.push_str(&format!("{} run {id}\n", say("cleaned", "would clean")));
+        }
+        for s in &self.sandboxes {
+            out.push_str(&format!(
+                "  {} gVisor container {s} (runsc delete --force)\n",
+                say("deleted", "would delete")
+            ));
         }
         for p in &self.killed {
             out.push_str(&format!("  {} pid {p}\n", say("killed", "would kill")));
@@ -319,6 +329,10 @@ fn clean_run(
         return;
     }
     r.runs.push(id.to_string());
+    // gVisor's sandboxes first, through runsc: clean itself never signals their processes.
+    if let Some(state) = &f.state {
+        delete_runsc_sandboxes(state, dry_run, r);
+    }
     // Processes first: their end releases mounts and cgroups.
     kill_processes(id, &f, uid, dry_run, r);
     if let Some(state) = &f.state {
@@ -408,6 +422,114 @@ fn kill_processes(id: &RunId, f: &Found, uid: u32, dry_run: bool, r: &mut CleanR
     ignore_others(left, r);
     r.killed.sort_unstable();
     r.killed.dedup();
+}
+
+/// runsc's state root in a run's state dir (backend::oci: `oci-runsc/state`).
+const RUNSC_STATE: [&str; 2] = ["oci-runsc", "state"];
+/// How long one `runsc list` or `runsc delete` may take before it is killed.
+const RUNSC_LIMIT: Duration = Duration::from_secs(15);
+
+/// Deletes the gVisor containers a dead run left, through runsc itself.
+///
+/// Why: runsc starts each sandbox's Sentry and Gofer as uid 65534, whose processes clean never
+/// signals (only the run owner's, see kill_processes). A sandbox whose runsc was killed while
+/// it started has no process of root's left to kill, so it outlived the run. runsc ends what
+/// its own state root in the proven state dir lists: `runsc --root R list --quiet`, then
+/// `runsc --root R delete --force ID` for each id that is a container id at all. R is handed
+/// to runsc only if every level below the proven state dir is a real directory (no symlink)
+/// owned by root and writable by root alone, so nobody else can have put or pointed it there.
+fn delete_runsc_sandboxes(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
+    let mut root = state.path.clone();
+    for part in RUNSC_STATE {
+        root.push(part);
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(&root) {
+            Ok(m) if m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0 => {}
+            Ok(_) => {
+                r.ignore(
+                    format!("runsc state root {}", root.display()),
+                    b"",
+                    "not a directory owned and writable by root alone: not handed to runsc",
+                );
+                return;
+            }
+            // No gVisor in this run.
+            Err(_) => return,
+        }
+    }
+    let Some(runsc) = crate::host::exec::which("runsc") else {
+        r.errors.push(format!(
+            "{}: runsc is not on PATH, so the gVisor containers this run may have left cannot be deleted",
+            root.display()
+        ));
+        return;
+    };
+    let listed = match runsc_cmd(&runsc, &root, &["list", "--quiet"]) {
+        Ok(out) => out,
+        Err(e) => return r.errors.push(e),
+    };
+    for cid in listed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !crate::backend::oci::valid_container_id(cid) {
+            r.ignore(
+                format!("runsc list --root {}", root.display()),
+                cid.as_bytes(),
+                "not a container id: not passed to runsc",
+            );
+            continue;
+        }
+        if dry_run {
+            r.sandboxes.push(cid.to_string());
+            continue;
+        }
+        match runsc_cmd(&runsc, &root, &["delete", "--force", cid]) {
+            Ok(_) => r.sandboxes.push(cid.to_string()),
+            Err(e) => r.errors.push(e),
+        }
+    }
+}
+
+/// `runsc --root ROOT ARGS...` with a time limit; its stdout, or what went wrong.
+fn runsc_cmd(runsc: &Path, root: &Path, args: &[&str]) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let what = format!("runsc --root {} {}", root.display(), args.join(" "));
+    let child = Command::new(runsc)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(RUNSC_LIMIT) {
+        Ok(Ok(out)) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+        Ok(Ok(out)) => Err(format!(
+            "{what}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => {
+            // Its own process group: runsc and nothing else. The waiting thread reaps it.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            Err(format!(
+                "{what}: no answer within {} s",
+                RUNSC_LIMIT.as_secs()
+            ))
+        }
+    }
 }
 
 /// How long clean waits for a run's processes it may not signal (another uid's) to end with

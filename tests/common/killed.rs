@@ -46,14 +46,49 @@ pub fn cmdline_starts(pid: i32, prefix: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(prefix.as_bytes()))
 }
 
+/// How a run is killed once `n` instances are up: after `wait`, and with `helpers` the run's
+/// root-owned processes naming its state dir too (a runtime's own commands), as a SIGKILL of
+/// the whole process group would.
+pub struct Kill {
+    pub wait: Duration,
+    pub helpers: bool,
+}
+
 /// Runs `scenario` (TOML, whose long idle window keeps `n` instances alive), waits until
 /// `ready(run_id)` counts `n` instances up, SIGKILLs the harness, runs `isobench clean` and
 /// checks that nothing of the run is left. `label` names the scratch directory.
 pub fn killed_run_is_cleaned(label: &str, scenario: &str, n: usize, ready: impl Fn(&str) -> usize) {
+    // A second for the last launch's runtime to finish starting what it started: the kill
+    // lands on instances that are up.
+    let kill = Kill {
+        wait: Duration::from_secs(1),
+        helpers: false,
+    };
+    killed_run_is_cleaned_with(label, scenario, n, ready, kill);
+}
+
+/// The scratch directory of [`killed_run_is_cleaned_with`] for `label`.
+fn base(label: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{label}-killed-{}", std::process::id()))
+}
+
+/// The state dir the killed run `run_id` of `label` has (for `ready` closures).
+pub fn run_state_dir(label: &str, run_id: &str) -> PathBuf {
+    base(label).join("state").join(run_id)
+}
+
+/// [`killed_run_is_cleaned`], killed as `kill` says; returns what `isobench clean` printed.
+pub fn killed_run_is_cleaned_with(
+    label: &str,
+    scenario: &str,
+    n: usize,
+    ready: impl Fn(&str) -> usize,
+    kill_how: Kill,
+) -> String {
     let _lock = host::host_lock();
     let before = host::snapshot();
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{label}-killed-{}", std::process::id()));
+    let base = base(label);
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     let (sdir, out, cache) = (base.join("state"), base.join("out"), base.join("cache"));
@@ -98,10 +133,7 @@ pub fn killed_run_is_cleaned(label: &str, scenario: &str, n: usize, ready: impl 
             continue;
         };
         if ready(&id) >= n {
-            // A second for the last launch's runtime to finish starting what it started (a
-            // gVisor sandbox half-booted when its runsc is killed runs as uid 65534, which
-            // `clean` never signals): the kill lands on instances that are up.
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(kill_how.wait);
             break id;
         }
     };
@@ -109,6 +141,16 @@ pub fn killed_run_is_cleaned(label: &str, scenario: &str, n: usize, ready: impl 
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     harness.0.wait().unwrap();
     let state_dir = sdir.join(&run_id);
+    if kill_how.helpers {
+        use std::os::unix::fs::MetadataExt;
+        for (p, cmd) in host::processes_naming(&state_dir) {
+            let root = std::fs::metadata(format!("/proc/{p}")).is_ok_and(|m| m.uid() == 0);
+            if root {
+                eprintln!("killing the run's helper {p}: {cmd}");
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+    }
     assert!(state_dir.exists(), "the killed run left no state dir?");
     eprintln!("left by the killed run: {:?}", host::run_leftovers(&run_id));
 
@@ -151,6 +193,7 @@ pub fn killed_run_is_cleaned(label: &str, scenario: &str, n: usize, ready: impl 
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     host::assert_clean_since(&before, &sdir, &[run_id]);
     let _ = std::fs::remove_dir_all(&base);
+    said
 }
 
 /// Processes whose command line names `path` (runsc's Sentry and Gofer carry `--root=` under
