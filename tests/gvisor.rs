@@ -160,8 +160,8 @@ fn a_killed_gvisor_run_is_cleaned_by_isobench_clean() {
 /// Killed while a sandbox starts (runsc has written the container's state, `created`, not
 /// yet started), with runsc's own commands killed too, as a SIGKILL of the whole group would:
 /// the Sentry runs as uid 65534, which `clean` never signals, and no process of root's is
-/// left to end it. `clean` has runsc delete what the run's runsc state root lists, and
-/// nothing of the run is left.
+/// left to end it. Where it outlives the kill of the root processes, `clean` has runsc delete
+/// its container; nothing of the run is left.
 #[test]
 fn a_gvisor_run_killed_while_its_sandbox_starts_is_cleaned() {
     if cannot_run() {
@@ -187,10 +187,15 @@ fn a_gvisor_run_killed_while_its_sandbox_starts_is_cleaned() {
             helpers: true,
         },
     );
-    assert!(
-        said.contains("deleted gVisor container"),
-        "clean deletes the created container through runsc: {said}"
-    );
+    // Where a Sentry outlived the kill of the run's root processes (clean lists it as another
+    // uid's, never signalled: the gap), clean must have deleted its container through runsc;
+    // the helper has checked that nothing of the run is left either way.
+    if said.contains("runs as uid 65534") {
+        assert!(
+            said.contains("deleted gVisor container"),
+            "a Sentry outlived the kill and runsc was not asked to delete it: {said}"
+        );
+    }
 }
 
 #[test]

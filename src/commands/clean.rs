@@ -329,12 +329,15 @@ fn clean_run(
         return;
     }
     r.runs.push(id.to_string());
-    // gVisor's sandboxes first, through runsc: clean itself never signals their processes.
+    // Processes first: their end releases mounts and cgroups.
+    kill_processes(id, &f, uid, dry_run, r);
+    // Then what is left of gVisor's sandboxes, through runsc: clean itself never signals
+    // their processes. After the kill, not before: a sandbox whose runsc and Gofer still run
+    // answers `delete --force` with a stop that times out, and one whose root processes are
+    // gone ends with them; what runsc then deletes is a sandbox left waiting on its own.
     if let Some(state) = &f.state {
         delete_runsc_sandboxes(state, dry_run, r);
     }
-    // Processes first: their end releases mounts and cgroups.
-    kill_processes(id, &f, uid, dry_run, r);
     if let Some(state) = &f.state {
         unmount_under(state, dry_run, r);
     }
@@ -434,8 +437,9 @@ const RUNSC_LIMIT: Duration = Duration::from_secs(15);
 /// Why: runsc starts each sandbox's Sentry and Gofer as uid 65534, whose processes clean never
 /// signals (only the run owner's, see kill_processes). A sandbox whose runsc was killed while
 /// it started has no process of root's left to kill, so it outlived the run. runsc ends what
-/// its own state root in the proven state dir lists: `runsc --root R list --quiet`, then
-/// `runsc --root R delete --force ID` for each id that is a container id at all. R is handed
+/// its own state root in the proven state dir lists: `runsc --root R list --format json`,
+/// then `runsc --root R delete --force ID` for each id that is a container id at all and
+/// whose sandbox still runs. R is handed
 /// to runsc only if every level below the proven state dir is a real directory (no symlink)
 /// owned by root and writable by root alone, so nobody else can have put or pointed it there.
 fn delete_runsc_sandboxes(state: &RunStateDir, dry_run: bool, r: &mut CleanReport) {
@@ -464,11 +468,22 @@ fn delete_runsc_sandboxes(state: &RunStateDir, dry_run: bool, r: &mut CleanRepor
         ));
         return;
     };
-    let listed = match runsc_cmd(&runsc, &root, &["list", "--quiet"]) {
+    let listed = match runsc_cmd(&runsc, &root, &["list", "--format", "json"]) {
         Ok(out) => out,
         Err(e) => return r.errors.push(e),
     };
-    for cid in listed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    // runc's list format: [{"id", "pid", "status", ...}], or `null` when there is none.
+    let entries: Vec<serde_json::Value> = match serde_json::from_str(listed.trim()) {
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            return r
+                .errors
+                .push(format!("runsc list --root {}: {e}", root.display()));
+        }
+    };
+    for entry in entries {
+        let cid = entry["id"].as_str().unwrap_or_default();
         if !crate::backend::oci::valid_container_id(cid) {
             r.ignore(
                 format!("runsc list --root {}", root.display()),
@@ -477,15 +492,35 @@ fn delete_runsc_sandboxes(state: &RunStateDir, dry_run: bool, r: &mut CleanRepor
             );
             continue;
         }
+        // Only a sandbox still running needs runsc: one that ended with the run's processes
+        // (gone, or a zombie not yet reaped) makes `delete --force` wait for a stop that
+        // never comes, and its state goes with the state dir. The pid is only looked at.
+        let pid = entry["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+        if !pid.is_some_and(sandbox_running) {
+            continue;
+        }
         if dry_run {
             r.sandboxes.push(cid.to_string());
             continue;
         }
         match runsc_cmd(&runsc, &root, &["delete", "--force", cid]) {
             Ok(_) => r.sandboxes.push(cid.to_string()),
-            Err(e) => r.errors.push(e),
+            // It may have ended meanwhile: only a sandbox that still runs is a failure.
+            Err(e) if pid.is_some_and(sandbox_running) => r.errors.push(e),
+            Err(_) => r.sandboxes.push(cid.to_string()),
         }
     }
+}
+
+/// Whether `pid` (> 0) is a live process, not a zombie: /proc/PID/stat's state after the
+/// command name.
+fn sandbox_running(pid: i32) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
 }
 
 /// `runsc --root ROOT ARGS...` with a time limit; its stdout, or what went wrong.
