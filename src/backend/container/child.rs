@@ -4,8 +4,9 @@
 //! own address space, on a stack of its own, while the launching thread sleeps and the other
 //! threads run on. Their locks (malloc's among them) may be held at any moment, and their
 //! memory is live, so the code here allocates nothing, formats nothing, writes only to its
-//! own stack and calls only async-signal-safe syscalls on data the parent prepared in
-//! [`ChildSpec`]. Failures travel to the parent as a stage + errno.
+//! own stack (and to errno, which is the sleeping launching thread's: spawn.rs) and calls
+//! only async-signal-safe syscalls on data the parent prepared in [`ChildSpec`]. Failures
+//! travel to the parent as a stage + errno.
 
 use super::sync::{ChildMsg, Stage, Stamps};
 use crate::agent::mono_ns as now_ns;
