@@ -67,10 +67,20 @@ fn probe_run(profile: &str, tmp: &Path) -> BTreeMap<String, Row> {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["security"][0], profile, "meta.json names the profile");
-    rows(&out)
+    let by_label: BTreeMap<String, Row> = rows(&out)
         .into_iter()
         .map(|r| (r["backend"].clone(), r))
-        .collect()
+        .collect();
+    // A backend the run found unavailable has no row: say what the run said about it.
+    for label in ["container", "oci-runc", "process"] {
+        assert!(
+            by_label.contains_key(label),
+            "no {label} row under {profile} (rows: {:?}); the run said: {}",
+            by_label.keys().collect::<Vec<_>>(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    by_label
 }
 
 fn probe(row: &Row) -> BTreeMap<String, String> {
