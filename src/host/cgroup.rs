@@ -252,6 +252,33 @@ impl CgroupHost {
         v
     }
 
+    /// Makes `isobench/<run_id>` in every hierarchy mounted here, for a runtime that makes its
+    /// instances' cgroups below it in all of them (runc, crun, runsc, LXC, dockerd). Why: the
+    /// runtime's own mkdir of `isobench/<run_id>` fails with ENOENT when another run removes
+    /// the empty `isobench/` at that moment (seen in a CI run: "runc run failed: ... mkdir
+    /// /sys/fs/cgroup/devices/isobench/<run>: no such file or directory"); made here, with the
+    /// retry `create_run` has, `isobench/` is not empty while the run lasts. The runtime's
+    /// finish (`remove_runtime_cgroups`) and the run's end remove them.
+    pub fn hold_run_everywhere(run_id: &str) -> Result<(), CgroupError> {
+        for root in Self::all_roots() {
+            let run = root.join(TOP).join(run_id);
+            let mut tries = 0;
+            loop {
+                match std::fs::create_dir_all(&run) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                    Err(e) => return Err(io(&run)(e)),
+                }
+            }
+            // v1 cpuset starts a new cgroup with no CPUs and no memory nodes, and nothing can
+            // join it (ENOSPC); a runtime fills in what it made itself, not what it found.
+            for dir in [root.join(TOP), run] {
+                inherit_cpuset(&dir)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes `isobench/<run_id>` from every hierarchy (killing what is inside), then the
     /// `isobench` dirs that are left empty.
     pub fn remove_run_everywhere(run_id: &str) -> Result<(), CgroupError> {
@@ -287,6 +314,33 @@ impl CgroupHost {
             let _ = std::fs::remove_dir(root.join(TOP));
         }
     }
+}
+
+/// In a v1 cpuset hierarchy, gives `dir` its parent's `cpuset.cpus` and `cpuset.mems` where
+/// they are empty (as runc does for the cgroups it makes), and sets `cgroup.clone_children`
+/// so that cgroups made below it start with them too (LXC's monitor cgroup relies on that,
+/// as LXC sets it on the parents it makes itself); elsewhere nothing.
+fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    if dir.join("cpuset.cpus").exists() {
+        let f = dir.join("cgroup.clone_children");
+        std::fs::write(&f, "1").map_err(io(&f))?;
+    }
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let Ok(cur) = std::fs::read_to_string(&own) else {
+            continue;
+        };
+        if !cur.trim().is_empty() {
+            continue;
+        }
+        let Some(parent) = dir.parent() else {
+            continue;
+        };
+        let from = parent.join(file);
+        let value = std::fs::read_to_string(&from).map_err(io(&from))?;
+        std::fs::write(&own, value.trim()).map_err(io(&own))?;
+    }
+    Ok(())
 }
 
 /// Mount points in mountinfo escape space, tab, newline and backslash as octal.
