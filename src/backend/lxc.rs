@@ -273,7 +273,8 @@ impl LxcBackend {
         )
         .map_err(|e| err(e.to_string()))?;
         let host = CgroupHost::detect().map_err(|e| err(e.to_string()))?;
-        CgroupHost::hold_run_everywhere(&ctx.run_id).map_err(|e| err(e.to_string()))?;
+        host.hold_run_everywhere(&ctx.run_id)
+            .map_err(|e| err(e.to_string()))?;
         let lxcpath = ctx.state_dir.join("lxc");
         std::fs::create_dir_all(&lxcpath)
             .map_err(|e| err(format!("{}: {e}", lxcpath.display())))?;

@@ -307,7 +307,8 @@ impl OciBackend {
         )
         .map_err(|e| err(e.to_string()))?;
         let host = CgroupHost::detect().map_err(|e| err(e.to_string()))?;
-        CgroupHost::hold_run_everywhere(&ctx.run_id).map_err(|e| err(e.to_string()))?;
+        host.hold_run_everywhere(&ctx.run_id)
+            .map_err(|e| err(e.to_string()))?;
         let dir = ctx.state_dir.join(format!("oci-{runtime}"));
         let state_root = dir.join("state");
         std::fs::create_dir_all(&state_root)

@@ -258,8 +258,12 @@ impl CgroupHost {
     /// the empty `isobench/` at that moment (seen in a CI run: "runc run failed: ... mkdir
     /// /sys/fs/cgroup/devices/isobench/<run>: no such file or directory"); made here, with the
     /// retry `create_run` has, `isobench/` is not empty while the run lasts. The runtime's
-    /// finish (`remove_runtime_cgroups`) and the run's end remove them.
-    pub fn hold_run_everywhere(run_id: &str) -> Result<(), CgroupError> {
+    /// finish (`remove_runtime_cgroups`) and the run's end remove them. On v2 that is
+    /// `create_run`'s, controllers delegated down to the run as the runtime expects.
+    pub fn hold_run_everywhere(&self, run_id: &str) -> Result<(), CgroupError> {
+        if self.mode == CgroupMode::V2 {
+            return self.create_run(run_id).map(|_| ());
+        }
         for root in Self::all_roots() {
             let run = root.join(TOP).join(run_id);
             let mut tries = 0;

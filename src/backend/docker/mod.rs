@@ -142,7 +142,8 @@ impl DockerBackend {
             what: "the docker CLI",
         })?;
         let host = CgroupHost::detect().map_err(DockerError::from)?;
-        CgroupHost::hold_run_everywhere(&ctx.run_id).map_err(DockerError::from)?;
+        host.hold_run_everywhere(&ctx.run_id)
+            .map_err(DockerError::from)?;
         let dir = ctx.state_dir.join("docker-run");
         let io = |path: &Path| {
             let path = path.to_path_buf();
