@@ -525,45 +525,32 @@ fn sandbox_running(pid: i32) -> bool {
 
 /// `runsc --root ROOT ARGS...` with a time limit; its stdout, or what went wrong.
 fn runsc_cmd(runsc: &Path, root: &Path, args: &[&str]) -> Result<String, String> {
+    use crate::host::exec::{Limited, output_within};
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let what = format!("runsc --root {} {}", root.display(), args.join(" "));
-    let child = Command::new(runsc)
-        .arg("--root")
+    let mut cmd = Command::new(runsc);
+    cmd.arg("--root")
         .arg(root)
         .args(args)
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{what}: {e}"))?;
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(RUNSC_LIMIT) {
-        Ok(Ok(out)) if out.status.success() => {
+        .stderr(Stdio::piped());
+    match output_within(cmd, RUNSC_LIMIT).map_err(|e| format!("{what}: {e}"))? {
+        Limited::Done(out) if out.status.success() => {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         }
-        Ok(Ok(out)) => Err(format!(
+        Limited::Done(out) => Err(format!(
             "{what}: {}: {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => {
-            // Its own process group: runsc and nothing else. The waiting thread reaps it.
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            Err(format!(
-                "{what}: no answer within {} s",
-                RUNSC_LIMIT.as_secs()
-            ))
-        }
+        Limited::WaitFailed(e) => Err(format!("{what}: {e}")),
+        Limited::TimedOut => Err(format!(
+            "{what}: no answer within {} s",
+            RUNSC_LIMIT.as_secs()
+        )),
     }
 }
 

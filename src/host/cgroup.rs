@@ -190,15 +190,7 @@ impl CgroupHost {
         for root in self.roots() {
             let top = root.join(TOP);
             let run = top.join(run_id);
-            // Several runs may create and remove TOP at once: retry if a peer removed it.
-            let mut tries = 0;
-            loop {
-                match std::fs::create_dir_all(&run) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
-                    Err(e) => return Err(io(&run)(e)),
-                }
-            }
+            make_run_dir(&run)?;
             if self.mode == CgroupMode::V2 {
                 let available = self.controllers();
                 let wanted: Vec<&str> = V2_CONTROLLERS
@@ -266,14 +258,7 @@ impl CgroupHost {
         }
         for root in Self::all_roots() {
             let run = root.join(TOP).join(run_id);
-            let mut tries = 0;
-            loop {
-                match std::fs::create_dir_all(&run) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
-                    Err(e) => return Err(io(&run)(e)),
-                }
-            }
+            make_run_dir(&run)?;
             // v1 cpuset starts a new cgroup with no CPUs and no memory nodes, and nothing can
             // join it (ENOSPC); a runtime fills in what it made itself, not what it found.
             for dir in [root.join(TOP), run] {
@@ -316,6 +301,19 @@ impl CgroupHost {
     pub fn remove_top_if_empty(&self) {
         for root in Self::all_roots() {
             let _ = std::fs::remove_dir(root.join(TOP));
+        }
+    }
+}
+
+/// Makes `isobench/<run-id>` (and `isobench/`) in one hierarchy. Several runs may create and
+/// remove `isobench/` at once: retried if a peer removed it in between.
+fn make_run_dir(run: &Path) -> Result<(), CgroupError> {
+    let mut tries = 0;
+    loop {
+        match std::fs::create_dir_all(run) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            Err(e) => return Err(io(run)(e)),
         }
     }
 }

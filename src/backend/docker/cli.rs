@@ -54,28 +54,19 @@ impl Cli {
         let mut c = self.command();
         c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let what = format!("docker {}", args.join(" "));
-        let child = c.spawn().map_err(|e| DockerError::Spawn {
+        use crate::host::exec::{Limited, output_within};
+        let out = match output_within(c, limit).map_err(|e| DockerError::Spawn {
             exe: self.exe.clone(),
             source: e,
-        })?;
-        let pid = child.id() as i32;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        let out = match rx.recv_timeout(limit) {
-            Ok(r) => r.map_err(|e| DockerError::Cli {
-                cmd: what.clone(),
-                why: e.to_string(),
-            })?,
-            Err(_) => {
-                // Its own process group: the CLI and nothing else. The waiting thread reaps it.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                return Err(DockerError::Timeout { cmd: what, limit });
+        })? {
+            Limited::Done(out) => out,
+            Limited::WaitFailed(e) => {
+                return Err(DockerError::Cli {
+                    cmd: what,
+                    why: e.to_string(),
+                });
             }
+            Limited::TimedOut => return Err(DockerError::Timeout { cmd: what, limit }),
         };
         if !out.status.success() {
             return Err(DockerError::Cli {
