@@ -344,3 +344,55 @@ fn the_process_backend_is_the_host_itself() {
     inst.teardown().unwrap();
     assert!(!alive(pid));
 }
+
+/// The launcher's child shares the harness's descriptor table until its first syscall takes a
+/// private copy of the low part (CLONE_FILES, then close_range with CLOSE_RANGE_UNSHARE): its
+/// dup2s onto 0, 1 and 2 must land in that copy, never in the harness's table, and nothing of
+/// the harness's (parked high, as live instances' pipes are) may reach the agent.
+#[test]
+fn launching_leaves_the_harness_descriptors_as_they_were() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    if skip::unless_root() {
+        return;
+    }
+    let ident = |fd: i32| {
+        let m = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok();
+        m.map(|m| (m.dev(), m.ino()))
+    };
+    let stdio: Vec<_> = (0..3).map(ident).collect();
+    // Descriptors held the way live instances' are: parked high.
+    let held: Vec<_> = (0..50)
+        .map(|_| {
+            let (r, _w) = nix::unistd::pipe().unwrap();
+            isobench::host::fd::park(r)
+        })
+        .collect();
+    assert!(
+        held.iter()
+            .all(|f| f.as_raw_fd() >= isobench::host::fd::PARK_BASE)
+    );
+    let run = TestRun::new(BackendKind::Container, &scenario(LIMITS));
+    let insts: Vec<_> = (0..3)
+        .map(|i| run.backend().launch(&format!("fds-{i}")).expect("launches"))
+        .collect();
+    assert_eq!((0..3).map(ident).collect::<Vec<_>>(), stdio);
+    for inst in &insts {
+        let pid = inst.pid();
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        assert_eq!(fds, ["0", "1", "2"], "instance {pid}");
+        let out = std::fs::metadata(format!("/proc/{pid}/fd/1")).unwrap();
+        assert_ne!(
+            Some((out.dev(), out.ino())),
+            stdio[1],
+            "the agent writes to its pipe"
+        );
+    }
+    for inst in insts {
+        inst.teardown().expect("teardown succeeds");
+    }
+}

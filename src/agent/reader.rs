@@ -99,7 +99,9 @@ pub struct Ready {
 impl AgentReader {
     pub fn new(fd: OwnedFd) -> AgentReader {
         AgentReader {
-            file: std::fs::File::from(fd),
+            // Held while the instance lives: out of the way of the next launch's copy of the
+            // descriptor table (host::fd).
+            file: std::fs::File::from(crate::host::fd::park(fd)),
             buf: Vec::with_capacity(512),
             other: Vec::new(),
             first_byte: None,

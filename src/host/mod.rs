@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod exec;
 pub mod facts;
+pub mod fd;
 pub mod remove;
 pub mod run_id;
 pub mod state_dir;

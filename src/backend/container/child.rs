@@ -32,8 +32,9 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
     ("stderr", "/proc/self/fd/2"),
 ];
 
-/// Filesystem set-up, all paths absolute on the host (the child still sees the host's tree
-/// until pivot_root).
+/// Filesystem set-up. `root` is absolute on the host (the child still sees the host's tree
+/// until pivot_root); every other path is relative to the root, where the child works once
+/// the overlay is mounted on it.
 pub struct FsSpec {
     pub root: CString,
     pub overlay_opts: CString,
@@ -133,6 +134,22 @@ pub struct ChildFds {
     /// itself) into each. Empty when the child was cloned into its cgroup (CLONE_INTO_CGROUP
     /// on cgroup v2).
     pub cgroup_join: Vec<RawFd>,
+    /// Some(lo): the child was cloned sharing the harness's descriptor table (CLONE_FILES)
+    /// and its first act is to take a private table of descriptors below `lo` only, which
+    /// must exceed every descriptor above (host::fd says why).
+    pub unshare_below: Option<u32>,
+}
+
+impl ChildFds {
+    /// One above the highest descriptor the child uses.
+    pub fn needed_below(&self) -> u32 {
+        let top = [self.msg_w, self.out_w, self.null_r]
+            .into_iter()
+            .chain(self.cgroup_join.iter().copied())
+            .max()
+            .unwrap_or(2);
+        top.max(2) as u32 + 1
+    }
 }
 
 fn send(fd: RawFd, msg: ChildMsg) {
@@ -232,6 +249,20 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds, mask: &libc::sigset_t) -> ! {
     // `spec`, which the parent built before clone and which stays valid in this copy of its
     // memory.
     unsafe {
+        // First: the harness's descriptor table is shared until here, and nothing below may
+        // change it (the dup2s onto 0, 1 and 2 would replace the harness's own streams).
+        if let Some(lo) = fds.unshare_below {
+            check(
+                libc::syscall(
+                    libc::SYS_close_range,
+                    lo,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_UNSHARE,
+                ),
+                fds,
+                Stage::Fds,
+            );
+        }
         check(
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as _,
             fds,
@@ -357,6 +388,9 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds, st: 
             fds,
             Stage::Overlay,
         );
+        // Into the new root: the mounts below walk short relative paths from here, not the
+        // host's path to the root each time.
+        check(libc::chdir(fs.root.as_ptr()) as _, fds, Stage::Overlay);
         let pflags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         check(
             libc::mount(
@@ -451,9 +485,9 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds, st: 
             );
         }
         st.rootfs = now_ns();
-        // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
-        // only the container's tree (runc's approach, no put_old directory needed).
-        check(libc::chdir(fs.root.as_ptr()) as _, fds, Stage::PivotRoot);
+        // pivot_root(".", ".") (the working directory is the new root since the overlay
+        // mount) stacks the old root under the new one; detaching it leaves only the
+        // container's tree (runc's approach, no put_old directory needed).
         check(
             libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()),
             fds,

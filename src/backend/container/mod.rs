@@ -45,6 +45,8 @@ pub struct ContainerBackend {
     instances_dir: PathBuf,
     /// The profile's seccomp program, compiled once per run (None: no filter).
     seccomp: Option<std::sync::Arc<Vec<crate::security::bpf::Insn>>>,
+    /// The child shares the descriptor table until it takes its low part (spawn.rs).
+    share_files: bool,
 }
 
 fn cstr(p: impl AsRef<Path>) -> CString {
@@ -100,6 +102,7 @@ impl ContainerBackend {
             cgroups,
             instances_dir,
             seccomp,
+            share_files: spawn::can_share_files(),
         })
     }
 
@@ -143,33 +146,24 @@ impl ContainerBackend {
                 dir.join("upper").display(),
                 dir.join("work").display()
             );
+            // Every path below the root is relative: the child works from inside its root
+            // once the overlay is mounted (child.rs), so no mount walks the host's path to it.
+            let rel = |p: &str| cstr(p);
             spec.fs = Some(FsSpec {
                 overlay_opts: CString::new(opts).unwrap_or_default(),
-                proc_dir: cstr(root.join("proc")),
-                dev_dir: cstr(root.join("dev")),
-                dev_null: cstr(root.join("dev/null")),
+                proc_dir: rel("proc"),
+                dev_dir: rel("dev"),
+                dev_null: rel("dev/null"),
                 dev_nodes: child::DEV_NODES
                     .iter()
-                    .map(|(n, maj, min)| {
-                        (cstr(root.join("dev").join(n)), libc::makedev(*maj, *min))
-                    })
+                    .map(|(n, maj, min)| (rel(&format!("dev/{n}")), libc::makedev(*maj, *min)))
                     .collect(),
                 dev_links: child::DEV_LINKS
                     .iter()
-                    .map(|(l, t)| (cstr(root.join("dev").join(l)), cstr(t)))
+                    .map(|(l, t)| (rel(&format!("dev/{l}")), cstr(t)))
                     .collect(),
-                masked: s
-                    .security
-                    .masked_paths()
-                    .iter()
-                    .map(|p| cstr(root.join(p)))
-                    .collect(),
-                readonly: s
-                    .security
-                    .readonly_paths()
-                    .iter()
-                    .map(|p| cstr(root.join(p)))
-                    .collect(),
+                masked: s.security.masked_paths().iter().map(|p| rel(p)).collect(),
+                readonly: s.security.readonly_paths().iter().map(|p| rel(p)).collect(),
                 root: cstr(&root),
             });
         }
@@ -251,7 +245,9 @@ impl Backend for ContainerBackend {
             out_w: out_w.as_raw_fd(),
             null_r: null.as_raw_fd(),
             cgroup_join: Vec::new(),
+            unshare_below: None,
         };
+        fds.unshare_below = self.share_files.then(|| fds.needed_below());
         let flags = self.clone_flags() as u64;
 
         let start = Instant::now();
@@ -266,6 +262,7 @@ impl Backend for ContainerBackend {
         if cg_dir.is_none() || ret.is_err() {
             procs = cg.open_procs().map_err(|e| lerr(e.into()))?;
             fds.cgroup_join = procs.iter().map(|f| f.as_raw_fd()).collect();
+            fds.unshare_below = self.share_files.then(|| fds.needed_below());
             ret = spawn::spawn(flags, Join::Itself, &spec, &fds);
         }
         let pid = ret.map_err(sys("clone"))?;
