@@ -1258,7 +1258,7 @@ fn an_instance_killed_from_outside_fails_the_run_with_exit_1() {
     let scenario = f.write(
         "p.toml",
         "name = \"victim\"\nbackends = [\"process\"]\ncounts = [1]\nwarmup = 0\n\
-         [measure]\nmemory = false\nidle_window_s = 4\n",
+         [measure]\nmemory = false\nidle_window_s = 4\nidle_adaptive = false\n",
     );
     let before = host::snapshot();
     f.spawn_run(&scenario);

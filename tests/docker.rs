@@ -249,7 +249,10 @@ fn a_killed_docker_run_is_cleaned_by_isobench_clean() {
     // A long idle window keeps both containers alive after they are ready.
     std::fs::write(
         &scenario,
-        docker_scenario("dockerkill", "[measure]\nidle_window_s = 120\n"),
+        docker_scenario(
+            "dockerkill",
+            "[measure]\nidle_window_s = 120\nidle_adaptive = false\n",
+        ),
     )
     .unwrap();
     let (mut harness, _o, err) = s.spawn(

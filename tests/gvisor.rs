@@ -151,7 +151,7 @@ fn a_killed_gvisor_run_is_cleaned_by_isobench_clean() {
     killed::killed_run_is_cleaned(
         "gvisor",
         "name = \"gvkill\"\nbackends = [\"gvisor\"]\ncounts = [2]\nwarmup = 0\nparallelism = 2\n\
-         ready_timeout_s = 60\n[measure]\nidle_window_s = 120\n",
+         ready_timeout_s = 60\n[measure]\nidle_window_s = 120\nidle_adaptive = false\n",
         2,
         |id| killed::instances_up(id, |p| argv0_is(p, SENTRY_COMM)),
     );
@@ -179,7 +179,7 @@ fn a_gvisor_run_killed_while_its_sandbox_starts_is_cleaned() {
     let said = killed::killed_run_is_cleaned_with(
         label,
         "name = \"gvstart\"\nbackends = [\"gvisor\"]\ncounts = [1]\nwarmup = 0\n\
-         ready_timeout_s = 60\n[measure]\nidle_window_s = 120\n",
+         ready_timeout_s = 60\n[measure]\nidle_window_s = 120\nidle_adaptive = false\n",
         1,
         created,
         killed::Kill {

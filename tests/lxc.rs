@@ -151,7 +151,7 @@ fn a_killed_lxc_run_is_cleaned_by_isobench_clean() {
     killed::killed_run_is_cleaned(
         "lxc",
         "name = \"lxckill\"\nbackends = [\"lxc\"]\ncounts = [3]\nwarmup = 0\nparallelism = 3\n\
-         ready_timeout_s = 30\n[measure]\nidle_window_s = 120\n",
+         ready_timeout_s = 30\n[measure]\nidle_window_s = 120\nidle_adaptive = false\n",
         3,
         |id| killed::instances_up(id, |p| killed::cmdline_starts(p, AGENT_IN_ROOTFS)),
     );

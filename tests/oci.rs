@@ -376,7 +376,7 @@ fn a_killed_oci_run_is_cleaned_by_isobench_clean() {
     std::fs::write(
         &scenario,
         "name = \"ocikill\"\nbackends = [\"oci\"]\ncounts = [3]\nwarmup = 0\nparallelism = 3\n\
-         ready_timeout_s = 30\n[oci]\nruntimes = [\"runc\"]\n[measure]\nidle_window_s = 120\n",
+         ready_timeout_s = 30\n[oci]\nruntimes = [\"runc\"]\n[measure]\nidle_window_s = 120\nidle_adaptive = false\n",
     )
     .unwrap();
     let exe = env!("CARGO_BIN_EXE_isobench");

@@ -53,10 +53,81 @@ pub fn idle_cpu_ms_per_s(before_ns: u64, after_ns: u64, window: Duration) -> f64
     after_ns.saturating_sub(before_ns) as f64 / 1e6 / secs
 }
 
+/// The idle window's shortest length: before it, no reading counts as holding still.
+pub const IDLE_MIN: Duration = Duration::from_millis(250);
+/// The shortest stretch of the window whose rate is compared with the whole window's.
+pub const IDLE_STEP: Duration = Duration::from_millis(100);
+
+/// Whether a batch's idle CPU rate holds still, so that the idle window may end before its
+/// bound (`measure.idle_window_s`). `samples` are (seconds since the window opened, the
+/// batch's summed CPU ns), the first at 0; `n` instances are summed.
+///
+/// It holds when the window has lasted [`IDLE_MIN`] and the rate over its latest stretch (at
+/// least [`IDLE_STEP`] long, within the later half of the window) is within 10% of the rate
+/// over the whole window, or both are within 0.001 ms/s per instance of each other (the
+/// figure's resolution in samples.csv). Instances that are idle for real (the agent waits in
+/// pause(2)) hold at once; activity that decays after start-up (a guest that has just
+/// booted) or comes in bursts does not, and gets the whole bound.
+pub fn idle_rate_holds(samples: &[(f64, u64)], n: usize) -> bool {
+    let (Some(&(t0, c0)), Some(&(t, c))) = (samples.first(), samples.last()) else {
+        return false;
+    };
+    let t = t - t0;
+    if t < IDLE_MIN.as_secs_f64() {
+        return false;
+    }
+    let step = IDLE_STEP.as_secs_f64();
+    let Some(&(tp, cp)) = samples
+        .iter()
+        .rev()
+        .find(|(ts, _)| t0 + t - ts >= step - 1e-9)
+    else {
+        return false;
+    };
+    if tp - t0 < t / 2.0 {
+        return false;
+    }
+    let ms_per_s = |dc: u64, dt: f64| dc as f64 / 1e6 / dt;
+    let whole = ms_per_s(c.saturating_sub(c0), t);
+    let recent = ms_per_s(c.saturating_sub(cp), t0 + t - tp);
+    let diff = (whole - recent).abs();
+    diff <= 0.1 * whole.max(recent) || diff <= 0.001 * n.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::measure::testutil::KillOnDrop;
+
+    #[test]
+    fn an_idle_rate_holds_once_the_window_is_long_enough_and_its_latest_stretch_agrees() {
+        let ms = |v: f64| (v * 1e6) as u64;
+        // Nothing used at all: holds at the minimum, given a stretch to compare.
+        assert!(idle_rate_holds(&[(0.0, 0), (0.15, 0), (0.25, 0)], 1000));
+        assert!(
+            !idle_rate_holds(&[(0.0, 0), (0.1, 0), (0.2, 0)], 1000),
+            "too short"
+        );
+        // Only the opening and one reading: there is no later stretch to compare.
+        assert!(!idle_rate_holds(&[(0.0, 0), (0.8, 0)], 10));
+        // A steady 10 ms/s.
+        assert!(idle_rate_holds(
+            &[(0.0, 0), (0.3, ms(3.0)), (0.4, ms(4.0))],
+            2
+        ));
+        // Decaying after a boot: 20 ms/s over the window, 5 ms/s lately.
+        assert!(!idle_rate_holds(
+            &[(0.0, 0), (0.3, ms(7.5)), (0.4, ms(8.0))],
+            2
+        ));
+        // A burst in the latest stretch.
+        assert!(!idle_rate_holds(
+            &[(0.0, 0), (0.3, ms(3.0)), (0.4, ms(6.0))],
+            2
+        ));
+        // Differences below the figure's resolution hold: 1 us over 0.1 s for 100 instances.
+        assert!(idle_rate_holds(&[(0.0, 0), (0.3, 0), (0.4, 1000)], 100));
+    }
     use std::process::Command;
     use std::time::Instant;
 

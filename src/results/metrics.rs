@@ -709,7 +709,7 @@ pub static DISK_FULL_COPY_KIB: Metric = Metric {
 pub static IDLE_CPU_MS_PER_S: Metric = Metric {
     name: "idle_cpu_ms_per_s",
     unit: Unit::MsPerS,
-    definition: "host CPU time the instance used per second of an idle window after the workload ran (its cgroup's CPU accounting; qemu's or the process's utime + stime where there is no cgroup)",
+    definition: "host CPU time the instance used per second of an idle window after the workload ran (its cgroup's CPU accounting; qemu's or the process's utime + stime where there is no cgroup); the window lasts measure.idle_window_s at most and ends sooner, after 0.25 s at the least, once the batch's rate over its latest 0.1 s or more agrees with its rate over the whole window within 10%",
     decimals: Some(3),
     better: Better::Lower,
     // Idle instances use a few ms/s at most, and a busy host's scheduling moves that by as

@@ -422,6 +422,8 @@ struct IdleWindow {
     before: Vec<Option<u64>>,
     start: Instant,
     window: Duration,
+    /// End once the rate holds still (`measure.idle_adaptive`).
+    adaptive: bool,
 }
 
 impl IdleWindow {
@@ -439,20 +441,50 @@ impl IdleWindow {
                 .collect(),
             start: Instant::now(),
             window: Duration::from_secs_f64(window_s),
+            adaptive: env.ctx.scenario.measure.idle_adaptive,
         })
     }
 
-    /// Waits out what is left of the window, then reads each instance's CPU time again: idle
+    /// Waits until the batch's idle CPU rate holds still (`measure::cpu::idle_rate_holds`;
+    /// unless the scenario turned that off), at most what is left of the window, then reads each instance's CPU time again: idle
     /// CPU in ms per second of the window as it really lasted.
     fn close(self, env: &Env, live: &Live, seen: &mut [Seen]) {
         env.progress.phase(Phase::Idle);
+        let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
+        // The same instances in every sum: those read when the window opened.
+        let total = || -> u64 {
+            live.launched
+                .iter()
+                .zip(&self.before)
+                .filter(|(_, b)| b.is_some())
+                .filter_map(|(l, _)| cpu(l))
+                .sum()
+        };
+        let counted = self.before.iter().flatten().count();
+        let mut samples = vec![(0.0, self.before.iter().flatten().sum::<u64>())];
         // In short sleeps, so an interruption ends the window at once.
-        while self.start.elapsed() < self.window && !env.cancelled() {
-            let left = self.window - self.start.elapsed().min(self.window);
-            std::thread::sleep(left.min(Duration::from_millis(100)));
+        loop {
+            let t = self.start.elapsed();
+            if t >= self.window || env.cancelled() {
+                break;
+            }
+            if self.adaptive && t >= measure::cpu::IDLE_MIN / 2 {
+                samples.push((t.as_secs_f64(), total()));
+                if measure::cpu::idle_rate_holds(&samples, counted) {
+                    break;
+                }
+            }
+            let left = self.window - t;
+            let pause = if !self.adaptive {
+                Duration::from_millis(100)
+            } else if t < measure::cpu::IDLE_MIN / 2 {
+                measure::cpu::IDLE_MIN / 2 - t
+            } else {
+                measure::cpu::IDLE_STEP / 2
+            };
+            std::thread::sleep(left.min(pause));
         }
         let took = self.start.elapsed();
-        let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
         for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(self.before) {
             if let (Some(b), Some(a)) = (b, cpu(l)) {
                 sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));

@@ -304,8 +304,12 @@ pub struct MeasureConfig {
     pub memory: bool,
     /// Drop the host's page cache before each host-view reading (the gVisor/Kata method).
     pub drop_caches: bool,
-    /// How long instances idle while their CPU time is measured, seconds (0 = not measured).
+    /// How long instances idle while their CPU time is measured, seconds (0 = not measured):
+    /// the whole window, or at most that when `idle_adaptive`.
     pub idle_window_s: f64,
+    /// End the idle window once the batch's idle CPU rate holds still
+    /// (`measure::cpu::idle_rate_holds`) rather than always after `idle_window_s`.
+    pub idle_adaptive: bool,
     /// Merge identical pages (KSM) across the VMs of a batch and record what it shares.
     pub ksm: bool,
     pub ksm_timeout_s: f64,
@@ -320,6 +324,7 @@ impl Default for MeasureConfig {
             memory: true,
             drop_caches: true,
             idle_window_s: 2.0,
+            idle_adaptive: true,
             ksm: false,
             ksm_timeout_s: 60.0,
             settle_timeout_s: 5.0,

@@ -42,12 +42,13 @@ pub(super) struct RawOci {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table with optional keys memory, drop_caches, idle_window_s, ksm, ksm_timeout_s, settle_timeout_s"
+    expecting = "a table with optional keys memory, drop_caches, idle_window_s, idle_adaptive, ksm, ksm_timeout_s, settle_timeout_s"
 )]
 pub(super) struct RawMeasure {
     pub(super) memory: Option<bool>,
     pub(super) drop_caches: Option<bool>,
     pub(super) idle_window_s: Option<Num>,
+    pub(super) idle_adaptive: Option<bool>,
     pub(super) ksm: Option<bool>,
     pub(super) ksm_timeout_s: Option<Num>,
     pub(super) settle_timeout_s: Option<Num>,

@@ -782,6 +782,10 @@ fn section_rules_name_the_key_and_what_is_allowed() {
         ]
     );
     assert_eq!(s.security, crate::security::Profile::None);
+    // The idle window ends once the rate holds still unless told to run its whole length.
+    assert!(s.measure.idle_adaptive);
+    let s = parse(&minimal("[measure]\nidle_adaptive = false\n")).unwrap();
+    assert!(!s.measure.idle_adaptive);
 }
 
 #[test]

@@ -363,6 +363,7 @@ fn measure(c: &Check, raw: Option<RawMeasure>) -> Result<MeasureConfig, Scenario
         memory: m.memory.unwrap_or(d.memory),
         drop_caches: m.drop_caches.unwrap_or(d.drop_caches),
         idle_window_s,
+        idle_adaptive: m.idle_adaptive.unwrap_or(d.idle_adaptive),
         ksm: m.ksm.unwrap_or(d.ksm),
         ksm_timeout_s: m
             .ksm_timeout_s
