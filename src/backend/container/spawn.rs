@@ -152,7 +152,16 @@ pub enum Join {
 /// clone's error; `Join::Into` fails with the kernel's errno where clone3 or
 /// CLONE_INTO_CGROUP is missing, for the caller to fall back to `Join::Itself`.
 pub fn spawn(flags: u64, join: Join, spec: &ChildSpec, fds: &ChildFds) -> std::io::Result<i32> {
-    let stack = Stack::new()?;
+    thread_local! {
+        /// The launching thread's child stack, made once and used by each of its launches in
+        /// turn (CLONE_VFORK: the previous child has exec'd or died when spawn returns). An
+        /// munmap per launch made every launch flush the other CPUs' TLBs.
+        static STACK: std::cell::RefCell<Option<Stack>> = const { std::cell::RefCell::new(None) };
+    }
+    let stack = match STACK.with(|s| s.borrow_mut().take()) {
+        Some(s) => s,
+        None => Stack::new()?,
+    };
     let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset and pthread_sigmask fill sets on our stack; every signal is blocked
@@ -194,7 +203,8 @@ pub fn spawn(flags: u64, join: Join, spec: &ChildSpec, fds: &ChildFds) -> std::i
     let err = std::io::Error::last_os_error();
     // SAFETY: restores this thread's mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    drop(stack);
+    // The child has exec'd or died (CLONE_VFORK): the stack is free for the next launch.
+    STACK.with(|s| *s.borrow_mut() = Some(stack));
     if ret < 0 {
         // clone3_on_stack returns -errno, glibc's clone -1 with errno set.
         return Err(if ret == -1 && matches!(join, Join::Itself) {
