@@ -20,8 +20,11 @@
 //! containers on this host.)
 //!
 //! An OOM kill is told apart from any other SIGKILL by the instance cgroup's `oom_kill`
-//! counter (memory.events on v2, memory.oom_control on v1), read when the watch starts and
-//! when the process died.
+//! counter (memory.events on v2, memory.oom_control on v1), read when the process died. The
+//! cgroup is the instance's own, made for it, so the counter starts at 0 and any kill it
+//! counts is the instance's. (It was read as a baseline when the watch took the instance on,
+//! but an instance over its limit can be killed before that: launching got fast enough for a
+//! test to see it.)
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
@@ -43,7 +46,8 @@ pub struct Watched<'a> {
     pub pid: i32,
     /// How long the instance took to be ready: the death's time is told from its start.
     pub startup: Duration,
-    /// The instance cgroup's memory controller directory, for the OOM counter and the limit.
+    /// The instance cgroup's memory controller directory (its own, made for it), for the OOM
+    /// counter and the limit.
     pub memory_dir: Option<&'a Path>,
 }
 
@@ -119,7 +123,6 @@ struct Entry {
     /// The start of its launch, on the harness's monotonic clock.
     started: Instant,
     memory_dir: Option<PathBuf>,
-    oom_kills_before: u64,
 }
 
 struct Shared {
@@ -235,7 +238,6 @@ impl DeathWatch {
             started: Instant::now()
                 .checked_sub(w.startup)
                 .unwrap_or_else(Instant::now),
-            oom_kills_before: memory_dir.as_deref().and_then(oom_kills).unwrap_or(0),
             memory_dir,
         };
         let token = shared.next_token.fetch_add(1, Ordering::Relaxed);
@@ -356,8 +358,7 @@ fn record(shared: &Shared, e: Entry) {
     let end = exit_status(&e);
     let oom = e.memory_dir.as_deref().and_then(|dir| {
         let kills = oom_kills(dir)?;
-        (kills > e.oom_kills_before && end == End::Signal(libc::SIGKILL))
-            .then(|| memory_limit_bytes(dir))
+        (kills > 0 && end == End::Signal(libc::SIGKILL)).then(|| memory_limit_bytes(dir))
     });
     let death = Death {
         what: e.what,
