@@ -422,7 +422,14 @@ impl RunCgroups {
                 let run_dir = mount.join(TOP).join(run_id);
                 make_run_dir(&run_dir)?;
                 let dir = run_dir.join(SHARED_DEVICES);
-                std::fs::create_dir(&dir).map_err(io(&dir))?;
+                // Another peer of this run (another security profile) may have left it
+                // behind: it is the run's, and its list is written again below.
+                match std::fs::create_dir(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(io(&dir)(e));
+                    }
+                    _ => {}
+                }
                 self.dirs.push(run_dir);
                 // Before any instance joins it: a cgroup's allow-list only narrows.
                 let write = |file: &str, line: &str| {

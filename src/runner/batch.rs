@@ -419,7 +419,8 @@ fn cpu_ns(inst: &dyn Instance) -> Option<u64> {
 /// The idle-CPU window (`measure.idle_window_s`): each live instance's CPU time when it
 /// opened, and when.
 struct IdleWindow {
-    before: Vec<Option<u64>>,
+    /// Each live instance's CPU time when the window opened, and when it was read.
+    before: Vec<Option<(u64, Instant)>>,
     start: Instant,
     window: Duration,
     /// End once the rate holds still (`measure.idle_adaptive`).
@@ -437,7 +438,11 @@ impl IdleWindow {
             before: live
                 .launched
                 .iter()
-                .map(|l| alive(live, l).and_then(cpu_ns))
+                .map(|l| {
+                    alive(live, l)
+                        .and_then(cpu_ns)
+                        .map(|ns| (ns, Instant::now()))
+                })
                 .collect(),
             start: Instant::now(),
             window: Duration::from_secs_f64(window_s),
@@ -445,23 +450,19 @@ impl IdleWindow {
         })
     }
 
-    /// Waits until the batch's idle CPU rate holds still (`measure::cpu::idle_rate_holds`;
-    /// unless the scenario turned that off), at most what is left of the window, then reads each instance's CPU time again: idle
-    /// CPU in ms per second of the window as it really lasted.
+    /// Waits until the batch's idle CPU rate holds still (`measure::cpu::idle_rate_holds`,
+    /// unless the scenario turned that off), at most what is left of the window, then reads
+    /// each instance's CPU time again: idle CPU in ms per second of its own interval between
+    /// the two readings (reading 1000 instances takes tens of ms, which a short window must
+    /// not count as idle time).
     fn close(self, env: &Env, live: &Live, seen: &mut [Seen]) {
         env.progress.phase(Phase::Idle);
         let cpu = |l: &Launched| alive(live, l).and_then(cpu_ns);
-        // The same instances in every sum: those read when the window opened.
-        let total = || -> u64 {
-            live.launched
-                .iter()
-                .zip(&self.before)
-                .filter(|(_, b)| b.is_some())
-                .filter_map(|(l, _)| cpu(l))
-                .sum()
-        };
-        let counted = self.before.iter().flatten().count();
-        let mut samples = vec![(0.0, self.before.iter().flatten().sum::<u64>())];
+        // Each counted instance's latest reading: one that died or could not be read keeps
+        // its last, so the batch's sum never drops (a drop would look like a rate that holds).
+        let mut last: Vec<Option<u64>> = self.before.iter().map(|b| b.map(|(ns, _)| ns)).collect();
+        let counted = last.iter().flatten().count();
+        let mut samples = vec![(0.0, last.iter().flatten().sum::<u64>())];
         // In short sleeps, so an interruption ends the window at once.
         loop {
             let t = self.start.elapsed();
@@ -469,7 +470,12 @@ impl IdleWindow {
                 break;
             }
             if self.adaptive && t >= measure::cpu::IDLE_MIN / 2 {
-                samples.push((t.as_secs_f64(), total()));
+                for (l, v) in live.launched.iter().zip(last.iter_mut()) {
+                    if v.is_some() {
+                        *v = cpu(l).or(*v);
+                    }
+                }
+                samples.push((t.as_secs_f64(), last.iter().flatten().sum()));
                 if measure::cpu::idle_rate_holds(&samples, counted) {
                     break;
                 }
@@ -484,9 +490,9 @@ impl IdleWindow {
             };
             std::thread::sleep(left.min(pause));
         }
-        let took = self.start.elapsed();
         for ((l, sn), b) in live.launched.iter().zip(seen.iter_mut()).zip(self.before) {
-            if let (Some(b), Some(a)) = (b, cpu(l)) {
+            if let (Some((b, since)), Some(a)) = (b, cpu(l)) {
+                let took = since.elapsed();
                 sn.idle_cpu_ms_per_s = Some(measure::cpu::idle_cpu_ms_per_s(b, a, took));
             }
         }

@@ -26,6 +26,7 @@
 //! but an instance over its limit can be killed before that: launching got fast enough for a
 //! test to see it.)
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
 use std::collections::{BTreeMap, HashMap};
@@ -126,8 +127,9 @@ struct Entry {
 }
 
 struct Shared {
-    /// Every pidfd under watch, its event's data the entry's token in `entries`.
-    epoll: Epoll,
+    /// Every pidfd under watch, its event's data the entry's token in `entries` (None when
+    /// no epoll set could be made: deaths are then found by `stop` only).
+    epoll: Option<Epoll>,
     entries: Mutex<HashMap<u64, Entry>>,
     next_token: std::sync::atomic::AtomicU64,
     deaths: Mutex<BTreeMap<u32, Death>>,
@@ -145,8 +147,7 @@ pub type Announce = Box<dyn Fn(&str) + Send + Sync>;
 /// The watch over one batch's ready instances; [`DeathWatch::stop`] it before teardown, whose
 /// kills are not deaths.
 pub struct DeathWatch {
-    /// None when no epoll set could be made: nothing is watched, no death is seen.
-    shared: Option<Arc<Shared>>,
+    shared: Arc<Shared>,
     wake: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
 }
@@ -163,22 +164,13 @@ impl DeathWatch {
     /// [`DeathWatch::start`] with deaths said through `announce` (the run's progress display
     /// prints them above itself).
     pub fn start_with(announce: Option<Announce>) -> DeathWatch {
-        let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
-            Ok(e) => Some(e),
-            Err(e) => {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| {
                 eprintln!(
                     "isobench: death watch: epoll_create: {e}; deaths are seen at teardown only"
-                );
-                None
-            }
-        };
-        let Some(epoll) = epoll else {
-            return DeathWatch {
-                shared: None,
-                wake: None,
-                thread: None,
-            };
-        };
+                )
+            })
+            .ok();
         let shared = Arc::new(Shared {
             epoll,
             entries: Mutex::new(HashMap::new()),
@@ -188,25 +180,28 @@ impl DeathWatch {
             announce,
         });
         let s = shared.clone();
-        let started = std::io::pipe().and_then(|(wake_r, wake_w)| {
-            let wake_r = OwnedFd::from(wake_r);
-            s.epoll
-                .add(&wake_r, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))
-                .map_err(std::io::Error::from)?;
-            std::thread::Builder::new()
-                .name("isobench-watch".into())
-                .spawn(move || watch_loop(&s, wake_r))
-                .map(|t| (t, wake_w))
+        let started = shared.epoll.as_ref().map(|epoll| {
+            std::io::pipe().and_then(|(wake_r, wake_w)| {
+                let wake_r = OwnedFd::from(wake_r);
+                epoll
+                    .add(&wake_r, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))
+                    .map_err(std::io::Error::from)?;
+                std::thread::Builder::new()
+                    .name("isobench-watch".into())
+                    .spawn(move || watch_loop(&s, wake_r))
+                    .map(|t| (t, wake_w))
+            })
         });
         let (thread, wake) = match started {
-            Ok((t, w)) => (Some(t), Some(OwnedFd::from(w))),
-            Err(e) => {
+            Some(Ok((t, w))) => (Some(t), Some(OwnedFd::from(w))),
+            Some(Err(e)) => {
                 eprintln!("isobench: death watch: {e}; deaths are seen at teardown only");
                 (None, None)
             }
+            None => (None, None),
         };
         DeathWatch {
-            shared: Some(shared),
+            shared,
             wake,
             thread,
         }
@@ -224,11 +219,7 @@ impl DeathWatch {
         // Held while the instance lives: out of the way of the next launch (host::fd).
         let pidfd = crate::host::fd::park(pidfd);
         let memory_dir = w.memory_dir.map(Path::to_path_buf);
-        let Some(shared) = &self.shared else {
-            return Err(std::io::Error::other(
-                "no epoll set: deaths are not watched",
-            ));
-        };
+        let shared = &self.shared;
         let entry = Entry {
             index: w.index,
             name: w.name.to_string(),
@@ -246,39 +237,37 @@ impl DeathWatch {
         // dropped.
         let mut entries = lock(&shared.entries);
         let entry = entries.entry(token).or_insert(entry);
-        if let Err(e) = shared
-            .epoll
-            .add(&entry.pidfd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+        if let Some(epoll) = &shared.epoll
+            && let Err(e) = epoll.add(&entry.pidfd, EpollEvent::new(EpollFlags::EPOLLIN, token))
         {
-            entries.remove(&token);
-            return Err(std::io::Error::other(format!("{}: epoll_ctl: {e}", w.name)));
+            // Still found by `stop`, only not at once.
+            return Err(std::io::Error::other(format!(
+                "{}: epoll_ctl: {e}; its death is seen at teardown only",
+                w.name
+            )));
         }
         Ok(())
     }
 
     /// The deaths seen so far, by instance index.
     pub fn deaths(&self) -> BTreeMap<u32, Death> {
-        self.shared
-            .as_ref()
-            .map(|s| lock(&s.deaths).clone())
-            .unwrap_or_default()
+        lock(&self.shared.deaths).clone()
     }
 
     pub fn is_dead(&self, index: u32) -> bool {
-        self.shared
-            .as_ref()
-            .is_some_and(|s| lock(&s.deaths).contains_key(&index))
+        lock(&self.shared.deaths).contains_key(&index)
     }
 
     /// Ends the watch and returns every death, including one the thread had not yet got
-    /// to: the epoll set is asked once more without waiting (its pidfds are level-triggered),
-    /// so nothing that died before this call goes unseen.
+    /// to: each pidfd still watched is asked once more, without waiting, so nothing that
+    /// died before this call goes unseen (with or without the thread and its epoll set).
     pub fn stop(mut self) -> BTreeMap<u32, Death> {
         self.halt();
-        if let Some(shared) = &self.shared {
-            while let Ok(n) = collect(shared, EpollTimeout::ZERO)
-                && n > 0
-            {}
+        let left: Vec<Entry> = lock(&self.shared.entries).drain().map(|(_, e)| e).collect();
+        for e in left {
+            if readable(&e.pidfd) {
+                record(&self.shared, e);
+            }
         }
         self.deaths()
     }
@@ -291,9 +280,7 @@ impl DeathWatch {
     }
 
     fn halt(&mut self) {
-        if let Some(s) = &self.shared {
-            s.stop.store(true, Ordering::SeqCst);
-        }
+        self.shared.stop.store(true, Ordering::SeqCst);
         self.wake();
         self.wake = None;
         if let Some(t) = self.thread.take() {
@@ -315,34 +302,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Waits up to `timeout` for deaths in the epoll set and records each; returns how many
-/// deaths came (the wake pipe, once written, is ready at every call and is no death).
-fn collect(shared: &Shared, timeout: EpollTimeout) -> nix::Result<usize> {
+fn readable(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Waits up to `timeout` for deaths in `epoll` and records each.
+fn collect(shared: &Shared, epoll: &Epoll, timeout: EpollTimeout) -> nix::Result<()> {
     let mut events = [EpollEvent::empty(); 64];
-    let n = shared.epoll.wait(&mut events, timeout)?;
-    let mut deaths = 0;
+    let n = epoll.wait(&mut events, timeout)?;
     for ev in &events[..n] {
         if ev.data() == WAKE {
             continue;
         }
-        deaths += 1;
         // Removed under the lock, recorded after it (reading its status touches /proc).
         let entry = lock(&shared.entries).remove(&ev.data());
         if let Some(e) = entry {
+            // Out of the set before the pidfd closes: a copy of the descriptor table (a
+            // child between fork and exec) would keep the file, and its registration, alive.
+            let _ = epoll.delete(&e.pidfd);
             record(shared, e);
         }
     }
-    Ok(deaths)
+    Ok(())
 }
 
 /// The thread: waits on the epoll set until told to stop; a readable pidfd is a death. The
 /// wake pipe (registered in the set, kept open here) is written only to stop the thread.
 fn watch_loop(shared: &Shared, _wake: OwnedFd) {
+    let Some(epoll) = &shared.epoll else {
+        return;
+    };
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        match collect(shared, EpollTimeout::NONE) {
+        match collect(shared, epoll, EpollTimeout::NONE) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 eprintln!("isobench: death watch: epoll_wait: {e}; deaths are seen at teardown");

@@ -118,15 +118,24 @@ pub fn can_share_files() -> bool {
             return false;
         };
         let flags = (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES) as u64;
-        // SAFETY: glibc's clone on our stack, which outlives the child (CLONE_VFORK); the
-        // entry takes no argument.
+        let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: as in `spawn`: every signal blocked around the clone, so no handler of the
+        // harness runs in the probe child (which shares its memory); the probe child never
+        // unblocks them and only calls close_range and _exit. Then glibc's clone on our
+        // stack, which outlives the child (CLONE_VFORK); the entry takes no argument. Then
+        // the thread's mask back.
         let pid = unsafe {
-            libc::clone(
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
+            let pid = libc::clone(
                 unshare_probe_entry,
                 stack.top(),
                 flags as libc::c_int | libc::SIGCHLD,
                 std::ptr::null_mut(),
-            )
+            );
+            libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
+            pid
         };
         if pid <= 0 {
             return false;
