@@ -15,6 +15,26 @@
 //   7  runner                                 a run: batches, deaths, its results directory
 //   8  chart, report, compare, plan           what a run's files say
 //   9  cli, commands                          one file per subcommand
+/// `println!` for a command's output on stdout, which a reader may close early
+/// (`isobench run … | head`): the work is done and its files are written by then, so a closed
+/// stdout ends the printing quietly instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` for a command's output, as [`outln!`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod agent;
 pub mod backend;
 pub mod chart;

@@ -1466,3 +1466,25 @@ fn a_fifo_as_out_is_refused_at_once_and_a_nested_state_dir_leaves_no_parents() {
         "the parents the run made for its state root are gone"
     );
 }
+
+/// A reader that stops reading early (`isobench doctor | head -1`) is no reason to panic: the
+/// output ends quietly and the exit code is the command's own.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let mut child = Command::new(bin::BIN)
+        .arg("doctor")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command writes anything: every write gets EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.code().is_some(),
+        "ended by a signal: {:?}",
+        out.status
+    );
+}
