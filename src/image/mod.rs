@@ -104,6 +104,11 @@ impl Layers {
         )
     }
 
+    /// The layers' directories (agent first), as `lowerdir` lists them.
+    pub fn dirs(&self) -> [&Path; 2] {
+        [&self.agent, &self.image]
+    }
+
     /// The overlayfs `lowerdir=` value.
     pub fn lowerdir(&self) -> String {
         format!("{}:{}", self.agent.display(), self.image.display())

@@ -138,6 +138,9 @@ pub struct ChildFds {
     /// and its first act is to take a private table of descriptors below `lo` only, which
     /// must exceed every descriptor above (host::fd says why).
     pub unshare_below: Option<u32>,
+    /// The mount namespace to enter and copy (container/mntns.rs), instead of the copy of
+    /// the host's that CLONE_NEWNS makes.
+    pub mount_template: Option<RawFd>,
 }
 
 impl ChildFds {
@@ -146,6 +149,7 @@ impl ChildFds {
         let top = [self.msg_w, self.out_w, self.null_r]
             .into_iter()
             .chain(self.cgroup_join.iter().copied())
+            .chain(self.mount_template)
             .max()
             .unwrap_or(2);
         top.max(2) as u32 + 1
@@ -363,20 +367,36 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds, mask: &libc::sigset_t) -> ! {
 /// # Safety
 /// Called only from [`run`], in the cloned child; see there.
 unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds, st: &mut Stamps) {
-    // SAFETY: raw syscalls on NUL-terminated strings owned by `fs`.
+    // SAFETY: raw syscalls on NUL-terminated strings owned by `fs`, and on a descriptor the
+    // parent keeps open.
     unsafe {
-        // Nothing we mount may propagate back to the host's mount namespace.
-        check(
-            libc::mount(
-                NULL,
-                c"/".as_ptr(),
-                NULL,
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) as _,
-            fds,
-            Stage::Propagation,
-        );
+        if let Some(t) = fds.mount_template {
+            // A copy of the template (private already, and holding only the mounts the root
+            // needs): entering it moves this child's root and working directory to its root.
+            check(
+                libc::setns(t, libc::CLONE_NEWNS) as _,
+                fds,
+                Stage::Propagation,
+            );
+            check(
+                libc::unshare(libc::CLONE_NEWNS) as _,
+                fds,
+                Stage::Propagation,
+            );
+        } else {
+            // Nothing we mount may propagate back to the host's mount namespace.
+            check(
+                libc::mount(
+                    NULL,
+                    c"/".as_ptr(),
+                    NULL,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) as _,
+                fds,
+                Stage::Propagation,
+            );
+        }
         check(
             libc::mount(
                 c"overlay".as_ptr(),

@@ -8,6 +8,7 @@
 //! namespace: they disappear with it, even if the harness is killed.
 
 pub mod child;
+pub mod mntns;
 pub mod spawn;
 pub mod sync;
 
@@ -47,6 +48,8 @@ pub struct ContainerBackend {
     seccomp: Option<std::sync::Arc<Vec<crate::security::bpf::Insn>>>,
     /// The child shares the descriptor table until it takes its low part (spawn.rs).
     share_files: bool,
+    /// The mount namespace each instance's is copied from (mntns.rs); None: from the host's.
+    mount_template: Option<mntns::MountTemplate>,
 }
 
 fn cstr(p: impl AsRef<Path>) -> CString {
@@ -96,6 +99,12 @@ impl ContainerBackend {
         let root = instances_dir.join(ROOT_MOUNTPOINT);
         std::fs::create_dir_all(&root).map_err(|e| err(format!("{}: {e}", root.display())))?;
         crate::host::spread_subdirs(&instances_dir);
+        // Without it (a kernel or sandbox that refuses a thread its own mount namespace) each
+        // instance copies the host's whole tree, as before.
+        let mount_template = layers.as_ref().and_then(|l| {
+            let [agent, image] = l.dirs();
+            mntns::MountTemplate::new(&[ctx.state_dir.as_path(), agent, image]).ok()
+        });
         Ok(ContainerBackend {
             ctx,
             layers,
@@ -103,6 +112,7 @@ impl ContainerBackend {
             instances_dir,
             seccomp,
             share_files: spawn::can_share_files(),
+            mount_template,
         })
     }
 
@@ -175,7 +185,8 @@ impl ContainerBackend {
         let mut f = 0;
         for (on, flag) in [
             (ns.pid, libc::CLONE_NEWPID),
-            (ns.mount, libc::CLONE_NEWNS),
+            // With a template the child enters it and unshares a copy of it (child.rs).
+            (ns.mount && self.mount_template.is_none(), libc::CLONE_NEWNS),
             (ns.uts, libc::CLONE_NEWUTS),
             (ns.ipc, libc::CLONE_NEWIPC),
             (ns.net, libc::CLONE_NEWNET),
@@ -246,6 +257,7 @@ impl Backend for ContainerBackend {
             null_r: null.as_raw_fd(),
             cgroup_join: Vec::new(),
             unshare_below: None,
+            mount_template: self.mount_template.as_ref().map(|t| t.fd()),
         };
         fds.unshare_below = self.share_files.then(|| fds.needed_below());
         let flags = self.clone_flags() as u64;

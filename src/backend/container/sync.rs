@@ -63,7 +63,7 @@ impl Stage {
     pub fn describe(&self) -> &'static str {
         match self {
             Stage::Setsid => "setsid/parent-death signal",
-            Stage::Propagation => "making mounts private",
+            Stage::Propagation => "entering a private mount namespace",
             Stage::Overlay => "mounting the overlay root",
             Stage::Proc => "mounting /proc",
             Stage::Dev => "creating /dev",
