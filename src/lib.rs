@@ -6,7 +6,7 @@
 
 // Floors, from the bottom up; a module uses only modules on its own floor or below
 // (ARCHITECTURE.md draws the graph, and a test keeps it free of cycles).
-//   1  text, stats, deadline, fault           pure helpers
+//   1  text, stats, deadline, fault           pure helpers (and the outln!/out! macros below)
 //   2  results                                the records and their files
 //   3  host, security                         the kernel's seams; the security profiles
 //   4  agent                                  the program inside every instance
@@ -17,8 +17,8 @@
 //   9  cli, commands                          one file per subcommand
 /// `println!` for a command's output on stdout, which a reader may close early
 /// (`isobench run … | head`): the work is done and its files are written by then, so a closed
-/// stdout ends the printing quietly instead of panicking.
-#[macro_export]
+/// stdout ends the printing quietly instead of panicking. Defined before the modules, so every
+/// module below can name it (`outln!`).
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -26,8 +26,7 @@ macro_rules! outln {
     }};
 }
 
-/// `print!` for a command's output, as [`outln!`].
-#[macro_export]
+/// `print!` for a command's output, as `outln!`.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;

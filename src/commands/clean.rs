@@ -700,7 +700,7 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
             "report": r,
         });
         match serde_json::to_string_pretty(&doc) {
-            Ok(t) => crate::outln!("{t}"),
+            Ok(t) => outln!("{t}"),
             Err(e) => {
                 eprintln!("isobench: clean: {e}");
                 return exit::MEASURED_FAILURE;
@@ -715,10 +715,10 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
             "removed"
         };
         for p in &c.removed {
-            crate::outln!("{verb} from the cache: {}", p.display());
+            outln!("{verb} from the cache: {}", p.display());
         }
         for p in &c.left {
-            crate::outln!(
+            outln!(
                 "left in the cache (not isobench's, or a build still running): {}",
                 p.display()
             );
@@ -734,7 +734,7 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
             "removed"
         };
         for t in &d.removed {
-            crate::outln!(
+            outln!(
                 "{verb} from the docker daemon at {}: image {t}",
                 d.daemon.as_deref().unwrap_or("?")
             );
@@ -744,7 +744,7 @@ pub fn command(args: &crate::cli::CleanArgs, format: crate::cli::Format) -> i32 
         }
     }
     let (out, err) = r.render_text(args.dry_run);
-    crate::out!("{out}");
+    out!("{out}");
     eprint!("{err}");
     code
 }

@@ -8,8 +8,8 @@ pub fn command(args: &CompareArgs, format: Format) -> i32 {
     match compare(args) {
         Ok(c) => {
             match format {
-                Format::Text => crate::out!("{}", render::text(&c)),
-                Format::Json => crate::outln!("{}", render::json(&c)),
+                Format::Text => out!("{}", render::text(&c)),
+                Format::Json => outln!("{}", render::json(&c)),
             }
             c.exit_code
         }

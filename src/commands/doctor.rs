@@ -439,14 +439,14 @@ pub fn command(format: crate::cli::Format) -> i32 {
     let checks = run_checks();
     if format == crate::cli::Format::Json {
         match serde_json::to_string_pretty(&checks) {
-            Ok(t) => crate::outln!("{t}"),
+            Ok(t) => outln!("{t}"),
             Err(e) => {
                 eprintln!("isobench: doctor: {e}");
                 return crate::exit::MEASURED_FAILURE;
             }
         }
     } else {
-        crate::out!("{}", render(&checks));
+        out!("{}", render(&checks));
     }
     if checks.iter().all(|c| c.ok || !c.required) {
         crate::exit::OK

@@ -71,7 +71,7 @@ pub fn command(args: RunArgs, format: Format) -> i32 {
     } else {
         print_text(&outcome);
         if let Some(html) = report_files.first() {
-            crate::outln!("report: {}", html.display());
+            outln!("report: {}", html.display());
         }
     }
     for l in &outcome.leftovers {
@@ -111,30 +111,30 @@ fn fail(e: impl std::fmt::Display, code: i32) -> i32 {
 /// The end-of-run tables: start-up, costs when measured, the isolation read back, system-call
 /// costs, the VM/container ratios.
 fn print_text(outcome: &RunOutcome) {
-    crate::outln!("{}", terminal::render_summary(&outcome.summary));
+    outln!("{}", terminal::render_summary(&outcome.summary));
     if outcome
         .summary
         .iter()
         .any(|r| r.pss_kib_mean.is_some() || r.idle_cpu_ms_per_s_mean.is_some())
     {
-        crate::outln!("{}", terminal::render_costs(&outcome.summary));
+        outln!("{}", terminal::render_costs(&outcome.summary));
     }
     if outcome.samples.iter().any(|s| !s.security.is_empty()) {
         let rows = crate::report::isolation::isolation_rows(&outcome.samples);
-        crate::outln!("{}", crate::report::isolation::render_isolation(&rows));
+        outln!("{}", crate::report::isolation::render_isolation(&rows));
     }
     if !outcome.syscalls.is_empty() {
         let s = crate::report::isolation::syscall_summary(&outcome.syscalls);
-        crate::outln!(
+        outln!(
             "system calls, median ns per operation (ratio to process):\n{}",
             crate::report::isolation::render_syscalls(&s)
         );
     }
-    crate::out!("{}", terminal::render_ratios(&outcome.summary));
-    crate::out!("{}", terminal::render_flags(&outcome.samples));
-    crate::outln!("results: {}", outcome.run_dir.display());
+    out!("{}", terminal::render_ratios(&outcome.summary));
+    out!("{}", terminal::render_flags(&outcome.samples));
+    outln!("results: {}", outcome.run_dir.display());
     if let Some(kib) = outcome.harness_peak_rss_kib {
-        crate::outln!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+        outln!("harness peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
 }
 
@@ -162,7 +162,7 @@ fn print_json(outcome: &RunOutcome, report_files: &[PathBuf]) -> Result<(), Json
         "samples": run.samples,
         "report_files": report_files,
     });
-    crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }
 

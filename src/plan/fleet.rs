@@ -1132,8 +1132,8 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
     write_csv(&f, &csv)?;
     match format {
         Format::Text => {
-            crate::out!("{}", text(&f));
-            crate::outln!("wrote {}", csv.display());
+            out!("{}", text(&f));
+            outln!("wrote {}", csv.display());
         }
         Format::Json => {
             #[derive(Serialize)]
@@ -1142,7 +1142,7 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
                 fleet: &'a Fleet,
                 csv: &'a Path,
             }
-            crate::outln!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&Doc {
                     fleet: &f,

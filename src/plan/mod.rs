@@ -579,7 +579,7 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
     let dir = args.out.clone().unwrap_or_else(|| plan.run.clone());
     let written = write(&plan, &dir)?;
     match format {
-        Format::Text => crate::out!("{}", output::text(&plan, &written)),
+        Format::Text => out!("{}", output::text(&plan, &written)),
         Format::Json => {
             #[derive(Serialize)]
             struct Doc<'a> {
@@ -591,7 +591,7 @@ pub fn run(args: &PlanArgs, format: Format) -> Result<(), PlanError> {
                 plan: &plan,
                 files: &written,
             };
-            crate::outln!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&doc).expect("a plan serialises")
             );
