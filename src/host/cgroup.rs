@@ -391,7 +391,12 @@ enum RunDevices {
     /// one shared allow-list confines each instance exactly as one of its own would (as runc
     /// makes per container); what it saves is a cgroup and nine control-file writes per
     /// launch, 9% of the launching thread's CPU at N = 1000 on this host.
-    V1 { dir: PathBuf },
+    V1 {
+        /// `isobench/<run-id>` in the devices hierarchy.
+        run_dir: PathBuf,
+        /// The shared cgroup below it.
+        dir: PathBuf,
+    },
     /// v2: one eBPF program per run, attached to each instance's cgroup.
     V2 { program: DeviceProgram },
 }
@@ -430,7 +435,8 @@ impl RunCgroups {
                     }
                     _ => {}
                 }
-                self.dirs.push(run_dir);
+                // Not in `dirs`: instances make no directory of their own there. `remove`
+                // removes the run's devices dir with the rest.
                 // Before any instance joins it: a cgroup's allow-list only narrows.
                 let write = |file: &str, line: &str| {
                     let p = dir.join(file);
@@ -440,7 +446,7 @@ impl RunCgroups {
                 for r in rules {
                     write("devices.allow", &r.v1_line())?;
                 }
-                RunDevices::V1 { dir }
+                RunDevices::V1 { run_dir, dir }
             }
             (_, None) => return Err(CgroupError::MissingController("devices")),
         });
@@ -455,16 +461,11 @@ impl RunCgroups {
     ) -> Result<InstanceCgroup, CgroupError> {
         let mut cg = InstanceCgroup {
             mode: self.host.mode,
-            dirs: self
-                .dirs
-                .iter()
-                .filter(|d| !self.is_shared_devices_root(d))
-                .map(|d| d.join(name))
-                .collect(),
+            dirs: self.dirs.iter().map(|d| d.join(name)).collect(),
             joined: Vec::new(),
             v1: self.host.v1.clone(),
         };
-        if let Some(RunDevices::V1 { dir }) = &self.devices
+        if let Some(RunDevices::V1 { dir, .. }) = &self.devices
             && let Some(mount) = &self.host.devices_v1
         {
             cg.v1.push(("devices", mount.clone()));
@@ -481,12 +482,6 @@ impl RunCgroups {
             return Err(e);
         }
         Ok(cg)
-    }
-
-    /// Whether `run_dir` is the run's directory in the devices hierarchy, where its instances
-    /// share one cgroup ([`RunDevices::V1`]) rather than each making its own.
-    fn is_shared_devices_root(&self, run_dir: &Path) -> bool {
-        matches!(&self.devices, Some(RunDevices::V1 { dir }) if dir.parent() == Some(run_dir))
     }
 
     /// Attaches the run's device program to a new instance's cgroup (v2), before any process
@@ -513,7 +508,11 @@ impl RunCgroups {
     /// Kills whatever is left in the run's cgroups, then removes them (deepest first).
     pub fn remove(&self) -> Result<(), CgroupError> {
         let mut first_err = None;
-        for d in &self.dirs {
+        let devices = match &self.devices {
+            Some(RunDevices::V1 { run_dir, .. }) => Some(run_dir),
+            _ => None,
+        };
+        for d in self.dirs.iter().chain(devices) {
             if let Err(e) = remove_tree(d, Duration::from_secs(2)) {
                 first_err.get_or_insert(e);
             }

@@ -425,7 +425,7 @@ pub static CGROUP_MS: Metric = Metric {
 pub static ROOTFS_MS: Metric = Metric {
     name: "rootfs_ms",
     unit: Unit::Ms,
-    definition: "phase (container): from the same start until the child had mounted its root (mounts made private, overlay, /proc, /dev, masks, read-only paths), stamped by the child",
+    definition: "phase (container): from the same start until the child had mounted its root (a private mount namespace entered, overlay, /proc, /dev, masks, read-only paths), stamped by the child",
     decimals: Some(3),
     better: Better::Lower,
     backends: Backends::Container,

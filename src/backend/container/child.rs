@@ -134,17 +134,18 @@ pub struct ChildFds {
     /// itself) into each. Empty when the child was cloned into its cgroup (CLONE_INTO_CGROUP
     /// on cgroup v2).
     pub cgroup_join: Vec<RawFd>,
-    /// Some(lo): the child was cloned sharing the harness's descriptor table (CLONE_FILES)
-    /// and its first act is to take a private table of descriptors below `lo` only, which
-    /// must exceed every descriptor above (host::fd says why).
-    pub unshare_below: Option<u32>,
+    /// The child was cloned sharing the harness's descriptor table (CLONE_FILES); its first
+    /// act is to take a private table of the descriptors below [`ChildFds::needed_below`]
+    /// only (host::fd says why).
+    pub share_table: bool,
     /// The mount namespace to enter and copy (container/mntns.rs), instead of the copy of
     /// the host's that CLONE_NEWNS makes.
     pub mount_template: Option<RawFd>,
 }
 
 impl ChildFds {
-    /// One above the highest descriptor the child uses.
+    /// One above the highest descriptor the child uses. Reads only, allocates nothing: the
+    /// child calls it.
     pub fn needed_below(&self) -> u32 {
         let top = [self.msg_w, self.out_w, self.null_r]
             .into_iter()
@@ -255,11 +256,11 @@ pub fn run(spec: &ChildSpec, fds: &ChildFds, mask: &libc::sigset_t) -> ! {
     unsafe {
         // First: the harness's descriptor table is shared until here, and nothing below may
         // change it (the dup2s onto 0, 1 and 2 would replace the harness's own streams).
-        if let Some(lo) = fds.unshare_below {
+        if fds.share_table {
             check(
                 libc::syscall(
                     libc::SYS_close_range,
-                    lo,
+                    fds.needed_below(),
                     u32::MAX,
                     libc::CLOSE_RANGE_UNSHARE,
                 ),

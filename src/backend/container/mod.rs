@@ -256,10 +256,9 @@ impl Backend for ContainerBackend {
             out_w: out_w.as_raw_fd(),
             null_r: null.as_raw_fd(),
             cgroup_join: Vec::new(),
-            unshare_below: None,
+            share_table: self.share_files,
             mount_template: self.mount_template.as_ref().map(|t| t.fd()),
         };
-        fds.unshare_below = self.share_files.then(|| fds.needed_below());
         let flags = self.clone_flags() as u64;
 
         let start = Instant::now();
@@ -274,7 +273,6 @@ impl Backend for ContainerBackend {
         if cg_dir.is_none() || ret.is_err() {
             procs = cg.open_procs().map_err(|e| lerr(e.into()))?;
             fds.cgroup_join = procs.iter().map(|f| f.as_raw_fd()).collect();
-            fds.unshare_below = self.share_files.then(|| fds.needed_below());
             ret = spawn::spawn(flags, Join::Itself, &spec, &fds);
         }
         let pid = ret.map_err(sys("clone"))?;

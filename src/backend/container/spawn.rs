@@ -95,6 +95,24 @@ extern "C" fn entry(arg: *mut c_void) -> libc::c_int {
     child::run(e.spec, e.fds, e.mask)
 }
 
+/// Runs `f` with every signal blocked in this thread, passing it the thread's own mask, which
+/// is restored afterwards. Around a clone whose child shares the harness's memory: no handler
+/// of the harness may run in that child before it has reset them (child.rs).
+fn with_signals_blocked<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
+    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset and pthread_sigmask fill sets on our stack.
+    let old = unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
+        old.assume_init()
+    };
+    let r = f(&old);
+    // SAFETY: restores this thread's mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    r
+}
+
 extern "C" fn unshare_probe_entry(_arg: *mut c_void) -> libc::c_int {
     // SAFETY: close_range and _exit in the probe child, which touches no memory.
     unsafe {
@@ -118,25 +136,17 @@ pub fn can_share_files() -> bool {
             return false;
         };
         let flags = (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES) as u64;
-        let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: as in `spawn`: every signal blocked around the clone, so no handler of the
-        // harness runs in the probe child (which shares its memory); the probe child never
-        // unblocks them and only calls close_range and _exit. Then glibc's clone on our
-        // stack, which outlives the child (CLONE_VFORK); the entry takes no argument. Then
-        // the thread's mask back.
-        let pid = unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
-            let pid = libc::clone(
+        // SAFETY: glibc's clone on our stack, which outlives the child (CLONE_VFORK), with
+        // every signal blocked (the probe child never unblocks them and only calls
+        // close_range and _exit); the entry takes no argument.
+        let pid = with_signals_blocked(|_| unsafe {
+            libc::clone(
                 unshare_probe_entry,
                 stack.top(),
                 flags as libc::c_int | libc::SIGCHLD,
                 std::ptr::null_mut(),
-            );
-            libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
-            pid
-        };
+            )
+        });
         if pid <= 0 {
             return false;
         }
@@ -171,47 +181,40 @@ pub fn spawn(flags: u64, join: Join, spec: &ChildSpec, fds: &ChildFds) -> std::i
         Some(s) => s,
         None => Stack::new()?,
     };
-    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigfillset and pthread_sigmask fill sets on our stack; every signal is blocked
-    // in this thread until the clone has returned, and the child starts with that mask.
-    let old = unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
-        old.assume_init()
-    };
-    let arg = Entry {
-        spec,
-        fds,
-        mask: &old,
-    };
-    let arg_ptr = &arg as *const Entry as *mut c_void;
     let mut vm = (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
-    if fds.unshare_below.is_some() {
+    if fds.share_table {
         // The child shares the descriptor table until its first syscall takes a private
         // copy of only the low descriptors it needs (child.rs): no copy of every
         // instance's descriptors, and none to close at exec (host::fd).
         vm |= libc::CLONE_FILES as u64;
     }
-    let ret = match join {
-        // SAFETY: the stack is ours and outlives the child's use of it (CLONE_VFORK); the
-        // entry and its argument are valid until the parent resumes.
-        Join::Into(cgroup) => unsafe {
-            clone3_on_stack(flags | vm, Some(cgroup), &stack, entry, arg_ptr)
-        },
-        // SAFETY: as above; glibc's clone(3) switches to the stack and calls the entry.
-        Join::Itself => unsafe {
-            libc::clone(
-                entry,
-                stack.top(),
-                (flags | vm) as libc::c_int | libc::SIGCHLD,
-                arg_ptr,
-            ) as libc::c_long
-        },
-    };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: restores this thread's mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    // Every signal blocked until the clone has returned; the child starts with that mask and
+    // gets the thread's own (`old`) back just before exec.
+    let (ret, err) = with_signals_blocked(|old| {
+        let arg = Entry {
+            spec,
+            fds,
+            mask: old,
+        };
+        let arg_ptr = &arg as *const Entry as *mut c_void;
+        let ret = match join {
+            // SAFETY: the stack is ours and outlives the child's use of it (CLONE_VFORK); the
+            // entry and its argument are valid until the parent resumes.
+            Join::Into(cgroup) => unsafe {
+                clone3_on_stack(flags | vm, Some(cgroup), &stack, entry, arg_ptr)
+            },
+            // SAFETY: as above; glibc's clone(3) switches to the stack and calls the entry.
+            Join::Itself => unsafe {
+                libc::clone(
+                    entry,
+                    stack.top(),
+                    (flags | vm) as libc::c_int | libc::SIGCHLD,
+                    arg_ptr,
+                ) as libc::c_long
+            },
+        };
+        (ret, std::io::Error::last_os_error())
+    });
     // The child has exec'd or died (CLONE_VFORK): the stack is free for the next launch.
     STACK.with(|s| *s.borrow_mut() = Some(stack));
     if ret < 0 {
