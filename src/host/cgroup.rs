@@ -6,7 +6,9 @@
 //! create a directory in every mounted hierarchy.
 
 use crate::security::devices::{DeviceError, DeviceProgram, DeviceRule};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Resource limits applied to every instance; `None` means unlimited.
@@ -220,9 +222,12 @@ impl CgroupHost {
             }
             dirs.push(run);
         }
+        // Without them (a descriptor limit reached) every path is walked whole, as before.
+        let opened: Option<Vec<OwnedFd>> = dirs.iter().map(|d| open_dir(d).ok()).collect();
         Ok(RunCgroups {
             host: self.clone(),
             dirs,
+            opened: opened.map(Arc::new),
             devices: None,
         })
     }
@@ -313,6 +318,18 @@ impl CgroupHost {
 
 /// Makes `isobench/<run-id>` (and `isobench/`) in one hierarchy. Several runs may create and
 /// remove `isobench/` at once: retried if a peer removed it in between.
+/// `dir` opened to reach what is below it by name (O_PATH: no read, no write), out of the way
+/// of a launch's descriptor copy (host::fd).
+fn open_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?;
+    Ok(crate::host::fd::park(fd))
+}
+
 fn make_run_dir(run: &Path) -> Result<(), CgroupError> {
     let mut tries = 0;
     loop {
@@ -379,7 +396,30 @@ fn unescape(s: &str) -> String {
 pub struct RunCgroups {
     host: CgroupHost,
     dirs: Vec<PathBuf>,
+    /// `dirs`, open: see [`At`].
+    opened: Option<Arc<Vec<OwnedFd>>>,
     devices: Option<RunDevices>,
+}
+
+/// An instance's cgroup directories reached from their open parents: mkdirat and openat walk
+/// one or two names, not the whole path through cgroupfs, whose every component is
+/// revalidated under the hierarchy's lock, the lock each concurrent launch's mkdir takes to
+/// write. A launch opens seven control files and makes three directories on v1.
+#[derive(Debug, Clone)]
+struct At {
+    /// The run's directory in each hierarchy, one per entry of `InstanceCgroup::dirs`.
+    runs: Arc<Vec<OwnedFd>>,
+    /// The instance's directory name in each.
+    name: String,
+    /// The shared cgroups it joins, one per entry of `InstanceCgroup::joined`.
+    joined: Option<Arc<Vec<OwnedFd>>>,
+}
+
+/// Where a controller's files are: the instance's own directory `i` or the shared one `i`.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Own(usize),
+    Joined(usize),
 }
 
 /// How a run's instances get their device allow-list.
@@ -396,6 +436,8 @@ enum RunDevices {
         run_dir: PathBuf,
         /// The shared cgroup below it.
         dir: PathBuf,
+        /// `dir`, open (see [`At`]).
+        opened: Option<Arc<Vec<OwnedFd>>>,
     },
     /// v2: one eBPF program per run, attached to each instance's cgroup.
     V2 { program: DeviceProgram },
@@ -446,7 +488,12 @@ impl RunCgroups {
                 for r in rules {
                     write("devices.allow", &r.v1_line())?;
                 }
-                RunDevices::V1 { run_dir, dir }
+                let opened = open_dir(&dir).ok().map(|fd| Arc::new(vec![fd]));
+                RunDevices::V1 {
+                    run_dir,
+                    dir,
+                    opened,
+                }
             }
             (_, None) => return Err(CgroupError::MissingController("devices")),
         });
@@ -464,15 +511,33 @@ impl RunCgroups {
             dirs: self.dirs.iter().map(|d| d.join(name)).collect(),
             joined: Vec::new(),
             v1: self.host.v1.clone(),
+            at: self.opened.as_ref().map(|runs| At {
+                runs: runs.clone(),
+                name: name.to_string(),
+                joined: None,
+            }),
         };
-        if let Some(RunDevices::V1 { dir, .. }) = &self.devices
+        if let Some(RunDevices::V1 { dir, opened, .. }) = &self.devices
             && let Some(mount) = &self.host.devices_v1
         {
             cg.v1.push(("devices", mount.clone()));
             cg.joined.push(dir.clone());
+            match (&mut cg.at, opened) {
+                (Some(at), Some(fds)) => at.joined = Some(fds.clone()),
+                _ => cg.at = None,
+            }
         }
-        for d in &cg.dirs {
-            std::fs::create_dir(d).map_err(io(d))?;
+        for (i, d) in cg.dirs.iter().enumerate() {
+            match &cg.at {
+                Some(at) => rustix::fs::mkdirat(
+                    &at.runs[i],
+                    at.name.as_str(),
+                    rustix::fs::Mode::from_raw_mode(0o755),
+                )
+                .map_err(std::io::Error::from),
+                None => std::fs::create_dir(d),
+            }
+            .map_err(io(d))?;
         }
         if let Err(e) = cg
             .write_limits(limits)
@@ -543,6 +608,7 @@ impl InstanceCgroup {
                 .collect(),
             joined: Vec::new(),
             v1,
+            at: None,
         }
     }
 }
@@ -557,6 +623,8 @@ pub struct InstanceCgroup {
     /// never removed with the instance.
     joined: Vec<PathBuf>,
     v1: Vec<(&'static str, PathBuf)>,
+    /// `dirs` and `joined` reached from open parents (instances isobench makes).
+    at: Option<At>,
 }
 
 impl InstanceCgroup {
@@ -566,17 +634,56 @@ impl InstanceCgroup {
 
     /// The directory that holds `controller`'s files for this instance.
     pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+        self.slot_for(controller).map(|s| self.path_of(s))
+    }
+
+    fn slot_for(&self, controller: &str) -> Option<Slot> {
         match self.mode {
-            CgroupMode::V2 => self.dirs.first().map(PathBuf::as_path),
+            CgroupMode::V2 => (!self.dirs.is_empty()).then_some(Slot::Own(0)),
             _ => {
                 let (_, mount) = self.v1.iter().find(|(c, _)| *c == controller)?;
-                self.dirs
-                    .iter()
-                    .chain(&self.joined)
-                    .find(|d| d.starts_with(mount))
-                    .map(PathBuf::as_path)
+                let own = self.dirs.iter().position(|d| d.starts_with(mount));
+                own.map(Slot::Own).or_else(|| {
+                    let j = self.joined.iter().position(|d| d.starts_with(mount));
+                    j.map(Slot::Joined)
+                })
             }
         }
+    }
+
+    fn path_of(&self, slot: Slot) -> &Path {
+        match slot {
+            Slot::Own(i) => &self.dirs[i],
+            Slot::Joined(i) => &self.joined[i],
+        }
+    }
+
+    /// The own and joined directories, in that order.
+    fn slots(&self) -> impl Iterator<Item = Slot> {
+        let own = (0..self.dirs.len()).map(Slot::Own);
+        own.chain((0..self.joined.len()).map(Slot::Joined))
+    }
+
+    /// `file` in the directory of `slot`, opened for writing (close-on-exec).
+    fn open_write(&self, slot: Slot, file: &str) -> Result<OwnedFd, CgroupError> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let opened = match (&self.at, slot) {
+            (Some(at), Slot::Own(i)) => rustix::fs::openat(
+                &at.runs[i],
+                format!("{}/{file}", at.name),
+                flags,
+                Mode::empty(),
+            ),
+            (
+                Some(At {
+                    joined: Some(j), ..
+                }),
+                Slot::Joined(i),
+            ) => rustix::fs::openat(&j[i], file, flags, Mode::empty()),
+            _ => rustix::fs::open(self.path_of(slot).join(file), flags, Mode::empty()),
+        };
+        opened.map_err(|e| io(&self.path_of(slot).join(file))(e.into()))
     }
 
     pub fn dirs(&self) -> &[PathBuf] {
@@ -584,11 +691,13 @@ impl InstanceCgroup {
     }
 
     fn write(&self, controller: &'static str, file: &str, value: &str) -> Result<(), CgroupError> {
-        let dir = self
-            .dir_for(controller)
+        use std::io::Write;
+        let slot = self
+            .slot_for(controller)
             .ok_or(CgroupError::MissingController(controller))?;
-        let p = dir.join(file);
-        std::fs::write(&p, value).map_err(io(&p))
+        let mut f = std::fs::File::from(self.open_write(slot, file)?);
+        f.write_all(value.as_bytes())
+            .map_err(|e| io(&self.path_of(slot).join(file))(e))
     }
 
     fn write_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
@@ -675,20 +784,9 @@ impl InstanceCgroup {
     /// [`Self::self_join_file`] of every hierarchy, opened for writing (close-on-exec): a
     /// single-threaded process that inherits them writes "0" into each to move itself in
     /// (container/child.rs), without building a path or allocating after its fork.
-    pub fn open_procs(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+    pub fn open_procs(&self) -> Result<Vec<OwnedFd>, CgroupError> {
         let file = self.self_join_file();
-        self.dirs
-            .iter()
-            .chain(&self.joined)
-            .map(|d| {
-                let p = d.join(file);
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&p)
-                    .map(std::os::fd::OwnedFd::from)
-                    .map_err(io(&p))
-            })
-            .collect()
+        self.slots().map(|s| self.open_write(s, file)).collect()
     }
 
     /// The v2 cgroup's directory, opened for clone3's CLONE_INTO_CGROUP (the child is born in
@@ -896,6 +994,7 @@ mod tests {
         let run = RunCgroups {
             host: h.clone(),
             dirs: h.roots().iter().map(|r| r.join("isobench/r1")).collect(),
+            opened: None,
             devices: None,
         };
         let mut v1 = h.v1.clone();
@@ -905,6 +1004,7 @@ mod tests {
             dirs: run.dirs.iter().map(|d| d.join("i0")).collect(),
             joined: vec![PathBuf::from("/sys/fs/cgroup/devices/isobench/r1/devices")],
             v1,
+            at: None,
         };
         assert_eq!(
             cg.dir_for("memory"),
