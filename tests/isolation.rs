@@ -145,6 +145,7 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
         assert_eq!(p["clone3"], "ENOSYS", "{backend}: {p:?}");
         assert_eq!(p["timer_list"], "masked", "{backend}: {p:?}");
         expect_masked(&p, "kcore", "/proc/kcore");
+        expect_masked(&p, "acpi", "/proc/acpi");
         expect_read_only(&p, "sysrq_trigger_open_write", "/proc/sysrq-trigger");
         assert_eq!(p["proc_sys_open_write"], "EROFS", "{backend}: {p:?}");
         assert_ne!(p["open_block"], "ok", "{backend}: {p:?}");
@@ -206,6 +207,9 @@ fn each_profile_confines_our_containers_and_runc_alike_and_the_rows_say_so() {
         assert_eq!(p["unshare_user"], "ok", "{backend}: {p:?}");
         assert_eq!(p["clone3"], "EINVAL", "{backend}: {p:?}");
         assert_eq!(p["timer_list"], "readable", "{backend}: {p:?}");
+        if Path::new("/proc/acpi").is_dir() {
+            assert_eq!(p["acpi"], "readable", "{backend}: {p:?}");
+        }
     }
     assert_eq!(rows["container"]["devices"], "all");
 }

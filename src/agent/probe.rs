@@ -141,6 +141,17 @@ fn masked(path: &str) -> String {
     }
 }
 
+/// A masked directory: `masked` when a tmpfs covers it (the masks' empty read-only tmpfs),
+/// `readable` when it is still the kernel's, else the errno (ENOENT where the kernel has no
+/// such directory). By filesystem type, not by content: /proc/acpi can be empty anyway.
+fn masked_dir(path: &str) -> String {
+    match nix::sys::statfs::statfs(path) {
+        Err(e) => errno_name(e),
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => "masked".into(),
+        Ok(_) => "readable".into(),
+    }
+}
+
 /// Opens `path` for writing and closes it at once, writing nothing: `ok` means it is
 /// writable, EROFS that a read-only mount covers it.
 fn open_for_write(path: &str) -> String {
@@ -164,6 +175,8 @@ pub fn run() -> BTreeMap<&'static str, String> {
         ("kcore", masked("/proc/kcore")),
         // Masked too, and present on kernels built without /proc/kcore.
         ("timer_list", masked("/proc/timer_list")),
+        // A masked directory (ACPI firmware tables; absent on kernels without ACPI).
+        ("acpi", masked_dir("/proc/acpi")),
         (
             "sysrq_trigger_open_write",
             open_for_write("/proc/sysrq-trigger"),

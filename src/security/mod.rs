@@ -174,12 +174,16 @@ impl Cap {
             .map_or_else(|| format!("cap_{}", self.0), |n| (*n).to_string())
     }
 
-    /// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap).
+    /// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap), read once:
+    /// every container launch asks.
     pub fn last() -> u32 {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(CAP_NAMES.len() as u32 - 1)
+        static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        *LAST.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(CAP_NAMES.len() as u32 - 1)
+        })
     }
 }
 

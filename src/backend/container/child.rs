@@ -43,7 +43,9 @@ pub struct FsSpec {
     pub dev_null: CString,
     pub dev_nodes: Vec<(CString, libc::dev_t)>,
     pub dev_links: Vec<(CString, CString)>,
-    pub masked: Vec<CString>,
+    /// Each masked path, and whether it is a directory on the host's kernel (its /proc is
+    /// the instance's): a directory gets its tmpfs first.
+    pub masked: Vec<(CString, bool)>,
     pub readonly: Vec<CString>,
 }
 
@@ -450,29 +452,39 @@ unsafe fn setup_fs(fs: &FsSpec, hostname: Option<&CString>, fds: &ChildFds, st: 
                 Stage::Dev,
             );
         }
-        for p in &fs.masked {
-            if libc::mount(
-                fs.dev_null.as_ptr(),
-                p.as_ptr(),
-                NULL,
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) < 0
-            {
+        // A bind of /dev/null that fails on a directory still costs a cloned mount, and
+        // unmounting it waits an expedited RCU grace period (do_loopback's error path): so a
+        // path the host shows as a directory gets its tmpfs first, and the other way round
+        // only if the guess was wrong.
+        for (p, dir) in &fs.masked {
+            let bind = || {
+                libc::mount(
+                    fs.dev_null.as_ptr(),
+                    p.as_ptr(),
+                    NULL,
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            };
+            // A directory: hidden under an empty read-only tmpfs.
+            let tmpfs = || {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    p.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_RDONLY,
+                    std::ptr::null(),
+                )
+            };
+            let (first, second): (&dyn Fn() -> libc::c_int, &dyn Fn() -> libc::c_int) = if *dir {
+                (&tmpfs, &bind)
+            } else {
+                (&bind, &tmpfs)
+            };
+            if first() < 0 {
                 match errno() {
                     libc::ENOENT => {}
-                    // A directory: hide it under an empty read-only tmpfs.
-                    libc::ENOTDIR | libc::EISDIR => check(
-                        libc::mount(
-                            c"tmpfs".as_ptr(),
-                            p.as_ptr(),
-                            c"tmpfs".as_ptr(),
-                            libc::MS_RDONLY,
-                            std::ptr::null(),
-                        ) as _,
-                        fds,
-                        Stage::Mask,
-                    ),
+                    libc::ENOTDIR | libc::EISDIR => check(second() as _, fds, Stage::Mask),
                     _ => fail(fds, Stage::Mask),
                 }
             }
