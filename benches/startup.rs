@@ -83,8 +83,17 @@ impl FloorBench {
 
     fn finish(self) {
         self.floor.finish();
-        let _ = isobench::host::remove_dir_tree(&self.ctx.state_dir);
+        end_run(&self.ctx);
     }
+}
+
+/// What the runner does at a run's end, for a bench's own run: its state dir and
+/// `isobench/<run-id>` in every cgroup hierarchy go. An OCI runtime's run dirs in the
+/// hierarchies isobench uses are left to the run's end (`CgroupHost::hold_run_everywhere`),
+/// so without this a bench of runc left them behind.
+fn end_run(ctx: &RunContext) {
+    let _ = isobench::host::cgroup::CgroupHost::remove_run_everywhere(&ctx.run_id);
+    let _ = isobench::host::remove_dir_tree(&ctx.state_dir);
 }
 
 fn group(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
@@ -193,7 +202,7 @@ fn launcher(c: &mut Criterion, name: &str, make: &dyn Fn() -> (RunContext, Box<d
         );
         b.finish().expect("backend cleanup");
         fb.finish();
-        let _ = isobench::host::remove_dir_tree(&ctx.state_dir);
+        end_run(&ctx);
     }
 }
 
@@ -325,7 +334,7 @@ fn vm(c: &mut Criterion) {
             );
         }
         vm.finish().expect("vm cleanup");
-        let _ = isobench::host::remove_dir_tree(&ctx.state_dir);
+        end_run(&ctx);
     }
 }
 
